@@ -1,0 +1,300 @@
+//! The LiteLLM proxy `config.yaml`, parsed into typed settings with clear errors.
+//!
+//! Any string value of the form `os.environ/NAME` is a [`ConfigValue::Reference`]: a secret
+//! reference resolved later through the `SecretSource` seam (environment or Vault), never here.
+
+mod model;
+mod value;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use vaultgate_core::{Error, Result};
+
+pub use model::{Provider, parse_model};
+pub use value::ConfigValue;
+
+/// The whole config file. Unknown keys are collected in [`Config::unknown_keys`], not rejected.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Config {
+    pub model_list: Vec<ModelEntry>,
+    pub litellm_settings: LitellmSettings,
+    pub router_settings: RouterSettings,
+    pub general_settings: GeneralSettings,
+    /// Values visible to secret references as if they were in the process environment.
+    pub environment_variables: BTreeMap<String, ConfigValue>,
+    #[serde(skip)]
+    pub unknown_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ModelEntry {
+    pub model_name: String,
+    pub litellm_params: LitellmParams,
+    #[serde(default)]
+    pub model_info: ModelInfo,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LitellmParams {
+    /// `provider/name`, e.g. `azure/my-deployment`.
+    pub model: String,
+    #[serde(default)]
+    pub api_base: Option<ConfigValue>,
+    #[serde(default)]
+    pub api_key: Option<ConfigValue>,
+    #[serde(default)]
+    pub api_version: Option<ConfigValue>,
+    #[serde(default)]
+    pub organization: Option<ConfigValue>,
+    /// Whole-request timeout in seconds.
+    #[serde(default)]
+    pub timeout: Option<f64>,
+    /// Time to the first chunk of a stream, in seconds.
+    #[serde(default)]
+    pub stream_timeout: Option<f64>,
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    #[serde(default)]
+    pub tpm: Option<u64>,
+    #[serde(default)]
+    pub weight: Option<f64>,
+    #[serde(default)]
+    pub extra_headers: BTreeMap<String, ConfigValue>,
+    /// Answer with this text without calling the upstream.
+    #[serde(default)]
+    pub mock_response: Option<String>,
+    /// Default `max_tokens` for providers that require one (Anthropic).
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ModelInfo {
+    pub id: Option<String>,
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    pub max_tokens: Option<u64>,
+    pub max_input_tokens: Option<u64>,
+    pub mode: Option<String>,
+    pub base_model: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LitellmSettings {
+    pub num_retries: Option<u32>,
+    /// Default whole-request timeout in seconds.
+    pub request_timeout: Option<f64>,
+    pub drop_params: bool,
+    pub set_verbose: Option<bool>,
+    pub json_logs: Option<bool>,
+}
+
+/// `[{model: [fallback models]}]`, LiteLLM's shape.
+pub type Fallbacks = Vec<BTreeMap<String, Vec<String>>>;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RouterSettings {
+    pub routing_strategy: Option<String>,
+    pub num_retries: Option<u32>,
+    pub timeout: Option<f64>,
+    pub stream_timeout: Option<f64>,
+    pub allowed_fails: Option<u32>,
+    pub cooldown_time: Option<f64>,
+    pub retry_after: Option<f64>,
+    pub fallbacks: Fallbacks,
+    pub context_window_fallbacks: Fallbacks,
+    pub content_policy_fallbacks: Fallbacks,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct GeneralSettings {
+    pub master_key: Option<ConfigValue>,
+    pub database_url: Option<ConfigValue>,
+    pub key_management_system: Option<String>,
+    pub key_management_settings: KeyManagementSettings,
+    /// Largest accepted request body, in megabytes (LiteLLM's name).
+    pub max_request_size_mb: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct KeyManagementSettings {
+    pub store_virtual_keys: bool,
+    pub prefix_for_stored_virtual_keys: Option<String>,
+    pub access_mode: AccessMode,
+    pub hosted_keys: Option<Vec<String>>,
+    pub description: Option<String>,
+}
+
+impl KeyManagementSettings {
+    /// The Vault path prefix for mirrored virtual keys, always ending in `/`.
+    pub fn virtual_key_prefix(&self) -> String {
+        let prefix = self.prefix_for_stored_virtual_keys.as_deref().unwrap_or("litellm/");
+        if prefix.is_empty() || prefix.ends_with('/') {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}/")
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessMode {
+    #[default]
+    ReadOnly,
+    WriteOnly,
+    ReadAndWrite,
+}
+
+impl AccessMode {
+    pub fn can_read(self) -> bool {
+        self != Self::WriteOnly
+    }
+
+    pub fn can_write(self) -> bool {
+        self != Self::ReadOnly
+    }
+}
+
+/// The secret managers we support, by their LiteLLM names.
+pub const SUPPORTED_KEY_MANAGEMENT_SYSTEMS: &[&str] = &["hashicorp_vault"];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| match e {
+            Error::Config(message) => Error::Config(format!("{}: {message}", path.display())),
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| Error::Config(e.to_string()))?
+        };
+        config.unknown_keys = unknown_keys(text, &config);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        for (index, entry) in self.model_list.iter().enumerate() {
+            let at = format!("model_list[{index}] ({})", entry.model_name);
+            if entry.model_name.trim().is_empty() {
+                return Err(Error::Config(format!("model_list[{index}].model_name is empty")));
+            }
+            parse_model(&entry.litellm_params.model)
+                .map_err(|message| Error::Config(format!("{at}.litellm_params.model: {message}")))?;
+            for (name, value) in [
+                ("timeout", entry.litellm_params.timeout),
+                ("stream_timeout", entry.litellm_params.stream_timeout),
+                ("weight", entry.litellm_params.weight),
+            ] {
+                if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+                    return Err(Error::Config(format!(
+                        "{at}.litellm_params.{name} must be a non-negative number"
+                    )));
+                }
+            }
+        }
+        if let Some(system) = &self.general_settings.key_management_system
+            && !SUPPORTED_KEY_MANAGEMENT_SYSTEMS.contains(&system.as_str())
+        {
+            return Err(Error::Config(format!(
+                "general_settings.key_management_system: '{system}' is not supported; supported: {}",
+                SUPPORTED_KEY_MANAGEMENT_SYSTEMS.join(", ")
+            )));
+        }
+        if self.general_settings.key_management_settings.store_virtual_keys {
+            if self.general_settings.key_management_system.is_none() {
+                return Err(Error::Config(
+                    "general_settings.key_management_settings.store_virtual_keys needs \
+                     general_settings.key_management_system: hashicorp_vault"
+                        .into(),
+                ));
+            }
+            if !self.general_settings.key_management_settings.access_mode.can_write() {
+                return Err(Error::Config(
+                    "general_settings.key_management_settings.store_virtual_keys needs access_mode \
+                     write_only or read_and_write (it is read_only)"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every secret reference in the config, with where it is used, in file order.
+    pub fn references(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut push = |value: &Option<ConfigValue>, place: String| {
+            if let Some(ConfigValue::Reference(name)) = value {
+                out.push((name.clone(), place));
+            }
+        };
+        for (index, entry) in self.model_list.iter().enumerate() {
+            let p = &entry.litellm_params;
+            let at = |field: &str| format!("model_list[{index}].litellm_params.{field}");
+            push(&p.api_key, at("api_key"));
+            push(&p.api_base, at("api_base"));
+            push(&p.api_version, at("api_version"));
+            push(&p.organization, at("organization"));
+            for (header, value) in &p.extra_headers {
+                push(&Some(value.clone()), at(&format!("extra_headers.{header}")));
+            }
+        }
+        push(&self.general_settings.master_key, "general_settings.master_key".into());
+        push(&self.general_settings.database_url, "general_settings.database_url".into());
+        out
+    }
+}
+
+/// Keys present in the file that no typed field took: the settings LiteLLM has and we don't.
+fn unknown_keys(text: &str, config: &Config) -> Vec<String> {
+    let Ok(raw) = serde_saphyr::from_str::<serde_json::Value>(text) else {
+        return Vec::new();
+    };
+    let Ok(known) = serde_json::to_value(config) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    diff_keys(&raw, &known, "", &mut out);
+    out
+}
+
+fn diff_keys(raw: &serde_json::Value, known: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (raw, known) {
+        (Value::Object(raw), Value::Object(known)) => {
+            for (key, value) in raw {
+                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                match known.get(key) {
+                    Some(known_value) => diff_keys(value, known_value, &child, out),
+                    None => out.push(child),
+                }
+            }
+        }
+        (Value::Array(raw), Value::Array(known)) => {
+            for (index, (r, k)) in raw.iter().zip(known).enumerate() {
+                diff_keys(r, k, &format!("{path}[{index}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

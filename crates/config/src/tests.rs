@@ -1,0 +1,99 @@
+use super::*;
+
+const SAMPLE: &str = r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: azure/my-deployment
+      api_base: https://x.openai.azure.com/
+      api_key: os.environ/AZURE_API_KEY
+      api_version: "2024-02-01"
+      rpm: 100
+      timeout: 300
+    model_info: {id: az-1, input_cost_per_token: 0.000001}
+  - model_name: claude
+    litellm_params:
+      model: anthropic/claude-sonnet-4
+      api_key: os.environ/ANTHROPIC_API_KEY
+      some_future_param: 1
+litellm_settings: {num_retries: 3, request_timeout: 600, drop_params: true, success_callback: ["x"]}
+router_settings: {routing_strategy: simple-shuffle, fallbacks: [{gpt-4o: [claude]}]}
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+  key_management_system: hashicorp_vault
+  key_management_settings: {store_virtual_keys: true, access_mode: read_and_write, hosted_keys: [AZURE_API_KEY]}
+environment_variables: {REGION: eu, PORT_NUMBER: 8080}
+"#;
+
+#[test]
+fn parses_litellm_shape_and_lists_unknown_keys() -> Result<()> {
+    let config = Config::parse(SAMPLE)?;
+    assert_eq!(config.model_list.len(), 2);
+    let azure = &config.model_list[0].litellm_params;
+    assert_eq!(azure.api_key, Some(ConfigValue::Reference("AZURE_API_KEY".into())));
+    assert_eq!(azure.api_version, Some(ConfigValue::Literal("2024-02-01".into())));
+    assert_eq!(config.router_settings.fallbacks[0]["gpt-4o"], vec!["claude".to_owned()]);
+    assert_eq!(
+        config.unknown_keys,
+        vec!["litellm_settings.success_callback", "model_list[1].litellm_params.some_future_param"]
+    );
+    assert_eq!(
+        config.environment_variables.get("PORT_NUMBER"),
+        Some(&ConfigValue::Literal("8080".into()))
+    );
+    let names: Vec<_> = config.references().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["AZURE_API_KEY", "ANTHROPIC_API_KEY", "LITELLM_MASTER_KEY"]);
+    Ok(())
+}
+
+#[test]
+fn yaml_errors_name_line_and_key() {
+    let err = Config::parse("model_list:\n  - model_name: x\n    litellm_params:\n      model: openai/x\n      rpm: lots\n")
+        .map(|_| ())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("line 5"), "{err}");
+    assert!(err.contains("rpm"), "{err}");
+}
+
+#[test]
+fn unknown_provider_prefix_is_an_error_naming_the_entry() {
+    let err = Config::parse("model_list:\n  - model_name: x\n    litellm_params: {model: bogus/y}\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("model_list[0]") && err.contains("bogus/"), "{err}");
+}
+
+#[test]
+fn unsupported_key_management_system_names_the_supported_ones() {
+    let err = Config::parse("general_settings: {key_management_system: aws_kms}\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("aws_kms") && err.contains("hashicorp_vault"), "{err}");
+}
+
+#[test]
+fn storing_virtual_keys_needs_write_access() {
+    let text = "general_settings:\n  key_management_system: hashicorp_vault\n  key_management_settings: {store_virtual_keys: true}\n";
+    assert!(Config::parse(text).is_err());
+}
+
+#[test]
+fn literal_secrets_never_show_in_debug() -> Result<()> {
+    let config = Config::parse(
+        "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x, api_key: sk-very-secret}\n",
+    )?;
+    assert!(!format!("{config:?}").contains("sk-very-secret"));
+    Ok(())
+}
+
+#[test]
+fn virtual_key_prefix_always_ends_with_slash() {
+    let mut settings = KeyManagementSettings::default();
+    assert_eq!(settings.virtual_key_prefix(), "litellm/");
+    settings.prefix_for_stored_virtual_keys = Some("teams/a".into());
+    assert_eq!(settings.virtual_key_prefix(), "teams/a/");
+}

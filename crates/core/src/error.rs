@@ -1,0 +1,146 @@
+use axum_core::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::json;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The one error type of vaultgate. Every failure, from a bad config line to an upstream timeout,
+/// is one of these; [`Error::status`] and [`Error::to_body`] are the single place where a failure
+/// becomes an HTTP status and an OpenAI-shaped body. Messages never contain secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Invalid configuration, found at start-up or by `vaultgate check`.
+    #[error("config error: {0}")]
+    Config(String),
+    /// The client sent something we cannot accept (bad JSON, missing field, unknown model).
+    #[error("{message}")]
+    BadRequest { message: String, param: Option<String> },
+    /// Missing, unknown, expired or blocked credentials, or a model the key may not use.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key's budget is spent.
+    #[error("{0}")]
+    BudgetExceeded(String),
+    /// A key's rate or parallelism limit; `retry_after` in whole seconds.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: u64 },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// The upstream answered with an error status; its body is passed through as is.
+    #[error("upstream answered {status}")]
+    Upstream { status: StatusCode, body: Bytes, content_type: Option<HeaderValue> },
+    /// The upstream could not be reached (connect error, reset, malformed answer).
+    #[error("upstream unreachable: {0}")]
+    UpstreamUnreachable(String),
+    #[error("upstream timed out: {0}")]
+    UpstreamTimeout(String),
+    /// A dependency (Vault, the database) is unavailable; the operation was not done.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Vault / OpenBao answered with an error or could not be reached.
+    #[error("vault: {message}")]
+    Vault { message: String, status: Option<u16> },
+    #[error("database: {0}")]
+    Database(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest { message: message.into(), param: None }
+    }
+
+    pub fn bad_param(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadRequest { message: message.into(), param: Some(param.into()) }
+    }
+
+    pub fn vault(message: impl Into<String>, status: Option<u16>) -> Self {
+        Self::Vault { message: message.into(), status }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } | Self::BudgetExceeded(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Upstream { status, .. } => *status,
+            Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Unavailable(_) | Self::Vault { .. } | Self::Database(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Config(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI's `error.type` (LiteLLM's values where it has its own).
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } | Self::PayloadTooLarge { .. } | Self::NotFound(_) => {
+                "invalid_request_error"
+            }
+            Self::Unauthorized(_) => "auth_error",
+            Self::BudgetExceeded(_) => "budget_exceeded",
+            Self::RateLimited { .. } => "rate_limit_error",
+            Self::Upstream { .. } | Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) => {
+                "upstream_error"
+            }
+            Self::Unavailable(_) | Self::Vault { .. } | Self::Database(_) => "service_unavailable",
+            Self::Config(_) | Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn code(&self) -> String {
+        match self {
+            Self::BudgetExceeded(_) => "budget_exceeded".into(),
+            Self::UpstreamTimeout(_) => "timeout".into(),
+            other => other.status().as_u16().to_string(),
+        }
+    }
+
+    /// The OpenAI-shaped error body `{"error":{"message","type","param","code"}}`.
+    pub fn to_body(&self) -> Bytes {
+        let param = match self {
+            Self::BadRequest { param, .. } => param.clone(),
+            _ => None,
+        };
+        let body = json!({"error": {
+            "message": self.to_string(),
+            "type": self.kind(),
+            "param": param,
+            "code": self.code(),
+        }});
+        Bytes::from(body.to_string())
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let retry_after = match &self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        let (body, content_type) = match self {
+            Self::Upstream { body, content_type, .. } if !body.is_empty() => (
+                body,
+                content_type.unwrap_or(HeaderValue::from_static("application/json")),
+            ),
+            other => (other.to_body(), HeaderValue::from_static("application/json")),
+        };
+        let mut response = Response::new(axum_core::body::Body::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, content_type);
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
