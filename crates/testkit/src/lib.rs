@@ -1,1 +1,4 @@
-//! (being built)
+//! Test support: real OpenBao dev servers, the real gateway binary on port 0 with a temp config,
+//! and the recording mock upstream. Used only by tests and the benchmark.
+
+pub mod openbao;
