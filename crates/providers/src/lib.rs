@@ -1,1 +1,251 @@
-//! (being built)
+//! Provider adapters: how one OpenAI-shaped request becomes the request a provider expects,
+//! and how its answer comes back. No routing, no secrets lookup: callers pass resolved values.
+
+pub mod mock;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderName;
+use serde_json::{Map, Value};
+use vaultgate_config::{ConfigValue, ModelEntry, ModelInfo, Provider, parse_model};
+use vaultgate_core::{Error, Result};
+
+const OPENAI_DEFAULT_BASE: &str = "https://api.openai.com/v1";
+const ANTHROPIC_DEFAULT_BASE: &str = "https://api.anthropic.com";
+const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+/// LiteLLM's default whole-request timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The OpenAI-compatible operations the gateway proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat/completions",
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// One entry of `model_list`: where and how to call one upstream model.
+#[derive(Debug)]
+pub struct Deployment {
+    /// `model_info.id`, else `<model_name>-<index>`; reported in `x-vaultgate-model-id`.
+    pub id: String,
+    /// The public name clients ask for.
+    pub model_name: String,
+    pub provider: Provider,
+    /// The name the upstream expects (after the provider prefix).
+    pub upstream_model: String,
+    pub api_base: Option<ConfigValue>,
+    pub api_key: Option<ConfigValue>,
+    pub api_version: Option<ConfigValue>,
+    pub organization: Option<ConfigValue>,
+    pub extra_headers: Vec<(HeaderName, ConfigValue)>,
+    pub timeout: Duration,
+    pub stream_timeout: Option<Duration>,
+    pub max_retries: Option<u32>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub weight: Option<f64>,
+    pub max_tokens: Option<u64>,
+    pub mock_response: Option<String>,
+    pub model_info: ModelInfo,
+}
+
+impl Deployment {
+    /// Builds a deployment from its config entry; `default_timeout` is the router/LiteLLM default.
+    pub fn from_config(
+        index: usize,
+        entry: &ModelEntry,
+        default_timeout: Option<f64>,
+        default_stream_timeout: Option<f64>,
+    ) -> Result<Self> {
+        let params = &entry.litellm_params;
+        let (provider, upstream_model) = parse_model(&params.model).map_err(Error::Config)?;
+        let extra_headers = params
+            .extra_headers
+            .iter()
+            .map(|(name, value)| {
+                HeaderName::try_from(name.as_str())
+                    .map(|header| (header, value.clone()))
+                    .map_err(|_| {
+                        Error::Config(format!(
+                            "model_list[{index}].litellm_params.extra_headers: '{name}' is not a valid header name"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let seconds = |value: Option<f64>| value.map(Duration::from_secs_f64);
+        Ok(Self {
+            id: entry.model_info.id.clone().unwrap_or_else(|| format!("{}-{index}", entry.model_name)),
+            model_name: entry.model_name.clone(),
+            provider,
+            upstream_model,
+            api_base: params.api_base.clone(),
+            api_key: params.api_key.clone(),
+            api_version: params.api_version.clone(),
+            organization: params.organization.clone(),
+            extra_headers,
+            timeout: seconds(params.timeout.or(default_timeout)).unwrap_or(DEFAULT_TIMEOUT),
+            stream_timeout: seconds(params.stream_timeout.or(default_stream_timeout)),
+            max_retries: params.max_retries,
+            rpm: params.rpm,
+            tpm: params.tpm,
+            weight: params.weight,
+            max_tokens: params.max_tokens,
+            mock_response: params.mock_response.clone(),
+            model_info: entry.model_info.clone(),
+        })
+    }
+
+    /// The secret references whose values this deployment sends upstream.
+    pub fn api_key_reference(&self) -> Option<&str> {
+        self.api_key.as_ref().and_then(ConfigValue::reference)
+    }
+}
+
+/// Values of a deployment's settings resolved for one request (from the live secrets snapshot).
+#[derive(Default)]
+pub struct Resolved<'a> {
+    pub api_base: Option<&'a str>,
+    pub api_key: Option<&'a str>,
+    pub api_version: Option<&'a str>,
+    pub organization: Option<&'a str>,
+    pub extra_headers: Vec<(&'a HeaderName, &'a str)>,
+}
+
+/// The request body with the fields the gateway needs read up front.
+pub struct ChatBody {
+    pub fields: Map<String, Value>,
+    pub model: String,
+    pub stream: bool,
+}
+
+impl ChatBody {
+    /// Parses a client body: a JSON object with a string `model`.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::bad_request(format!("request body is not valid JSON: {e}")))?;
+        let Value::Object(fields) = value else {
+            return Err(Error::bad_request("request body must be a JSON object"));
+        };
+        let model = match fields.get("model") {
+            Some(Value::String(model)) if !model.is_empty() => model.clone(),
+            Some(_) => return Err(Error::bad_param("model", "`model` must be a non-empty string")),
+            None => return Err(Error::bad_param("model", "missing required parameter `model`")),
+        };
+        let stream = fields.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        Ok(Self { fields, model, stream })
+    }
+}
+
+/// Builds the upstream HTTP request for an OpenAI-shaped body.
+/// `want_usage` asks a streaming upstream to append a usage chunk (for spend tracking).
+pub fn build_request(
+    client: &reqwest::Client,
+    deployment: &Deployment,
+    resolved: &Resolved<'_>,
+    endpoint: Endpoint,
+    body: &ChatBody,
+    want_usage: bool,
+) -> Result<reqwest::RequestBuilder> {
+    let mut fields = body.fields.clone();
+    fields.insert("model".into(), Value::String(deployment.upstream_model.clone()));
+    if body.stream && want_usage && endpoint != Endpoint::Embeddings {
+        let options = fields
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(options) = options {
+            options.insert("include_usage".into(), Value::Bool(true));
+        }
+    }
+    let request = match deployment.provider {
+        Provider::OpenAi => {
+            let base = resolved.api_base.unwrap_or(OPENAI_DEFAULT_BASE).trim_end_matches('/');
+            let mut request = client.post(format!("{base}/{}", endpoint.path()));
+            if let Some(key) = resolved.api_key {
+                request = request.bearer_auth(key);
+            }
+            if let Some(organization) = resolved.organization {
+                request = request.header("OpenAI-Organization", organization);
+            }
+            request
+        }
+        Provider::Azure => {
+            let base = resolved
+                .api_base
+                .ok_or_else(|| {
+                    Error::Config(format!("deployment {} (azure) has no api_base", deployment.id))
+                })?
+                .trim_end_matches('/');
+            let version = resolved.api_version.unwrap_or(AZURE_DEFAULT_API_VERSION);
+            let url = reqwest::Url::parse_with_params(
+                &format!("{base}/openai/deployments/{}/{}", deployment.upstream_model, endpoint.path()),
+                [("api-version", version)],
+            )
+            .map_err(|e| Error::Config(format!("deployment {}: bad api_base: {e}", deployment.id)))?;
+            // Azure takes the deployment from the URL; the body's model is ignored but harmless.
+            let mut request = client.post(url);
+            if let Some(key) = resolved.api_key {
+                request = request.header("api-key", key);
+            }
+            request
+        }
+        Provider::Anthropic => {
+            return Err(Error::bad_request(format!(
+                "model {} (anthropic) does not support /{}",
+                deployment.model_name,
+                endpoint.path()
+            )));
+        }
+    };
+    let mut request = request
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&fields).map_err(|e| Error::Internal(e.to_string()))?);
+    for (name, value) in &resolved.extra_headers {
+        request = request.header(*name, *value);
+    }
+    Ok(request)
+}
+
+/// The default Anthropic base URL, for the Anthropic adapter.
+pub fn anthropic_base<'a>(resolved: &Resolved<'a>) -> &'a str {
+    resolved.api_base.unwrap_or(ANTHROPIC_DEFAULT_BASE)
+}
+
+/// Token counts reported by an upstream (`usage` of an OpenAI-shaped answer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl Usage {
+    /// Reads `usage` from an OpenAI-shaped JSON object, if present.
+    pub fn from_json(value: &Value) -> Option<Self> {
+        let usage = value.get("usage")?;
+        let count = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
+        Some(Self { prompt_tokens: count("prompt_tokens"), completion_tokens: count("completion_tokens") })
+    }
+
+    pub fn total(self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// Bytes of a whole SSE frame `data: …\n\n`.
+pub fn sse_frame(payload: &str) -> Bytes {
+    Bytes::from(format!("data: {payload}\n\n"))
+}
+
+#[cfg(test)]
+mod tests;
