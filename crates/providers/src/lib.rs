@@ -1,6 +1,7 @@
 //! Provider adapters: how one OpenAI-shaped request becomes the request a provider expects,
 //! and how its answer comes back. No routing, no secrets lookup: callers pass resolved values.
 
+pub mod anthropic;
 pub mod mock;
 
 use std::time::Duration;

@@ -1,0 +1,86 @@
+//! Anthropic error bodies → OpenAI-shaped upstream errors.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use serde_json::{Value, json};
+use vaultgate_core::Error;
+
+/// Longest slice of a non-JSON error body quoted back to the client.
+const MAX_RAW_MESSAGE: usize = 512;
+
+/// Turns an Anthropic error answer (`{"type":"error","error":{"type","message"}}`) into
+/// [`Error::Upstream`] with the same status (529 stays 529, so clients and the router can tell
+/// overload from failure) and an OpenAI-shaped body, because OpenAI SDKs only read that shape.
+pub fn map_error(status: StatusCode, body: &[u8]) -> Error {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let error = parsed.as_ref().and_then(|v| v.get("error"));
+    let kind = error
+        .and_then(|e| e.get("type"))
+        .and_then(Value::as_str)
+        .map_or_else(|| default_type(status).to_owned(), str::to_owned);
+    let message = match error.and_then(|e| e.get("message")).and_then(Value::as_str) {
+        Some(message) => message.to_owned(),
+        None => raw_message(status, body),
+    };
+    Error::Upstream {
+        status,
+        body: openai_error_body(&message, &kind, status),
+        content_type: Some(HeaderValue::from_static("application/json")),
+    }
+}
+
+/// `{"error":{"message","type","param":null,"code":"<status>"}}`, the shape of vaultgate's own
+/// errors, so clients see one format whichever provider failed.
+pub(super) fn openai_error_body(message: &str, kind: &str, status: StatusCode) -> Bytes {
+    let body = json!({"error": {
+        "message": message,
+        "type": kind,
+        "param": null,
+        "code": status.as_u16().to_string(),
+    }});
+    Bytes::from(body.to_string())
+}
+
+/// The HTTP status Anthropic uses for an error type; needed for errors inside a stream, which
+/// arrive after a 200.
+pub(super) fn status_for_type(kind: &str) -> StatusCode {
+    match kind {
+        "invalid_request_error" => StatusCode::BAD_REQUEST,
+        "authentication_error" => StatusCode::UNAUTHORIZED,
+        "billing_error" => StatusCode::PAYMENT_REQUIRED,
+        "permission_error" => StatusCode::FORBIDDEN,
+        "not_found_error" => StatusCode::NOT_FOUND,
+        "request_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "rate_limit_error" => StatusCode::TOO_MANY_REQUESTS,
+        "timeout_error" => StatusCode::GATEWAY_TIMEOUT,
+        "overloaded_error" => StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn default_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+/// A non-JSON body (e.g. an HTML page from a proxy), shortened on a char boundary.
+fn raw_message(status: StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return format!("anthropic answered {status}");
+    }
+    match text.char_indices().nth(MAX_RAW_MESSAGE) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}

@@ -1,0 +1,532 @@
+//! OpenAI chat completion request → Anthropic Messages request.
+
+use serde_json::{Map, Value, json};
+use vaultgate_core::{Error, Result};
+
+use super::TranslateOptions;
+
+/// Translates an OpenAI chat completion body into an Anthropic Messages body for `upstream_model`.
+///
+/// Params Anthropic cannot honour are dropped when `opts.drop_params`, else answered with a 400
+/// naming the param, as LiteLLM does; values that equal OpenAI's defaults (`n: 1`,
+/// `presence_penalty: 0`, `response_format: {"type":"text"}`…) and `null`s are always accepted.
+pub fn chat_to_messages_request(
+    body: &Map<String, Value>,
+    upstream_model: &str,
+    opts: &TranslateOptions,
+) -> Result<Value> {
+    let mut out = Map::new();
+    out.insert("model".into(), Value::String(upstream_model.to_owned()));
+
+    let (system, messages) = convert_messages(body.get("messages"))?;
+    if let Some(system) = system {
+        out.insert("system".into(), system);
+    }
+    out.insert("messages".into(), Value::Array(messages));
+
+    let mut max_tokens = None;
+    let mut max_completion_tokens = None;
+    let mut tools = None;
+    let mut tool_choice = None;
+    let mut parallel_tool_calls = None;
+    for (name, value) in body {
+        if value.is_null() {
+            continue;
+        }
+        match name.as_str() {
+            "model" | "messages" => {}
+            // The caller decides about usage chunks; `store` only concerns OpenAI's own storage.
+            "stream_options" | "store" => {}
+            "max_tokens" => max_tokens = Some(positive_int(name, value)?),
+            "max_completion_tokens" => max_completion_tokens = Some(positive_int(name, value)?),
+            "temperature" | "top_p" | "top_k" => {
+                if !value.is_number() {
+                    return Err(Error::bad_param(name, format!("`{name}` must be a number")));
+                }
+                out.insert(name.clone(), value.clone());
+            }
+            "stream" => {
+                let stream = value
+                    .as_bool()
+                    .ok_or_else(|| Error::bad_param(name, "`stream` must be a boolean"))?;
+                out.insert("stream".into(), Value::Bool(stream));
+            }
+            "stop" => {
+                let stops = stop_sequences(value)?;
+                if !stops.is_empty() {
+                    out.insert("stop_sequences".into(), Value::Array(stops));
+                }
+            }
+            "user" => {
+                let user = value
+                    .as_str()
+                    .ok_or_else(|| Error::bad_param(name, "`user` must be a string"))?;
+                out.insert("metadata".into(), json!({ "user_id": user }));
+            }
+            "tools" => tools = Some(convert_tools(value)?),
+            "tool_choice" => tool_choice = Some(convert_tool_choice(value)?),
+            "parallel_tool_calls" => {
+                parallel_tool_calls = Some(value.as_bool().ok_or_else(|| {
+                    Error::bad_param(name, "`parallel_tool_calls` must be a boolean")
+                })?);
+            }
+            // Anthropic-native extended thinking, passed through for clients that know it.
+            "thinking" => {
+                out.insert(name.clone(), value.clone());
+            }
+            _ if is_default_value(name, value) => {}
+            _ if opts.drop_params => {}
+            _ => {
+                return Err(Error::bad_param(
+                    name,
+                    format!(
+                        "`{name}` is not supported by anthropic; set litellm_settings.drop_params: true to drop it"
+                    ),
+                ));
+            }
+        }
+    }
+
+    let max_tokens = max_completion_tokens
+        .or(max_tokens)
+        .unwrap_or(opts.default_max_tokens);
+    out.insert("max_tokens".into(), json!(max_tokens));
+
+    // Anthropic rejects tool_choice without tools, so a lone tool_choice is dropped.
+    if let Some(tools) = tools.filter(|tools| !tools.is_empty()) {
+        out.insert("tools".into(), Value::Array(tools));
+        let mut choice = tool_choice.unwrap_or_else(|| json!({"type": "auto"}));
+        let none = choice.get("type").and_then(Value::as_str) == Some("none");
+        if parallel_tool_calls == Some(false) && !none {
+            choice["disable_parallel_tool_use"] = Value::Bool(true);
+        }
+        if tool_choice_is_needed(&choice) {
+            out.insert("tool_choice".into(), choice);
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// `{"type":"auto"}` is Anthropic's default; leaving it out keeps the upstream body minimal.
+fn tool_choice_is_needed(choice: &Value) -> bool {
+    choice != &json!({"type": "auto"})
+}
+
+/// OpenAI params whose value asks for nothing beyond the default, so dropping them loses nothing.
+fn is_default_value(name: &str, value: &Value) -> bool {
+    match name {
+        "n" => value.as_u64() == Some(1),
+        "presence_penalty" | "frequency_penalty" => value.as_f64() == Some(0.0),
+        "logprobs" => value == &Value::Bool(false),
+        "response_format" => value.get("type").and_then(Value::as_str) == Some("text"),
+        _ => false,
+    }
+}
+
+fn positive_int(name: &str, value: &Value) -> Result<u64> {
+    value
+        .as_u64()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::bad_param(name, format!("`{name}` must be a positive integer")))
+}
+
+fn stop_sequences(value: &Value) -> Result<Vec<Value>> {
+    let invalid = || Error::bad_param("stop", "`stop` must be a string or a list of strings");
+    match value {
+        Value::String(s) => Ok(vec![Value::String(s.clone())]),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(|s| Value::String(s.to_owned()))
+                    .ok_or_else(invalid)
+            })
+            .collect(),
+        _ => Err(invalid()),
+    }
+}
+
+fn convert_tools(value: &Value) -> Result<Vec<Value>> {
+    let tools = value
+        .as_array()
+        .ok_or_else(|| Error::bad_param("tools", "`tools` must be a list"))?;
+    tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            let kind = tool.get("type").and_then(Value::as_str);
+            if kind != Some("function") {
+                return Err(Error::bad_param(
+                    format!("tools[{i}].type"),
+                    format!(
+                        "tool type {} is not supported by anthropic; only \"function\" tools are",
+                        kind.map_or_else(|| "null".to_owned(), |k| format!("{k:?}"))
+                    ),
+                ));
+            }
+            let function = tool.get("function");
+            let name = function
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    Error::bad_param(
+                        format!("tools[{i}].function.name"),
+                        "missing tool function name",
+                    )
+                })?;
+            let mut out = Map::new();
+            out.insert("name".into(), Value::String(name.to_owned()));
+            if let Some(description) = function
+                .and_then(|f| f.get("description"))
+                .filter(|d| !d.is_null())
+            {
+                out.insert("description".into(), description.clone());
+            }
+            // Anthropic requires a schema; OpenAI allows a function without parameters.
+            let schema = function
+                .and_then(|f| f.get("parameters"))
+                .filter(|p| !p.is_null())
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            out.insert("input_schema".into(), schema);
+            if let Some(cache) = tool.get("cache_control") {
+                out.insert("cache_control".into(), cache.clone());
+            }
+            Ok(Value::Object(out))
+        })
+        .collect()
+}
+
+fn convert_tool_choice(value: &Value) -> Result<Value> {
+    let invalid = || {
+        Error::bad_param(
+            "tool_choice",
+            "`tool_choice` must be \"auto\", \"none\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":…}}",
+        )
+    };
+    match value {
+        Value::String(s) => match s.as_str() {
+            "auto" => Ok(json!({"type": "auto"})),
+            "none" => Ok(json!({"type": "none"})),
+            "required" => Ok(json!({"type": "any"})),
+            _ => Err(invalid()),
+        },
+        Value::Object(choice) if choice.get("type").and_then(Value::as_str) == Some("function") => {
+            let name = choice
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(invalid)?;
+            Ok(json!({"type": "tool", "name": name}))
+        }
+        _ => Err(invalid()),
+    }
+}
+
+/// Splits OpenAI messages into Anthropic's top-level `system` and alternating user/assistant
+/// turns: every system/developer message goes to `system`, tool results become user turns, and
+/// consecutive turns of one role are merged because Anthropic requires strict alternation.
+fn convert_messages(messages: Option<&Value>) -> Result<(Option<Value>, Vec<Value>)> {
+    let messages = match messages {
+        Some(Value::Array(messages)) => messages,
+        Some(_) => return Err(Error::bad_param("messages", "`messages` must be a list")),
+        None => {
+            return Err(Error::bad_param(
+                "messages",
+                "missing required parameter `messages`",
+            ));
+        }
+    };
+    let mut system: Vec<Value> = Vec::new();
+    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let role = message.get("role").and_then(Value::as_str).ok_or_else(|| {
+            Error::bad_param(
+                format!("messages[{i}].role"),
+                "each message needs a string `role`",
+            )
+        })?;
+        let content = message.get("content").unwrap_or(&Value::Null);
+        let content_param = || format!("messages[{i}].content");
+        match role {
+            "system" | "developer" => system.extend(text_blocks(content, &content_param())?),
+            "user" => push_turn(&mut turns, "user", user_blocks(content, &content_param())?),
+            "assistant" => push_turn(&mut turns, "assistant", assistant_blocks(message, i)?),
+            "tool" => push_turn(&mut turns, "user", vec![tool_result(message, i)?]),
+            other => {
+                return Err(Error::bad_param(
+                    format!("messages[{i}].role"),
+                    format!("role {other:?} is not supported by anthropic"),
+                ));
+            }
+        }
+    }
+    if turns.is_empty() {
+        return Err(Error::bad_param(
+            "messages",
+            "anthropic needs at least one user or assistant message with content",
+        ));
+    }
+    let turns = turns
+        .into_iter()
+        .map(|(role, mut blocks)| {
+            if role == "user" {
+                // A tool result must open the turn that answers the tool call.
+                blocks
+                    .sort_by_key(|b| b.get("type").and_then(Value::as_str) != Some("tool_result"));
+            }
+            json!({"role": role, "content": blocks})
+        })
+        .collect();
+    let system = match system.as_slice() {
+        [] => None,
+        [only] if only.get("cache_control").is_none() => only.get("text").cloned(),
+        _ => Some(Value::Array(system)),
+    };
+    Ok((system, turns))
+}
+
+fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, blocks: Vec<Value>) {
+    if blocks.is_empty() {
+        // Anthropic rejects empty content; an empty turn carries nothing anyway.
+        return;
+    }
+    match turns.last_mut() {
+        Some((last, existing)) if *last == role => existing.extend(blocks),
+        _ => turns.push((role, blocks)),
+    }
+}
+
+/// A text block, or nothing for empty text (Anthropic rejects empty text blocks).
+fn text_block(text: &str, part: Option<&Value>) -> Option<Value> {
+    if text.is_empty() {
+        return None;
+    }
+    let mut block = json!({"type": "text", "text": text});
+    if let Some(cache) = part.and_then(|p| p.get("cache_control")) {
+        block["cache_control"] = cache.clone();
+    }
+    Some(block)
+}
+
+/// Content that may only hold text: a string, a list of text parts, or null.
+fn text_blocks(content: &Value, param: &str) -> Result<Vec<Value>> {
+    match content {
+        Value::Null => Ok(Vec::new()),
+        Value::String(text) => Ok(text_block(text, None).into_iter().collect()),
+        Value::Array(parts) => {
+            let mut blocks = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                match part.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        let text = part_text(part, &format!("{param}[{j}].text"))?;
+                        blocks.extend(text_block(text, Some(part)));
+                    }
+                    other => return Err(unsupported_part(&format!("{param}[{j}]"), other)),
+                }
+            }
+            Ok(blocks)
+        }
+        _ => Err(Error::bad_param(
+            param,
+            "`content` must be a string or a list of content parts",
+        )),
+    }
+}
+
+fn part_text<'a>(part: &'a Value, param: &str) -> Result<&'a str> {
+    part.get("text")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::bad_param(param, "a text part needs a string `text`"))
+}
+
+fn unsupported_part(param: &str, kind: Option<&str>) -> Error {
+    Error::bad_param(
+        param,
+        format!(
+            "content part type {} is not supported by anthropic here",
+            kind.map_or_else(|| "null".to_owned(), |k| format!("{k:?}"))
+        ),
+    )
+}
+
+fn user_blocks(content: &Value, param: &str) -> Result<Vec<Value>> {
+    let Value::Array(parts) = content else {
+        return text_blocks(content, param);
+    };
+    let mut blocks = Vec::new();
+    for (j, part) in parts.iter().enumerate() {
+        let part_param = format!("{param}[{j}]");
+        match part.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                blocks.extend(text_block(
+                    part_text(part, &format!("{part_param}.text"))?,
+                    Some(part),
+                ));
+            }
+            Some("image_url") => blocks.push(image_block(part, &part_param)?),
+            Some("file") => blocks.push(file_block(part, &part_param)?),
+            other => return Err(unsupported_part(&part_param, other)),
+        }
+    }
+    Ok(blocks)
+}
+
+/// OpenAI `image_url` (a data URL or an http(s) URL) → Anthropic image block.
+fn image_block(part: &Value, param: &str) -> Result<Value> {
+    let image = part.get("image_url");
+    // Both `{"url": …}` and a bare string are seen in the wild.
+    let url = image
+        .and_then(|i| i.get("url").or(Some(i)))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Error::bad_param(
+                format!("{param}.image_url"),
+                "an image part needs `image_url.url`",
+            )
+        })?;
+    let source = url_source(url, &format!("{param}.image_url.url"))?;
+    let mut block = json!({"type": "image", "source": source});
+    if let Some(cache) = part.get("cache_control") {
+        block["cache_control"] = cache.clone();
+    }
+    Ok(block)
+}
+
+/// OpenAI `file` part with inline `file_data` (a data URL, e.g. a PDF) → Anthropic document block.
+fn file_block(part: &Value, param: &str) -> Result<Value> {
+    let data = part
+        .get("file")
+        .and_then(|f| f.get("file_data"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Error::bad_param(
+                format!("{param}.file.file_data"),
+                "anthropic needs file parts inline as a base64 data URL in `file.file_data`",
+            )
+        })?;
+    let source = url_source(data, &format!("{param}.file.file_data"))?;
+    Ok(json!({"type": "document", "source": source}))
+}
+
+/// A `data:<media type>;base64,<data>` URL or an http(s) URL → Anthropic `source`.
+fn url_source(url: &str, param: &str) -> Result<Value> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let (meta, data) = rest
+            .split_once(',')
+            .ok_or_else(|| Error::bad_param(param, "malformed data URL: no ','"))?;
+        let media_type = meta.strip_suffix(";base64").ok_or_else(|| {
+            Error::bad_param(
+                param,
+                "anthropic needs base64 data URLs (data:<media type>;base64,…)",
+            )
+        })?;
+        if media_type.is_empty() {
+            return Err(Error::bad_param(param, "the data URL has no media type"));
+        }
+        return Ok(json!({"type": "base64", "media_type": media_type, "data": data}));
+    }
+    let lower = url
+        .get(..8)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        return Ok(json!({"type": "url", "url": url}));
+    }
+    Err(Error::bad_param(
+        param,
+        "expected a data URL or an http(s) URL",
+    ))
+}
+
+/// Assistant text (string or text/refusal parts) followed by its tool calls as `tool_use` blocks.
+fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>> {
+    let content = message.get("content").unwrap_or(&Value::Null);
+    let param = format!("messages[{i}].content");
+    let mut blocks = match content {
+        Value::Array(parts) => {
+            let mut blocks = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                match part.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        let text = part_text(part, &format!("{param}[{j}].text"))?;
+                        blocks.extend(text_block(text, Some(part)));
+                    }
+                    Some("refusal") => {
+                        let text = part
+                            .get("refusal")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        blocks.extend(text_block(text, None));
+                    }
+                    other => return Err(unsupported_part(&format!("{param}[{j}]"), other)),
+                }
+            }
+            blocks
+        }
+        other => text_blocks(other, &param)?,
+    };
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => return Ok(blocks),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => {
+            return Err(Error::bad_param(
+                format!("messages[{i}].tool_calls"),
+                "`tool_calls` must be a list",
+            ));
+        }
+    };
+    for (j, call) in calls.iter().enumerate() {
+        let param = format!("messages[{i}].tool_calls[{j}]");
+        let id = call.get("id").and_then(Value::as_str).ok_or_else(|| {
+            Error::bad_param(format!("{param}.id"), "a tool call needs a string `id`")
+        })?;
+        let function = call.get("function");
+        let name = function
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                Error::bad_param(
+                    format!("{param}.function.name"),
+                    "a tool call needs `function.name`",
+                )
+            })?;
+        let arguments = function
+            .and_then(|f| f.get("arguments"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let input = if arguments.trim().is_empty() {
+            json!({})
+        } else {
+            match serde_json::from_str::<Value>(arguments) {
+                Ok(input @ Value::Object(_)) => input,
+                _ => {
+                    return Err(Error::bad_param(
+                        format!("{param}.function.arguments"),
+                        "tool call arguments must be a JSON object encoded as a string",
+                    ));
+                }
+            }
+        };
+        blocks.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+    }
+    Ok(blocks)
+}
+
+/// A `role: tool` message → a `tool_result` block for the next user turn.
+fn tool_result(message: &Value, i: usize) -> Result<Value> {
+    let id = message
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Error::bad_param(
+                format!("messages[{i}].tool_call_id"),
+                "a tool message needs a string `tool_call_id`",
+            )
+        })?;
+    let content = match message.get("content").unwrap_or(&Value::Null) {
+        Value::String(text) => Value::String(text.clone()),
+        other => Value::Array(text_blocks(other, &format!("messages[{i}].content"))?),
+    };
+    Ok(json!({"type": "tool_result", "tool_use_id": id, "content": content}))
+}
