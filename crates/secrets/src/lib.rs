@@ -1,1 +1,20 @@
-//! (being built)
+//! Secret references (`os.environ/NAME`) resolved from HashiCorp Vault / OpenBao or the
+//! environment, kept fresh in the background and read lock-free on the request path.
+//!
+//! Start-up: [`Env::from_config`], then [`LiveSecrets::start`] (or [`connect_vault`] +
+//! [`LiveSecrets::resolve`] to share the [`VaultClient`] with the virtual-key mirror), then
+//! [`LiveSecrets::spawn_refresher`]. Requests call [`LiveSecrets::snapshot`] and
+//! [`SecretMap::value`]. `vaultgate check` calls [`check`].
+
+mod check;
+mod client;
+mod env;
+mod live;
+pub mod metrics;
+mod settings;
+
+pub use check::{CheckReport, check};
+pub use client::{TokenInfo, VaultClient};
+pub use env::Env;
+pub use live::{LiveSecrets, SecretMap, SecretOrigin, VaultReadiness, connect_vault};
+pub use settings::{DEFAULT_K8S_TOKEN_PATH, VaultAuth, VaultSettings};

@@ -1,0 +1,151 @@
+//! `vaultgate check`: what Vault and the environment would give the gateway, without starting
+//! it and without printing any value.
+
+use std::fmt;
+
+use vaultgate_config::Config;
+
+use crate::env::Env;
+use crate::live::{connect_vault, reads_from_vault, reference_uses, vault_configured};
+
+/// A printable report and whether everything needed was found.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    pub ok: bool,
+    pub lines: Vec<String>,
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in &self.lines {
+            writeln!(f, "{line}")?;
+        }
+        write!(f, "secrets: {}", if self.ok { "OK" } else { "FAILED" })
+    }
+}
+
+/// The capabilities that let the gateway create, rotate and delete mirrored virtual keys.
+fn can_mirror(caps: &[String]) -> bool {
+    let has = |c: &str| caps.iter().any(|x| x == c);
+    has("root") || (has("create") && has("update") && has("delete"))
+}
+
+/// Logs in, reports the token, and resolves each reference the way start-up would.
+pub async fn check(config: &Config, env: &Env) -> CheckReport {
+    let mut lines = Vec::new();
+    let mut ok = true;
+    let uses = reference_uses(config);
+
+    let vault = if vault_configured(config) {
+        match connect_vault(config, env).await {
+            Ok(vault) => vault,
+            Err(error) => {
+                lines.push(format!("FAIL vault: {error}"));
+                ok = false;
+                None
+            }
+        }
+    } else {
+        lines.push("vault: not configured (general_settings.key_management_system unset); references come from the environment".into());
+        None
+    };
+
+    if let Some(vault) = &vault {
+        let s = vault.settings();
+        lines.push(format!(
+            "vault: {} (auth {}, secret namespace {}, mount {}, path prefix {})",
+            s.addr,
+            s.auth.method(),
+            s.secret_namespace.as_deref().unwrap_or("-"),
+            s.mount,
+            s.path_prefix.as_deref().unwrap_or("-"),
+        ));
+        match vault.token_info().await {
+            Ok(info) => lines.push(format!(
+                "ok   token: method {}, ttl {}, renewable {}, policies [{}]",
+                info.method,
+                if info.ttl_secs == 0 {
+                    "never expires".to_owned()
+                } else {
+                    format!("{}s", info.ttl_secs)
+                },
+                info.renewable,
+                info.policies.join(", ")
+            )),
+            Err(error) => {
+                lines.push(format!("FAIL token lookup: {error}"));
+                ok = false;
+            }
+        }
+    }
+
+    for (name, places) in &uses {
+        let used_at = places.join(", ");
+        let mut vault_note = None;
+        if let Some(vault) = vault.as_ref().filter(|_| reads_from_vault(config, name)) {
+            let path = vault.secret_path(name).unwrap_or_else(|e| e.to_string());
+            match vault.read_secret(name).await {
+                Ok(Some(_)) => {
+                    lines.push(format!(
+                        "ok   {name}: found in Vault at {path} (used at {used_at})"
+                    ));
+                    continue;
+                }
+                Ok(None) => vault_note = Some(format!("not in Vault at {path}")),
+                Err(error) => vault_note = Some(format!("Vault read at {path} failed: {error}")),
+            }
+        }
+        let from_env = env.get(name).is_some();
+        match (from_env, vault_note) {
+            (true, Some(note)) => lines.push(format!(
+                "warn {name}: {note}; environment fallback (used at {used_at})"
+            )),
+            (true, None) => lines.push(format!(
+                "ok   {name}: from the environment (used at {used_at})"
+            )),
+            (false, note) => {
+                ok = false;
+                let note = note.map(|n| format!("{n}; ")).unwrap_or_default();
+                lines.push(format!(
+                    "FAIL {name}: MISSING: {note}not in the environment (used at {used_at})"
+                ));
+            }
+        }
+    }
+
+    let kms = &config.general_settings.key_management_settings;
+    if kms.store_virtual_keys
+        && let Some(vault) = &vault
+    {
+        let probe = format!("{}vaultgate-check", kms.virtual_key_prefix());
+        match vault.secret_policy_path(&probe) {
+            Ok(path) => match vault.capabilities_self(&path).await {
+                Ok(caps) if can_mirror(&caps) => lines.push(format!(
+                    "ok   virtual key mirror: capabilities on {path}: [{}]",
+                    caps.join(", ")
+                )),
+                Ok(caps) => {
+                    ok = false;
+                    lines.push(format!(
+                        "FAIL virtual key mirror: store_virtual_keys needs create, update and delete on {path}; the token has [{}]",
+                        caps.join(", ")
+                    ));
+                }
+                Err(error) => {
+                    ok = false;
+                    lines.push(format!(
+                        "FAIL virtual key mirror: capabilities-self: {error}"
+                    ));
+                }
+            },
+            Err(error) => {
+                ok = false;
+                lines.push(format!("FAIL virtual key mirror: {error}"));
+            }
+        }
+    }
+    if let Some(vault) = &vault {
+        vault.shutdown();
+    }
+    CheckReport { ok, lines }
+}

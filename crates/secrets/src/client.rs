@@ -1,0 +1,996 @@
+//! A thin Vault / OpenBao client on reqwest: the dozen endpoints vaultgate needs, with the
+//! behaviour of a good long-running client (COMPAT §7): one mTLS-capable HTTP client for every
+//! call, bounded retries of transient failures, renewal at ~2/3 of the TTL and re-login forever.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use vaultgate_core::{Error, Result};
+
+use crate::metrics as m;
+use crate::settings::{VaultAuth, VaultSettings, trim_part};
+
+/// Re-login backoff bounds (Vault Agent's).
+const LOGIN_BACKOFF_MIN: Duration = Duration::from_secs(1);
+const LOGIN_BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Longest `Retry-After` we honour inside one call; longer waits are the refresher's job.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
+/// How often a non-expiring token (root, periodic without TTL) is checked with lookup-self.
+const NON_EXPIRING_CHECK: Duration = Duration::from_secs(3600);
+
+/// What `lookup-self` says about our token. Never holds the token itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    /// `approle`, `cert`, `token` or `kubernetes`.
+    pub method: &'static str,
+    /// Seconds left when looked up; 0 means the token never expires (root).
+    pub ttl_secs: u64,
+    pub renewable: bool,
+    pub policies: Vec<String>,
+    /// RFC 3339, when the token expires.
+    pub expire_time: Option<String>,
+}
+
+/// The current token and what we know about it.
+struct TokenState {
+    token: SecretString,
+    /// Bumped at every login: lets a 403 handler see whether someone already re-logged.
+    generation: u64,
+    /// Lease length when obtained or last renewed, in seconds (0 = never expires).
+    ttl_secs: u64,
+    /// When `ttl_secs` was measured.
+    measured: Instant,
+    renewable: bool,
+    policies: Vec<String>,
+    /// The increment to ask for on renewal (the token's creation TTL).
+    increment_secs: u64,
+    /// False once a renewal came back shorter than asked: the max TTL is near, re-login instead.
+    growing: bool,
+}
+
+impl TokenState {
+    fn remaining(&self) -> Duration {
+        Duration::from_secs(self.ttl_secs).saturating_sub(self.measured.elapsed())
+    }
+}
+
+/// An answer from Vault after retries: status and JSON body (if any).
+struct Reply {
+    status: StatusCode,
+    body: Option<Value>,
+}
+
+impl Reply {
+    /// Vault's `errors` array, joined; never contains a secret value.
+    fn errors(&self) -> String {
+        let errors = self
+            .body
+            .as_ref()
+            .and_then(|b| b.get("errors"))
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(Value::as_str)
+                    .map(|s| s.trim().replace("\n\t* ", " ").replace('\n', " "))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default();
+        if errors.is_empty() {
+            "(no error text)".into()
+        } else {
+            errors
+        }
+    }
+
+    fn is_permission_denied(&self) -> bool {
+        self.status == StatusCode::FORBIDDEN
+    }
+}
+
+struct Inner {
+    settings: VaultSettings,
+    http: reqwest::Client,
+    base: url::Url,
+    token: ArcSwapOption<TokenState>,
+    /// Single-flight for logins.
+    login_lock: tokio::sync::Mutex<()>,
+    /// The last login/renewal failure, cleared on success (readiness).
+    auth_error: Mutex<Option<String>>,
+    /// Wakes the renewal task to re-plan after a login done elsewhere.
+    replan: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A Vault / OpenBao client. Cheap to clone (an `Arc` inside); the renewal task stops when the
+/// last clone is dropped or [`VaultClient::shutdown`] is called.
+#[derive(Clone)]
+pub struct VaultClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for VaultClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultClient")
+            .field("addr", &self.inner.settings.addr)
+            .field("auth", &self.inner.settings.auth.method())
+            .finish()
+    }
+}
+
+fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Config(format!("{what} {}: {e}", path.display())))
+}
+
+fn build_http(settings: &VaultSettings) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("vaultgate/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &settings.ca_cert {
+        let pem = read_file("cannot read the Vault CA certificate", ca)?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Config(format!("Vault CA certificate {}: {e}", ca.display())))?;
+        builder = builder.tls_certs_only(certs);
+    }
+    if settings.skip_verify {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    if let (Some(cert), Some(key)) = (&settings.client_cert, &settings.client_key) {
+        let mut pem = read_file("cannot read the Vault client certificate", cert)?;
+        pem.push(b'\n');
+        pem.extend(read_file("cannot read the Vault client key", key)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            Error::Config(format!(
+                "Vault client certificate {} / key {}: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Config(format!("Vault HTTP client: {e}")))
+}
+
+/// Rejects names that could escape the mount or smuggle control characters (COMPAT §2).
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::bad_request(format!(
+            "invalid Vault secret name: {why}"
+        )))
+    };
+    if name.contains("..") {
+        return bad("contains '..'");
+    }
+    if name.chars().any(|c| {
+        let c = c as u32;
+        c <= 0x1f || (0x7f..=0x9f).contains(&c) || c == 0x2028 || c == 0x2029
+    }) {
+        return bad("contains a control character");
+    }
+    if name.split('/').any(|segment| segment.trim() == ".") {
+        return bad("contains a '.' segment");
+    }
+    Ok(())
+}
+
+fn segments(part: &str) -> impl Iterator<Item = &str> {
+    part.split('/').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn secs(value: Option<&Value>) -> u64 {
+    value
+        .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)))
+        .unwrap_or(0)
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn jitter(base: Duration, low: f64, high: f64) -> Duration {
+    base.mul_f64(rand::rng().random_range(low..high))
+}
+
+impl VaultClient {
+    /// Builds the HTTP client, logs in, looks the token up and starts the renewal task.
+    /// Must be called inside a tokio runtime.
+    pub async fn connect(settings: VaultSettings) -> Result<Self> {
+        let http = build_http(&settings)?;
+        let base = url::Url::parse(&settings.addr)
+            .map_err(|e| Error::Config(format!("HCP_VAULT_ADDR '{}': {e}", settings.addr)))?;
+        if base.cannot_be_a_base() {
+            return Err(Error::Config(format!(
+                "HCP_VAULT_ADDR '{}' is not a base URL",
+                settings.addr
+            )));
+        }
+        let client = Self {
+            inner: Arc::new(Inner {
+                settings,
+                http,
+                base,
+                token: ArcSwapOption::empty(),
+                login_lock: tokio::sync::Mutex::new(()),
+                auth_error: Mutex::new(None),
+                replan: Arc::new(Notify::new()),
+                shutdown: CancellationToken::new(),
+            }),
+        };
+        client.relogin(None).await?;
+        if let Some(state) = client.inner.token.load_full() {
+            tracing::info!(
+                addr = %client.inner.settings.addr,
+                method = client.inner.settings.auth.method(),
+                ttl_secs = state.ttl_secs,
+                renewable = state.renewable,
+                policies = ?state.policies,
+                "logged in to Vault"
+            );
+        }
+        let weak = Arc::downgrade(&client.inner);
+        let shutdown = client.inner.shutdown.clone();
+        tokio::spawn(renewal_task(weak, client.inner.replan.clone(), shutdown));
+        Ok(client)
+    }
+
+    pub fn settings(&self) -> &VaultSettings {
+        &self.inner.settings
+    }
+
+    /// Stops the renewal task (the client keeps working for explicit calls).
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// The last login or renewal failure, `None` once one succeeded since.
+    pub fn auth_error(&self) -> Option<String> {
+        self.inner.auth_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Seconds the current token has left; `None` when it never expires or there is none.
+    pub fn token_ttl_remaining(&self) -> Option<u64> {
+        let state = self.inner.token.load_full()?;
+        (state.ttl_secs > 0).then(|| state.remaining().as_secs())
+    }
+
+    /// `{ADDR}/v1/{secret_ns}/{mount}/data/{prefix}/{name}`: for messages; never a value.
+    pub fn secret_path(&self, name: &str) -> Result<String> {
+        Ok(self.secret_url("data", name, false)?.to_string())
+    }
+
+    /// The path of a secret relative to the secret namespace (`{mount}/data/{prefix}/{name}`),
+    /// the form `sys/capabilities-self` and policies use.
+    pub fn secret_policy_path(&self, name: &str) -> Result<String> {
+        validate_name(name)?;
+        let s = &self.inner.settings;
+        let mut parts: Vec<&str> = segments(&s.mount).collect();
+        parts.push("data");
+        parts.extend(segments(s.path_prefix.as_deref().unwrap_or("")));
+        parts.extend(segments(name));
+        Ok(parts.join("/"))
+    }
+
+    fn secret_url(&self, kind: &str, name: &str, allow_empty: bool) -> Result<url::Url> {
+        validate_name(name)?;
+        let name = trim_part(name);
+        if name.is_none() && !allow_empty {
+            return Err(Error::bad_request("invalid Vault secret name: empty"));
+        }
+        let s = &self.inner.settings;
+        let mut url = self.inner.base.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| Error::Config("HCP_VAULT_ADDR is not a base URL".into()))?;
+            path.pop_if_empty().push("v1");
+            path.extend(segments(s.secret_namespace.as_deref().unwrap_or("")));
+            path.extend(segments(&s.mount));
+            path.push(kind);
+            path.extend(segments(s.path_prefix.as_deref().unwrap_or("")));
+            path.extend(segments(name.as_deref().unwrap_or("")));
+        }
+        Ok(url)
+    }
+
+    /// A `/v1/...` URL from an API path (segments trimmed, empty ones dropped).
+    fn api_url(&self, namespace: Option<&str>, path: &str) -> Result<url::Url> {
+        let mut url = self.inner.base.clone();
+        {
+            let mut segs = url
+                .path_segments_mut()
+                .map_err(|()| Error::Config("HCP_VAULT_ADDR is not a base URL".into()))?;
+            segs.pop_if_empty().push("v1");
+            segs.extend(segments(namespace.unwrap_or("")));
+            segs.extend(segments(path));
+        }
+        Ok(url)
+    }
+
+    /// Reads `data.data.key`. `None` when the secret does not exist or its latest version is
+    /// deleted or destroyed (404, with or without a body).
+    pub async fn read_secret(&self, name: &str) -> Result<Option<SecretString>> {
+        let url = self.secret_url("data", name, false)?;
+        let reply = self.authed("read", Method::GET, url, None).await?;
+        match reply.status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            status => return Err(self.fail("read", name, status, &reply)),
+        }
+        let data = reply.body.as_ref().and_then(|b| b.pointer("/data/data"));
+        match data.and_then(|d| d.get("key")) {
+            Some(Value::String(value)) => Ok(Some(SecretString::from(value.clone()))),
+            Some(_) => Err(Error::vault(
+                format!("{}: field `key` is not a string", self.secret_path(name)?),
+                Some(200),
+            )),
+            None if data.is_none_or(Value::is_null) => Ok(None),
+            None => {
+                let fields: Vec<String> = data
+                    .and_then(Value::as_object)
+                    .map(|o| o.keys().cloned().collect())
+                    .unwrap_or_default();
+                Err(Error::vault(
+                    format!(
+                        "{}: no field `key` (fields: {}); store the value as key=VALUE",
+                        self.secret_path(name)?,
+                        fields.join(", ")
+                    ),
+                    Some(200),
+                ))
+            }
+        }
+    }
+
+    /// Writes `{"key": value, "description": D}` as a new version, then the custom metadata.
+    pub async fn write_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+        description: Option<&str>,
+        custom_metadata: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let url = self.secret_url("data", name, false)?;
+        let mut data = serde_json::Map::new();
+        data.insert(
+            "key".into(),
+            Value::String(value.expose_secret().to_owned()),
+        );
+        if let Some(description) = description {
+            data.insert("description".into(), Value::String(description.to_owned()));
+        }
+        let body = json!({ "data": data });
+        let reply = self.authed("write", Method::POST, url, Some(body)).await?;
+        if !reply.status.is_success() {
+            return Err(self.fail("write", name, reply.status, &reply));
+        }
+        if !custom_metadata.is_empty() {
+            let url = self.secret_url("metadata", name, false)?;
+            let body = json!({ "custom_metadata": custom_metadata });
+            let reply = self
+                .authed("write_metadata", Method::POST, url, Some(body))
+                .await?;
+            if !reply.status.is_success() {
+                return Err(self.fail("write metadata of", name, reply.status, &reply));
+            }
+        }
+        Ok(())
+    }
+
+    /// Soft-deletes the latest version (`DELETE …/data/…`); succeeds when absent too.
+    pub async fn delete_secret(&self, name: &str) -> Result<()> {
+        let url = self.secret_url("data", name, false)?;
+        let reply = self.authed("delete", Method::DELETE, url, None).await?;
+        if reply.status.is_success() || reply.status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(self.fail("delete", name, reply.status, &reply))
+        }
+    }
+
+    /// Removes every version and the metadata (`DELETE …/metadata/…`): nothing left to undelete.
+    pub async fn destroy_secret(&self, name: &str) -> Result<()> {
+        let url = self.secret_url("metadata", name, false)?;
+        let reply = self.authed("destroy", Method::DELETE, url, None).await?;
+        if reply.status.is_success() || reply.status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(self.fail("destroy", name, reply.status, &reply))
+        }
+    }
+
+    /// Names under `prefix_dir` (relative to the path prefix; folders end in `/`). An empty or
+    /// absent folder is an empty list. Soft-deleted secrets are still listed (metadata remains).
+    pub async fn list_secrets(&self, prefix_dir: &str) -> Result<Vec<String>> {
+        let mut url = self.secret_url("metadata", prefix_dir, true)?;
+        url.query_pairs_mut().append_pair("list", "true");
+        let reply = self.authed("list", Method::GET, url, None).await?;
+        match reply.status {
+            StatusCode::OK => Ok(strings(
+                reply.body.as_ref().and_then(|b| b.pointer("/data/keys")),
+            )),
+            StatusCode::NOT_FOUND => Ok(Vec::new()),
+            status => Err(self.fail("list", prefix_dir, status, &reply)),
+        }
+    }
+
+    /// A fresh `lookup-self` of the current token.
+    pub async fn token_info(&self) -> Result<TokenInfo> {
+        let state = self
+            .inner
+            .token
+            .load_full()
+            .ok_or_else(|| Error::vault("not logged in", None))?;
+        let reply = self.lookup_self(&state.token).await?;
+        let data = reply.body.as_ref().and_then(|b| b.get("data"));
+        Ok(TokenInfo {
+            method: self.inner.settings.auth.method(),
+            ttl_secs: secs(data.and_then(|d| d.get("ttl"))),
+            renewable: data
+                .and_then(|d| d.get("renewable"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            policies: strings(data.and_then(|d| d.get("policies"))),
+            expire_time: data
+                .and_then(|d| d.get("expire_time"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+
+    /// The token's capabilities on `path`, relative to the secret namespace (for example
+    /// `secret/data/litellm/x`; see [`VaultClient::secret_policy_path`]).
+    pub async fn capabilities_self(&self, path: &str) -> Result<Vec<String>> {
+        let url = self.api_url(
+            self.inner.settings.secret_namespace.as_deref(),
+            "sys/capabilities-self",
+        )?;
+        let body = json!({ "paths": [path] });
+        let reply = self
+            .authed("capabilities", Method::POST, url, Some(body))
+            .await?;
+        if !reply.status.is_success() {
+            return Err(Error::vault(
+                format!(
+                    "capabilities-self on {path}: {} {}",
+                    reply.status.as_u16(),
+                    reply.errors()
+                ),
+                Some(reply.status.as_u16()),
+            ));
+        }
+        let data = reply.body.as_ref().and_then(|b| b.get("data"));
+        let caps = data
+            .and_then(|d| d.get(path))
+            .or_else(|| data.and_then(|d| d.get("capabilities")));
+        Ok(strings(caps))
+    }
+
+    fn fail(&self, what: &str, name: &str, status: StatusCode, reply: &Reply) -> Error {
+        let path = self.secret_path(name).unwrap_or_else(|_| name.to_owned());
+        Error::vault(
+            format!("{what} {path}: {} {}", status.as_u16(), reply.errors()),
+            Some(status.as_u16()),
+        )
+    }
+
+    /// A call with the current token; on 403 re-logs in (single-flight) and tries once more.
+    async fn authed(
+        &self,
+        op: &'static str,
+        method: Method,
+        url: url::Url,
+        body: Option<Value>,
+    ) -> Result<Reply> {
+        let state = self
+            .inner
+            .token
+            .load_full()
+            .ok_or_else(|| Error::vault("not logged in to Vault", None))?;
+        let reply = self
+            .send(
+                op,
+                method.clone(),
+                url.clone(),
+                body.as_ref(),
+                Some(&state.token),
+                None,
+            )
+            .await?;
+        if !reply.is_permission_denied() || !self.can_relogin() {
+            return Ok(reply);
+        }
+        tracing::warn!(
+            operation = op,
+            "Vault said permission denied; logging in again"
+        );
+        self.relogin(Some(state.generation)).await?;
+        let Some(state) = self.inner.token.load_full() else {
+            return Ok(reply);
+        };
+        self.send(op, method, url, body.as_ref(), Some(&state.token), None)
+            .await
+    }
+
+    fn can_relogin(&self) -> bool {
+        !matches!(self.inner.settings.auth, VaultAuth::Token { .. })
+    }
+
+    /// One HTTP call with bounded retries of transport errors, 412, 429 and 5xx except 501
+    /// (honouring `Retry-After`); other statuses are returned as they are.
+    async fn send(
+        &self,
+        op: &'static str,
+        method: Method,
+        url: url::Url,
+        body: Option<&Value>,
+        token: Option<&SecretString>,
+        namespace: Option<&str>,
+    ) -> Result<Reply> {
+        let max_retries = self.inner.settings.max_retries;
+        let mut attempt = 0u32;
+        loop {
+            let mut request = self
+                .inner
+                .http
+                .request(method.clone(), url.clone())
+                .header("X-Vault-Request", "true");
+            if let Some(token) = token {
+                request = request.header("X-Vault-Token", token.expose_secret());
+            }
+            if let Some(ns) = namespace {
+                request = request.header("X-Vault-Namespace", ns);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let started = Instant::now();
+            let result = request.send().await;
+            let elapsed = started.elapsed();
+            m::request_duration(op, elapsed);
+            let retry_wait = match result {
+                Ok(response) => {
+                    let status = response.status();
+                    m::request(op, status.as_str());
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let retryable = status == StatusCode::PRECONDITION_FAILED
+                        || status == StatusCode::TOO_MANY_REQUESTS
+                        || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
+                    if !retryable || attempt >= max_retries {
+                        // A body that is not JSON (a proxy page) is treated as none.
+                        let bytes = response.bytes().await.unwrap_or_default();
+                        let body = serde_json::from_slice(&bytes).ok();
+                        return Ok(Reply { status, body });
+                    }
+                    tracing::debug!(
+                        operation = op,
+                        status = status.as_u16(),
+                        attempt,
+                        "Vault call will be retried"
+                    );
+                    retry_after.map(|d| d.min(RETRY_AFTER_MAX))
+                }
+                Err(error) => {
+                    m::request(op, "error");
+                    let error = error.without_url();
+                    let what = if error.is_timeout() {
+                        "timed out"
+                    } else {
+                        "unreachable"
+                    };
+                    if attempt >= max_retries {
+                        return Err(Error::vault(
+                            format!("{op} {}: Vault {what}: {error}", url.path()),
+                            None,
+                        ));
+                    }
+                    tracing::debug!(operation = op, attempt, error = %error, "Vault call will be retried");
+                    None
+                }
+            };
+            let backoff =
+                Duration::from_millis(250u64 << attempt.min(3)).min(Duration::from_millis(1500));
+            let wait = retry_wait.unwrap_or_else(|| jitter(backoff, 0.8, 1.2));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.inner.shutdown.cancelled() => {
+                    return Err(Error::vault(format!("{op} {}: shutting down", url.path()), None));
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn lookup_self(&self, token: &SecretString) -> Result<Reply> {
+        let url = self.api_url(None, "auth/token/lookup-self")?;
+        let ns = self.inner.settings.login_namespace.clone();
+        let reply = self
+            .send("lookup", Method::GET, url, None, Some(token), ns.as_deref())
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(Error::vault(
+                format!(
+                    "token lookup-self: {} {}",
+                    reply.status.as_u16(),
+                    reply.errors()
+                ),
+                Some(reply.status.as_u16()),
+            ));
+        }
+        Ok(reply)
+    }
+
+    /// Logs in unless someone already did since `seen_generation` (single-flight).
+    async fn relogin(&self, seen_generation: Option<u64>) -> Result<()> {
+        let _guard = self.inner.login_lock.lock().await;
+        let current = self.inner.token.load_full();
+        if let (Some(seen), Some(current)) = (seen_generation, &current)
+            && current.generation != seen
+        {
+            return Ok(());
+        }
+        let generation = current.map_or(1, |c| c.generation + 1);
+        match self.login_once(generation).await {
+            Ok(state) => {
+                m::token_ttl(state.ttl_secs);
+                self.inner.token.store(Some(Arc::new(state)));
+                self.set_auth_error(None);
+                self.inner.replan.notify_one();
+                Ok(())
+            }
+            Err(error) => {
+                self.set_auth_error(Some(format!("login: {error}")));
+                Err(error)
+            }
+        }
+    }
+
+    fn set_auth_error(&self, error: Option<String>) {
+        if let Ok(mut slot) = self.inner.auth_error.lock() {
+            *slot = error;
+        }
+    }
+
+    /// `POST auth/{mount}/login` with the login namespace header; the new token.
+    async fn login_at(&self, mount: &str, body: Value) -> Result<SecretString> {
+        let s = &self.inner.settings;
+        let url = self.api_url(None, &format!("auth/{mount}/login"))?;
+        let ns = s.login_namespace.as_deref();
+        let reply = self
+            .send("login", Method::POST, url, Some(&body), None, ns)
+            .await?;
+        let token = reply
+            .body
+            .as_ref()
+            .and_then(|b| b.pointer("/auth/client_token"))
+            .and_then(Value::as_str);
+        match (reply.status.is_success(), token) {
+            (true, Some(token)) => Ok(SecretString::from(token.to_owned())),
+            _ => Err(Error::vault(
+                format!(
+                    "{} login at auth/{mount}: {} {}",
+                    s.auth.method(),
+                    reply.status.as_u16(),
+                    reply.errors()
+                ),
+                Some(reply.status.as_u16()),
+            )),
+        }
+    }
+
+    /// Obtains a token with the configured method and looks it up.
+    async fn login_once(&self, generation: u64) -> Result<TokenState> {
+        let s = &self.inner.settings;
+        let token = match &s.auth {
+            VaultAuth::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => {
+                self.login_at(
+                    mount,
+                    json!({"role_id": role_id, "secret_id": secret_id.expose_secret()}),
+                )
+                .await?
+            }
+            VaultAuth::Cert { mount, role } => {
+                let body = match role {
+                    Some(role) => json!({ "name": role }),
+                    None => json!({}),
+                };
+                self.login_at(mount, body).await?
+            }
+            VaultAuth::Kubernetes {
+                mount,
+                role,
+                jwt_path,
+            } => {
+                let jwt = tokio::fs::read_to_string(jwt_path).await.map_err(|e| {
+                    Error::Config(format!(
+                        "cannot read the Kubernetes service account token {}: {e}",
+                        jwt_path.display()
+                    ))
+                })?;
+                self.login_at(mount, json!({ "role": role, "jwt": jwt.trim() }))
+                    .await?
+            }
+            VaultAuth::Token { token } => token.clone(),
+        };
+        let measured = Instant::now();
+        let reply = self.lookup_self(&token).await?;
+        let data = reply.body.as_ref().and_then(|b| b.get("data"));
+        let ttl_secs = secs(data.and_then(|d| d.get("ttl")));
+        let creation_ttl = secs(data.and_then(|d| d.get("creation_ttl")));
+        Ok(TokenState {
+            token,
+            generation,
+            ttl_secs,
+            measured,
+            renewable: data
+                .and_then(|d| d.get("renewable"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            policies: strings(data.and_then(|d| d.get("policies"))),
+            increment_secs: if creation_ttl > 0 {
+                creation_ttl
+            } else {
+                ttl_secs
+            },
+            growing: true,
+        })
+    }
+
+    /// Renews the token; `Ok(false)` when Vault refused (the token must be replaced).
+    async fn renew(&self, state: &TokenState) -> Result<bool> {
+        let url = self.api_url(None, "auth/token/renew-self")?;
+        let body = json!({ "increment": format!("{}s", state.increment_secs) });
+        let ns = self.inner.settings.login_namespace.clone();
+        let measured = Instant::now();
+        let reply = self
+            .send(
+                "renew",
+                Method::POST,
+                url,
+                Some(&body),
+                Some(&state.token),
+                ns.as_deref(),
+            )
+            .await?;
+        if reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::FORBIDDEN {
+            tracing::warn!(status = reply.status.as_u16(), errors = %reply.errors(), "Vault refused to renew the token");
+            return Ok(false);
+        }
+        if !reply.status.is_success() {
+            return Err(Error::vault(
+                format!(
+                    "token renew-self: {} {}",
+                    reply.status.as_u16(),
+                    reply.errors()
+                ),
+                Some(reply.status.as_u16()),
+            ));
+        }
+        let auth = reply.body.as_ref().and_then(|b| b.get("auth"));
+        let ttl_secs = secs(auth.and_then(|a| a.get("lease_duration")));
+        // Capped below what we asked for: the max TTL is near, renewing further is useless.
+        let growing = ttl_secs >= state.increment_secs;
+        if !growing {
+            tracing::info!(
+                ttl_secs,
+                "Vault token reached its max TTL; will log in again before it expires"
+            );
+        }
+        let renewed = TokenState {
+            token: state.token.clone(),
+            generation: state.generation,
+            ttl_secs,
+            measured,
+            renewable: auth
+                .and_then(|a| a.get("renewable"))
+                .and_then(Value::as_bool)
+                .unwrap_or(state.renewable),
+            policies: state.policies.clone(),
+            increment_secs: state.increment_secs,
+            growing,
+        };
+        m::token_ttl(ttl_secs);
+        // Only replace the state if no login happened meanwhile.
+        let current = self.inner.token.load_full();
+        if current.is_some_and(|c| c.generation == state.generation) {
+            self.inner.token.store(Some(Arc::new(renewed)));
+        }
+        Ok(true)
+    }
+
+    /// One step of token upkeep; returns how long to wait before the next one.
+    async fn maintain(&self, backoff: &mut Duration) -> Duration {
+        let Some(state) = self.inner.token.load_full() else {
+            return self.login_with_backoff(None, backoff).await;
+        };
+        let can_relogin = self.can_relogin();
+        if state.ttl_secs == 0 {
+            // Never expires: just check it is still valid now and then.
+            if let Err(error) = self.lookup_self(&state.token).await {
+                self.set_auth_error(Some(error.to_string()));
+                if can_relogin && error_status(&error) == Some(403) {
+                    return self
+                        .login_with_backoff(Some(state.generation), backoff)
+                        .await;
+                }
+                return next_backoff(backoff);
+            }
+            self.set_auth_error(None);
+            *backoff = LOGIN_BACKOFF_MIN;
+            return NON_EXPIRING_CHECK;
+        }
+        if state.renewable && state.growing {
+            match self.renew(&state).await {
+                Ok(true) => {
+                    self.set_auth_error(None);
+                    *backoff = LOGIN_BACKOFF_MIN;
+                    return self.plan();
+                }
+                Ok(false) if can_relogin => {
+                    return self
+                        .login_with_backoff(Some(state.generation), backoff)
+                        .await;
+                }
+                Ok(false) => {
+                    self.set_auth_error(Some("Vault refused to renew the configured token".into()));
+                    return self.plan_static_expiry();
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "Vault token renewal failed; will retry");
+                    self.set_auth_error(Some(format!("renewal: {error}")));
+                    // Retry soon, but never sleep past the expiry.
+                    let wait = next_backoff(backoff);
+                    return wait
+                        .min(state.remaining() / 2)
+                        .max(Duration::from_millis(200));
+                }
+            }
+        }
+        if can_relogin {
+            return self
+                .login_with_backoff(Some(state.generation), backoff)
+                .await;
+        }
+        self.plan_static_expiry()
+    }
+
+    async fn login_with_backoff(&self, seen: Option<u64>, backoff: &mut Duration) -> Duration {
+        match self.relogin(seen).await {
+            Ok(()) => {
+                *backoff = LOGIN_BACKOFF_MIN;
+                self.plan()
+            }
+            Err(error) => {
+                let wait = next_backoff(backoff);
+                tracing::warn!(error = %error, retry_in_secs = wait.as_secs_f64(), "Vault login failed");
+                wait
+            }
+        }
+    }
+
+    /// When to act next for the current token: ~2/3 of the remaining lease, with jitter.
+    fn plan(&self) -> Duration {
+        match self.inner.token.load_full() {
+            None => LOGIN_BACKOFF_MIN,
+            Some(state) if state.ttl_secs == 0 => NON_EXPIRING_CHECK,
+            Some(state) => jitter(state.remaining().mul_f64(2.0 / 3.0), 0.9, 1.0)
+                .max(Duration::from_millis(200)),
+        }
+    }
+
+    /// A static token that can no longer be renewed: nothing to do but report its expiry.
+    fn plan_static_expiry(&self) -> Duration {
+        let remaining = self
+            .inner
+            .token
+            .load_full()
+            .map(|s| s.remaining())
+            .unwrap_or_default();
+        if remaining.is_zero() {
+            self.set_auth_error(Some("the configured Vault token has expired".into()));
+            return NON_EXPIRING_CHECK;
+        }
+        remaining + Duration::from_millis(100)
+    }
+}
+
+fn error_status(error: &Error) -> Option<u16> {
+    match error {
+        Error::Vault { status, .. } => *status,
+        _ => None,
+    }
+}
+
+/// Returns the current backoff (with jitter) and doubles it up to the maximum.
+fn next_backoff(backoff: &mut Duration) -> Duration {
+    let wait = jitter(*backoff, 0.9, 1.1);
+    *backoff = (*backoff * 2).min(LOGIN_BACKOFF_MAX);
+    wait
+}
+
+/// Keeps the token alive for as long as a client exists: renew at ~2/3 of the TTL, re-login
+/// when renewal is refused or stops growing, back off 1 s → 5 min on failure, forever.
+/// Holds only a `Weak` between steps so dropping the last client ends it.
+async fn renewal_task(weak: Weak<Inner>, replan: Arc<Notify>, shutdown: CancellationToken) {
+    let mut backoff = LOGIN_BACKOFF_MIN;
+    let mut wait = match weak.upgrade() {
+        Some(inner) => VaultClient { inner }.plan(),
+        None => return,
+    };
+    loop {
+        let woken = tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => false,
+            () = replan.notified() => true,
+        };
+        let Some(inner) = weak.upgrade() else { return };
+        let client = VaultClient { inner };
+        wait = if woken {
+            client.plan()
+        } else {
+            client.maintain(&mut backoff).await
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        for bad in [
+            "a/../b",
+            "..",
+            "a\nb",
+            "a\u{7f}",
+            "a\u{85}",
+            "a\u{2028}",
+            "x/./y",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "AZURE_API_KEY",
+            "litellm/virtual-key-abc",
+            "a.b",
+            "name with space",
+        ] {
+            assert!(validate_name(good).is_ok(), "{good:?}");
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! Resolved secret references, kept fresh in the background and read lock-free by requests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use futures_util::stream::{self, StreamExt};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use vaultgate_config::{Config, ConfigValue};
+use vaultgate_core::{Error, Result};
+
+use crate::client::VaultClient;
+use crate::env::Env;
+use crate::metrics as m;
+use crate::settings::VaultSettings;
+
+/// How many secrets are read from Vault at once.
+const PARALLEL_READS: usize = 16;
+/// `refresh_one` reads a given name at most this often (an upstream 401 storm must not
+/// become a Vault storm).
+const REFRESH_ONE_MIN_GAP: Duration = Duration::from_secs(5);
+
+/// Where a resolved value came from (for logs, `check` and readiness; never the value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum SecretOrigin {
+    /// Read from Vault at this URL.
+    Vault { path: String },
+    /// The environment (process or `environment_variables`).
+    Env,
+    /// Written in the config file.
+    Literal,
+}
+
+impl fmt::Display for SecretOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Vault { path } => write!(f, "vault {path}"),
+            Self::Env => f.write_str("environment"),
+            Self::Literal => f.write_str("literal in config"),
+        }
+    }
+}
+
+struct Entry {
+    value: SecretString,
+    origin: SecretOrigin,
+}
+
+/// One immutable snapshot of every resolved reference. Requests hold an `Arc` of it: no lock,
+/// no await. `Debug` lists names and origins only.
+#[derive(Default)]
+pub struct SecretMap {
+    entries: HashMap<String, Arc<Entry>>,
+}
+
+impl SecretMap {
+    /// The text to use for a config value: the literal itself, or the resolved reference.
+    pub fn value<'a>(&'a self, value: &'a ConfigValue) -> Option<&'a str> {
+        match value {
+            ConfigValue::Literal(text) => Some(text),
+            ConfigValue::Reference(name) => self.get(name),
+        }
+    }
+
+    /// The resolved value of reference `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries.get(name).map(|e| e.value.expose_secret())
+    }
+
+    pub fn origin(&self, name: &str) -> Option<&SecretOrigin> {
+        self.entries.get(name).map(|e| &e.origin)
+    }
+
+    /// `Literal` for a literal, the reference's origin otherwise.
+    pub fn origin_of(&self, value: &ConfigValue) -> Option<SecretOrigin> {
+        match value {
+            ConfigValue::Literal(_) => Some(SecretOrigin::Literal),
+            ConfigValue::Reference(name) => self.origin(name).cloned(),
+        }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl fmt::Debug for SecretMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (name, entry) in &self.entries {
+            map.entry(name, &entry.origin.to_string());
+        }
+        map.finish()
+    }
+}
+
+/// What `/health/readiness` reports about Vault. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VaultReadiness {
+    /// `ok`, `degraded` (the last refresh or token renewal failed; last good values are
+    /// served) or `disabled` (no Vault configured).
+    pub status: &'static str,
+    /// Age of the oldest value read from Vault, since its last successful read.
+    pub oldest_value_age_secs: Option<u64>,
+    pub last_error: Option<String>,
+    /// Seconds the Vault token has left; `None` when it never expires.
+    pub token_ttl_secs: Option<u64>,
+}
+
+#[derive(Default)]
+struct RefreshState {
+    /// Last successful Vault read per Vault-eligible name.
+    read_at: HashMap<String, Instant>,
+    /// Names whose last refresh failed, with the error.
+    failed: BTreeMap<String, String>,
+    last_error: Option<String>,
+    last_refresh_one: HashMap<String, Instant>,
+}
+
+/// Every secret reference of the config, resolved at start and refreshed from Vault in the
+/// background; the request path only calls [`LiveSecrets::snapshot`].
+pub struct LiveSecrets {
+    vault: Option<VaultClient>,
+    env: Env,
+    /// Reference name → the config places that use it (for messages).
+    uses: BTreeMap<String, Vec<String>>,
+    /// Names read from Vault (Vault configured, access mode reads, in `hosted_keys`).
+    vault_names: Vec<String>,
+    snapshot: ArcSwap<SecretMap>,
+    refresh_interval: Duration,
+    state: Mutex<RefreshState>,
+}
+
+impl fmt::Debug for LiveSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveSecrets")
+            .field("vault", &self.vault)
+            .field("vault_names", &self.vault_names)
+            .field("snapshot", &self.snapshot.load())
+            .finish()
+    }
+}
+
+/// Connects to Vault when the config asks for it (`key_management_system: hashicorp_vault`);
+/// `Ok(None)` otherwise. Vault settings come from `env` (COMPAT §1).
+pub async fn connect_vault(config: &Config, env: &Env) -> Result<Option<VaultClient>> {
+    if !vault_configured(config) {
+        return Ok(None);
+    }
+    let settings = VaultSettings::from_env(env)?.ok_or_else(|| {
+        Error::Config(format!(
+            "general_settings.key_management_system is hashicorp_vault but no Vault login is \
+             configured: set {}",
+            VaultSettings::auth_variables_hint()
+        ))
+    })?;
+    VaultClient::connect(settings).await.map(Some)
+}
+
+pub(crate) fn vault_configured(config: &Config) -> bool {
+    config.general_settings.key_management_system.as_deref() == Some("hashicorp_vault")
+}
+
+/// Whether reference `name` is read from Vault under this config (COMPAT §3).
+pub(crate) fn reads_from_vault(config: &Config, name: &str) -> bool {
+    let kms = &config.general_settings.key_management_settings;
+    kms.access_mode.can_read()
+        && kms
+            .hosted_keys
+            .as_ref()
+            .is_none_or(|hosted| hosted.iter().any(|h| h.trim() == name))
+}
+
+/// Reference name → where it is used, in file order of first use.
+pub(crate) fn reference_uses(config: &Config) -> BTreeMap<String, Vec<String>> {
+    let mut uses: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, place) in config.references() {
+        uses.entry(name).or_default().push(place);
+    }
+    uses
+}
+
+impl LiveSecrets {
+    /// Connects to Vault if configured and resolves every reference: the usual start-up call.
+    pub async fn start(config: &Config, env: Env) -> Result<Arc<Self>> {
+        let vault = connect_vault(config, &env).await?;
+        Self::resolve(config, env, vault).await
+    }
+
+    /// Resolves every reference of `config` with an already connected client (shared with the
+    /// virtual-key mirror). Fails with one [`Error::Config`] listing every missing name.
+    pub async fn resolve(
+        config: &Config,
+        env: Env,
+        vault: Option<VaultClient>,
+    ) -> Result<Arc<Self>> {
+        let uses = reference_uses(config);
+        let vault_names: Vec<String> = match &vault {
+            Some(_) => uses
+                .keys()
+                .filter(|n| reads_from_vault(config, n))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        let refresh_interval = vault.as_ref().map_or(Duration::from_secs(86_400), |v| {
+            v.settings().refresh_interval
+        });
+        let live = Self {
+            vault,
+            env,
+            uses,
+            vault_names,
+            snapshot: ArcSwap::from_pointee(SecretMap::default()),
+            refresh_interval,
+            state: Mutex::new(RefreshState::default()),
+        };
+
+        let reads = live.read_vault_names(live.vault_names.clone()).await;
+        let mut entries = HashMap::new();
+        let mut missing = Vec::new();
+        let mut read_at = HashMap::new();
+        for (name, places) in &live.uses {
+            let used_at = places.join(", ");
+            let vault_result = reads.get(name);
+            match vault_result {
+                Some((path, Ok(Some(value)))) => {
+                    read_at.insert(name.clone(), Instant::now());
+                    let origin = SecretOrigin::Vault { path: path.clone() };
+                    entries.insert(
+                        name.clone(),
+                        Arc::new(Entry {
+                            value: value.clone(),
+                            origin,
+                        }),
+                    );
+                    continue;
+                }
+                Some((path, Ok(None))) => {
+                    read_at.insert(name.clone(), Instant::now());
+                    if live.env.get(name).is_some() {
+                        tracing::warn!(
+                            secret = %name, vault_path = %path,
+                            "secret not found in Vault; using the environment variable of the same name"
+                        );
+                    }
+                }
+                Some((path, Err(error))) if live.env.get(name).is_some() => {
+                    tracing::warn!(
+                        secret = %name, vault_path = %path, error = %error,
+                        "reading the secret from Vault failed; using the environment variable of the same name"
+                    );
+                }
+                _ => {}
+            }
+            match live.env.get(name) {
+                Some(value) => {
+                    let entry = Entry {
+                        value: SecretString::from(value),
+                        origin: SecretOrigin::Env,
+                    };
+                    entries.insert(name.clone(), Arc::new(entry));
+                }
+                None => {
+                    let why = match vault_result {
+                        Some((path, Ok(None))) => {
+                            format!(
+                                "not in Vault at {path} (field `key`) and not in the environment"
+                            )
+                        }
+                        Some((path, Err(error))) => format!(
+                            "Vault read at {path} failed ({error}) and not in the environment"
+                        ),
+                        _ => format!("not in the environment ({})", live.why_not_vault(config)),
+                    };
+                    missing.push(format!("  - {name} (used at {used_at}): {why}"));
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::Config(format!(
+                "{} secret reference(s) could not be resolved:\n{}",
+                missing.len(),
+                missing.join("\n")
+            )));
+        }
+        for (name, entry) in &entries {
+            tracing::info!(secret = %name, origin = %entry.origin, "secret reference resolved");
+        }
+        live.snapshot.store(Arc::new(SecretMap { entries }));
+        if let Ok(mut state) = live.state.lock() {
+            state.read_at = read_at;
+        }
+        m::stale_secrets(0);
+        Ok(Arc::new(live))
+    }
+
+    fn why_not_vault(&self, config: &Config) -> &'static str {
+        let kms = &config.general_settings.key_management_settings;
+        if self.vault.is_none() {
+            "no Vault configured"
+        } else if !kms.access_mode.can_read() {
+            "Vault not read: access_mode is write_only"
+        } else {
+            "Vault not read: not listed in hosted_keys"
+        }
+    }
+
+    /// Reads names from Vault in parallel: name → (path, result).
+    async fn read_vault_names(
+        &self,
+        names: Vec<String>,
+    ) -> HashMap<String, (String, Result<Option<SecretString>>)> {
+        let Some(vault) = &self.vault else {
+            return HashMap::new();
+        };
+        stream::iter(names)
+            .map(|name| async move {
+                let path = vault.secret_path(&name).unwrap_or_else(|_| name.clone());
+                let result = vault.read_secret(&name).await;
+                (name, (path, result))
+            })
+            .buffer_unordered(PARALLEL_READS)
+            .collect()
+            .await
+    }
+
+    /// The current snapshot: what the request path uses (lock-free, never waits on Vault).
+    pub fn snapshot(&self) -> Arc<SecretMap> {
+        self.snapshot.load_full()
+    }
+
+    /// The Vault client, shared with the virtual-key mirror; `None` without Vault.
+    pub fn vault(&self) -> Option<&VaultClient> {
+        self.vault.as_ref()
+    }
+
+    pub fn refresh_interval(&self) -> Duration {
+        self.refresh_interval
+    }
+
+    /// Swaps in changed values, keeping all other entries.
+    fn apply(&self, changes: Vec<(String, Arc<Entry>)>) {
+        if changes.is_empty() {
+            return;
+        }
+        self.snapshot.rcu(|current| {
+            let mut entries = current.entries.clone();
+            for (name, entry) in &changes {
+                entries.insert(name.clone(), entry.clone());
+            }
+            SecretMap { entries }
+        });
+    }
+
+    /// Handles one Vault read result for `name`; returns the change to apply, if any.
+    fn consider(
+        &self,
+        current: &SecretMap,
+        name: &str,
+        path: String,
+        result: Result<Option<SecretString>>,
+        state: &mut RefreshState,
+    ) -> (Option<(String, Arc<Entry>)>, Option<Error>) {
+        match result {
+            Ok(Some(value)) => {
+                state.read_at.insert(name.to_owned(), Instant::now());
+                state.failed.remove(name);
+                let unchanged = current.entries.get(name).is_some_and(|e| {
+                    matches!(e.origin, SecretOrigin::Vault { .. })
+                        && e.value.expose_secret() == value.expose_secret()
+                });
+                if unchanged {
+                    return (None, None);
+                }
+                tracing::info!(secret = %name, vault_path = %path, "secret changed in Vault; new value in use");
+                let entry = Entry {
+                    value,
+                    origin: SecretOrigin::Vault { path },
+                };
+                (Some((name.to_owned(), Arc::new(entry))), None)
+            }
+            Ok(None) => {
+                state.read_at.insert(name.to_owned(), Instant::now());
+                state.failed.remove(name);
+                if current
+                    .entries
+                    .get(name)
+                    .is_some_and(|e| matches!(e.origin, SecretOrigin::Vault { .. }))
+                {
+                    tracing::warn!(
+                        secret = %name, vault_path = %path,
+                        "secret no longer found in Vault; keeping the last value"
+                    );
+                }
+                (None, None)
+            }
+            Err(error) => {
+                let message = error.to_string();
+                tracing::warn!(secret = %name, vault_path = %path, error = %message, "refreshing a secret from Vault failed; keeping the last value");
+                m::refresh_failure();
+                state.failed.insert(name.to_owned(), message);
+                (None, Some(error))
+            }
+        }
+    }
+
+    /// Re-reads every Vault-sourced name once and swaps changed values in atomically.
+    /// Failures keep the last good value and make readiness `degraded`. Returns how many changed.
+    pub async fn refresh_now(&self) -> Result<usize> {
+        if self.vault.is_none() || self.vault_names.is_empty() {
+            return Ok(0);
+        }
+        let reads = self.read_vault_names(self.vault_names.clone()).await;
+        let current = self.snapshot.load_full();
+        let mut changes = Vec::new();
+        let mut first_error = None;
+        {
+            let mut state = self
+                .state
+                .lock()
+                .map_err(|_| Error::Internal("secrets state poisoned".into()))?;
+            for (name, (path, result)) in reads {
+                let (change, error) = self.consider(&current, &name, path, result, &mut state);
+                changes.extend(change);
+                if first_error.is_none() {
+                    first_error = error;
+                }
+            }
+            state.last_error = first_error.as_ref().map(ToString::to_string);
+            m::stale_secrets(state.failed.len());
+        }
+        let changed = changes.len();
+        self.apply(changes);
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(changed),
+        }
+    }
+
+    /// Re-reads one secret now (the "upstream said 401" path); `Ok(true)` when its value
+    /// changed. At most one read per name every 5 s; names not read from Vault give `Ok(false)`.
+    pub async fn refresh_one(&self, name: &str) -> Result<bool> {
+        let Some(vault) = &self.vault else {
+            return Ok(false);
+        };
+        if !self.vault_names.iter().any(|n| n == name) {
+            return Ok(false);
+        }
+        {
+            let mut state = self
+                .state
+                .lock()
+                .map_err(|_| Error::Internal("secrets state poisoned".into()))?;
+            let now = Instant::now();
+            if state
+                .last_refresh_one
+                .get(name)
+                .is_some_and(|at| now.duration_since(*at) < REFRESH_ONE_MIN_GAP)
+            {
+                return Ok(false);
+            }
+            state.last_refresh_one.insert(name.to_owned(), now);
+        }
+        let path = vault.secret_path(name)?;
+        let result = vault.read_secret(name).await;
+        let current = self.snapshot.load_full();
+        let (change, error) = {
+            let mut state = self
+                .state
+                .lock()
+                .map_err(|_| Error::Internal("secrets state poisoned".into()))?;
+            let outcome = self.consider(&current, name, path, result, &mut state);
+            if let Some(error) = &outcome.1 {
+                state.last_error = Some(error.to_string());
+            } else if state.failed.is_empty() {
+                state.last_error = None;
+            }
+            m::stale_secrets(state.failed.len());
+            outcome
+        };
+        if let Some(error) = error {
+            return Err(error);
+        }
+        let changed = change.is_some();
+        self.apply(change.into_iter().collect());
+        Ok(changed)
+    }
+
+    /// Re-reads Vault-sourced secrets every refresh interval until `shutdown`.
+    pub fn spawn_refresher(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            if self.vault.is_none() || self.vault_names.is_empty() {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(self.refresh_interval) => {}
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    result = self.refresh_now() => match result {
+                        Ok(0) => tracing::debug!("Vault secrets refreshed; none changed"),
+                        Ok(changed) => tracing::info!(changed, "Vault secrets refreshed"),
+                        Err(error) => tracing::warn!(error = %error, "Vault refresh failed; serving the last good values"),
+                    }
+                }
+            }
+        })
+    }
+
+    /// Vault health for the readiness endpoint.
+    pub fn readiness(&self) -> VaultReadiness {
+        let Some(vault) = &self.vault else {
+            return VaultReadiness {
+                status: "disabled",
+                oldest_value_age_secs: None,
+                last_error: None,
+                token_ttl_secs: None,
+            };
+        };
+        let snapshot = self.snapshot.load();
+        let (refresh_error, oldest) = match self.state.lock() {
+            Ok(state) => {
+                let oldest = snapshot
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| matches!(e.origin, SecretOrigin::Vault { .. }))
+                    .filter_map(|(name, _)| state.read_at.get(name))
+                    .map(|at| at.elapsed().as_secs())
+                    .max();
+                (state.last_error.clone(), oldest)
+            }
+            Err(_) => (Some("secrets state poisoned".to_owned()), None),
+        };
+        let last_error = refresh_error.or_else(|| vault.auth_error());
+        let token_ttl_secs = vault.token_ttl_remaining();
+        if let Some(ttl) = token_ttl_secs {
+            m::token_ttl(ttl);
+        }
+        VaultReadiness {
+            status: if last_error.is_some() {
+                "degraded"
+            } else {
+                "ok"
+            },
+            oldest_value_age_secs: oldest,
+            last_error,
+            token_ttl_secs,
+        }
+    }
+}
