@@ -77,7 +77,7 @@ fn raw_message(status: StatusCode, body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.is_empty() {
-        return format!("anthropic answered {status}");
+        return format!("anthropic answered {}", status.as_u16());
     }
     match text.char_indices().nth(MAX_RAW_MESSAGE) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
