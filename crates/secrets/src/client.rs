@@ -3,6 +3,7 @@
 //! call, bounded retries of transient failures, renewal at ~2/3 of the TTL and re-login forever.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -109,6 +110,17 @@ struct Inner {
     /// Wakes the renewal task to re-plan after a login done elsewhere.
     replan: Arc<Notify>,
     shutdown: CancellationToken,
+    logins: AtomicU64,
+    renewals: AtomicU64,
+}
+
+/// Counters of token upkeep (for tests, logs and debugging).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ClientStats {
+    /// Successful logins, the first included (for token auth: successful token checks).
+    pub logins: u64,
+    /// Successful renewals.
+    pub renewals: u64,
 }
 
 impl Drop for Inner {
@@ -240,6 +252,8 @@ impl VaultClient {
                 auth_error: Mutex::new(None),
                 replan: Arc::new(Notify::new()),
                 shutdown: CancellationToken::new(),
+                logins: AtomicU64::new(0),
+                renewals: AtomicU64::new(0),
             }),
         };
         client.relogin(None).await?;
@@ -261,6 +275,13 @@ impl VaultClient {
 
     pub fn settings(&self) -> &VaultSettings {
         &self.inner.settings
+    }
+
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            logins: self.inner.logins.load(Ordering::Relaxed),
+            renewals: self.inner.renewals.load(Ordering::Relaxed),
+        }
     }
 
     /// Stops the renewal task (the client keeps working for explicit calls).
@@ -561,7 +582,15 @@ impl VaultClient {
                 .request(method.clone(), url.clone())
                 .header("X-Vault-Request", "true");
             if let Some(token) = token {
-                request = request.header("X-Vault-Token", token.expose_secret());
+                // Sensitive: never indexed by HPACK nor shown by http's Debug.
+                let mut value = reqwest::header::HeaderValue::from_str(token.expose_secret())
+                    .map_err(|_| {
+                        Error::Config(
+                            "the Vault token has characters not allowed in a header".into(),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                request = request.header("X-Vault-Token", value);
             }
             if let Some(ns) = namespace {
                 request = request.header("X-Vault-Namespace", ns);
@@ -663,6 +692,7 @@ impl VaultClient {
         match self.login_once(generation).await {
             Ok(state) => {
                 m::token_ttl(state.ttl_secs);
+                self.inner.logins.fetch_add(1, Ordering::Relaxed);
                 self.inner.token.store(Some(Arc::new(state)));
                 self.set_auth_error(None);
                 self.inner.replan.notify_one();
@@ -824,6 +854,7 @@ impl VaultClient {
             growing,
         };
         m::token_ttl(ttl_secs);
+        self.inner.renewals.fetch_add(1, Ordering::Relaxed);
         // Only replace the state if no login happened meanwhile.
         let current = self.inner.token.load_full();
         if current.is_some_and(|c| c.generation == state.generation) {

@@ -14,7 +14,7 @@ pub mod metrics;
 mod settings;
 
 pub use check::{CheckReport, check};
-pub use client::{TokenInfo, VaultClient};
+pub use client::{ClientStats, TokenInfo, VaultClient};
 pub use env::Env;
 pub use live::{LiveSecrets, SecretMap, SecretOrigin, VaultReadiness, connect_vault};
 pub use settings::{DEFAULT_K8S_TOKEN_PATH, VaultAuth, VaultSettings};
