@@ -8,12 +8,15 @@
 //! on an error status [`map_error`].
 //!
 //! Anthropic-native clients (`POST /v1/messages` → OpenAI deployment):
-//! [`messages_to_chat_request`] → OpenAI upstream → [`chat_response_to_messages`].
+//! [`messages_to_chat_request`] → OpenAI upstream → [`chat_response_to_messages`] (or
+//! [`MessagesStreamTranslator`] when streaming).
 
 mod errors;
 mod native;
+mod native_stream;
 mod request;
 mod response;
+mod sse;
 mod stream;
 
 use http::{HeaderMap, HeaderValue, header};
@@ -22,6 +25,7 @@ use vaultgate_core::{Error, Result};
 
 pub use errors::map_error;
 pub use native::{chat_response_to_messages, messages_to_chat_request};
+pub use native_stream::MessagesStreamTranslator;
 pub use request::chat_to_messages_request;
 pub use response::messages_response_to_chat;
 pub use stream::StreamTranslator;

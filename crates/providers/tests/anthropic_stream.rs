@@ -288,3 +288,22 @@ fn no_usage_before_the_upstream_reports_any() {
     assert_eq!(t.usage(), None);
     assert!(!t.is_done());
 }
+
+#[test]
+fn an_endless_line_is_cut_off_with_an_error() {
+    let mut t = StreamTranslator::new("m", true);
+    let chunk = vec![b'x'; 1024 * 1024];
+    let mut out = Vec::new();
+    for _ in 0..20 {
+        out.extend(t.push(&chunk));
+    }
+    let frames = parse_frames(&out);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert!(
+        frames[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("oversized")
+    );
+    assert_eq!(frames[1], json!("[DONE]"));
+}

@@ -7,6 +7,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::errors::{openai_error_body, status_for_type};
+use super::sse::{LineTooLong, SseReader};
 use super::{TokenCounts, finish_reason, now_secs};
 
 /// Incremental translator of one Anthropic Messages stream. Feed it the upstream body bytes as
@@ -18,11 +19,7 @@ pub struct StreamTranslator {
     include_usage: bool,
     created: u64,
     id: String,
-    /// Bytes of an incomplete line.
-    line: Vec<u8>,
-    /// `data:` lines of the event being read.
-    data: String,
-    has_data: bool,
+    sse: SseReader,
     /// Anthropic content block index → OpenAI tool call index (tool calls only, counted from 0).
     tool_calls: HashMap<u64, usize>,
     role_sent: bool,
@@ -41,9 +38,7 @@ impl StreamTranslator {
             include_usage,
             created: now_secs(),
             id: "chatcmpl-anthropic".to_owned(),
-            line: Vec::new(),
-            data: String::new(),
-            has_data: false,
+            sse: SseReader::default(),
             tool_calls: HashMap::new(),
             role_sent: false,
             finish_sent: false,
@@ -57,21 +52,24 @@ impl StreamTranslator {
     /// After `[DONE]` has been emitted further input is ignored.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
         let mut out = Vec::new();
-        let mut rest = chunk;
-        while !self.done {
-            let Some(pos) = rest.iter().position(|b| *b == b'\n') else {
-                self.line.extend_from_slice(rest);
-                break;
-            };
-            let (head, tail) = rest.split_at(pos);
-            rest = tail.get(1..).unwrap_or_default();
-            if self.line.is_empty() {
-                self.handle_line(head, &mut out);
-            } else {
-                let mut line = std::mem::take(&mut self.line);
-                line.extend_from_slice(head);
-                self.handle_line(&line, &mut out);
+        if self.done {
+            return out;
+        }
+        match self.sse.feed(chunk) {
+            Ok(events) => {
+                for data in events {
+                    if self.done {
+                        break;
+                    }
+                    self.handle_data(&data, &mut out);
+                }
             }
+            Err(LineTooLong) => self.fail(
+                "anthropic sent an oversized stream line",
+                "api_error",
+                StatusCode::BAD_GATEWAY,
+                &mut out,
+            ),
         }
         out
     }
@@ -84,12 +82,8 @@ impl StreamTranslator {
         if self.done {
             return out;
         }
-        if !self.line.is_empty() {
-            let line = std::mem::take(&mut self.line);
-            self.handle_line(&line, &mut out);
-        }
-        if !self.done {
-            self.dispatch(&mut out);
+        if let Some(data) = self.sse.finish() {
+            self.handle_data(&data, &mut out);
         }
         if self.done {
             return out;
@@ -119,37 +113,8 @@ impl StreamTranslator {
         self.done
     }
 
-    fn handle_line(&mut self, line: &[u8], out: &mut Vec<Bytes>) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            self.dispatch(out);
-            return;
-        }
-        if line.starts_with(b":") {
-            return; // SSE comment
-        }
-        let line = String::from_utf8_lossy(line);
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_ref(), ""),
-        };
-        // `event:` repeats the JSON `type`, so only `data:` matters.
-        if field == "data" {
-            if self.has_data {
-                self.data.push('\n');
-            }
-            self.data.push_str(value);
-            self.has_data = true;
-        }
-    }
-
-    fn dispatch(&mut self, out: &mut Vec<Bytes>) {
-        if !self.has_data {
-            return;
-        }
-        self.has_data = false;
-        let data = std::mem::take(&mut self.data);
-        match serde_json::from_str::<Value>(&data) {
+    fn handle_data(&mut self, data: &str, out: &mut Vec<Bytes>) {
+        match serde_json::from_str::<Value>(data) {
             Ok(event) => self.handle_event(&event, out),
             Err(_) => self.fail(
                 "anthropic sent a malformed stream event",
@@ -337,9 +302,7 @@ impl StreamTranslator {
     fn done(&mut self, out: &mut Vec<Bytes>) {
         out.push(Bytes::from_static(b"data: [DONE]\n\n"));
         self.done = true;
-        self.line.clear();
-        self.data.clear();
-        self.has_data = false;
+        self.sse = SseReader::default();
     }
 }
 
