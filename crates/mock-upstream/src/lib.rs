@@ -1,1 +1,357 @@
-//! (being built)
+//! A stand-in for LLM providers: answers OpenAI-, Azure- and Anthropic-shaped requests, records
+//! what it received (URL, headers, body) and can be scripted (status, delay, partial or slow
+//! streams, malformed bodies). No provider is reachable from tests, so this is the one mock.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::{HeaderMap, StatusCode, header};
+use serde_json::{Value, json};
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query, e.g. `/openai/deployments/d/chat/completions?api-version=2024-02-01`.
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What to do for one request, instead of the default answer.
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    /// Answer with this status (and `body`, or an OpenAI-shaped error body).
+    pub status: Option<u16>,
+    pub body: Option<String>,
+    /// Wait this long before answering at all.
+    pub delay: Duration,
+    /// Stream these SSE data payloads (each becomes `data: …\n\n`) instead of the default.
+    pub stream: Option<Vec<String>>,
+    /// Wait this long between stream chunks.
+    pub chunk_delay: Duration,
+    /// Stop the stream (drop the connection) after this many chunks.
+    pub cut_after: Option<usize>,
+}
+
+#[derive(Default)]
+struct Shared {
+    requests: Mutex<Vec<Recorded>>,
+    scripts: Mutex<VecDeque<Script>>,
+    required_key: Mutex<Option<String>>,
+    /// Streams whose client went away before the last chunk was sent.
+    streams_cancelled: AtomicUsize,
+    record: bool,
+    answer: Mutex<String>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A running mock upstream on 127.0.0.1; stops when dropped.
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MockUpstream {
+    /// Starts a recording mock on a free port.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), true).await
+    }
+
+    /// Starts on `addr`; `record: false` keeps nothing per request (benchmarks).
+    pub async fn start_on(addr: SocketAddr, record: bool) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            record,
+            answer: Mutex::new("Hello from the mock upstream.".into()),
+            ..Shared::default()
+        });
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.shared.requests).clone()
+    }
+
+    pub fn last_request(&self) -> Option<Recorded> {
+        lock(&self.shared.requests).last().cloned()
+    }
+
+    pub fn clear(&self) {
+        lock(&self.shared.requests).clear();
+    }
+
+    /// Queues scripted answers, used one per request in order; then the default answer.
+    pub fn push(&self, script: Script) {
+        lock(&self.shared.scripts).push_back(script);
+    }
+
+    /// Answer 401 unless the request carries this key (as Bearer, `api-key` or `x-api-key`).
+    pub fn require_key(&self, key: Option<&str>) {
+        *lock(&self.shared.required_key) = key.map(str::to_owned);
+    }
+
+    /// The assistant text of default answers.
+    pub fn set_answer(&self, text: &str) {
+        *lock(&self.shared.answer) = text.to_owned();
+    }
+
+    pub fn streams_cancelled(&self) -> usize {
+        self.shared.streams_cancelled.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    get("authorization")
+        .map(|v| v.trim_start_matches("Bearer ").trim())
+        .or_else(|| get("api-key"))
+        .or_else(|| get("x-api-key"))
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    if shared.record {
+        lock(&shared.requests).push(Recorded {
+            method: parts.method.to_string(),
+            uri: uri.clone(),
+            headers: parts.headers.clone(),
+            body: body.clone(),
+        });
+    }
+    let required = lock(&shared.required_key).clone();
+    if let Some(required) = required
+        && presented_key(&parts.headers) != Some(required.as_str())
+    {
+        return error(401, "invalid_api_key", "Incorrect API key provided.");
+    }
+    let script = lock(&shared.scripts).pop_front().unwrap_or_default();
+    if !script.delay.is_zero() {
+        tokio::time::sleep(script.delay).await;
+    }
+    if let Some(status) = script.status {
+        return match script.body {
+            Some(text) => respond(status, "application/json", Body::from(text)),
+            None => error(status, "mock_error", "scripted failure"),
+        };
+    }
+    let anthropic = uri.starts_with("/v1/messages");
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let answer = lock(&shared.answer).clone();
+    if stream || script.stream.is_some() {
+        let frames = script
+            .stream
+            .unwrap_or_else(|| default_stream(&uri, &body, &answer, anthropic));
+        return sse(shared, frames, script.chunk_delay, script.cut_after);
+    }
+    if let Some(text) = script.body {
+        return respond(200, "application/json", Body::from(text));
+    }
+    let json = default_answer(&uri, &body, &answer, anthropic);
+    respond(200, "application/json", Body::from(json.to_string()))
+}
+
+fn respond(status: u16, content_type: &'static str, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+fn error(status: u16, code: &str, message: &str) -> Response {
+    let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}});
+    respond(status, "application/json", Body::from(body.to_string()))
+}
+
+const USAGE: (u64, u64) = (5, 7);
+
+fn default_answer(uri: &str, body: &Value, answer: &str, anthropic: bool) -> Value {
+    let model = body.get("model").cloned().unwrap_or(Value::Null);
+    let usage = json!({"prompt_tokens": USAGE.0, "completion_tokens": USAGE.1, "total_tokens": USAGE.0 + USAGE.1});
+    if anthropic {
+        return json!({
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": answer}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": USAGE.0, "output_tokens": USAGE.1},
+        });
+    }
+    if uri.contains("embeddings") {
+        return json!({"object": "list", "model": model,
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -0.5, 0.75]}],
+            "usage": {"prompt_tokens": USAGE.0, "total_tokens": USAGE.0}});
+    }
+    if uri.contains("chat/completions") {
+        return json!({"id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+            "usage": usage});
+    }
+    json!({"id": "cmpl-mock", "object": "text_completion", "created": 1_700_000_000, "model": model,
+        "choices": [{"index": 0, "text": answer, "finish_reason": "stop", "logprobs": null}], "usage": usage})
+}
+
+fn default_stream(uri: &str, body: &Value, answer: &str, anthropic: bool) -> Vec<String> {
+    let model = body.get("model").cloned().unwrap_or(Value::Null);
+    let words: Vec<&str> = answer.split_inclusive(' ').collect();
+    if anthropic {
+        let mut events = vec![
+            json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
+                "model": model, "content": [], "stop_reason": null, "usage": {"input_tokens": USAGE.0, "output_tokens": 1}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ];
+        events.extend(words.iter().map(|w| {
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}})
+        }));
+        events.push(json!({"type": "content_block_stop", "index": 0}));
+        events.push(json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "usage": {"output_tokens": USAGE.1}}));
+        events.push(json!({"type": "message_stop"}));
+        return events.into_iter().map(|e| e.to_string()).collect();
+    }
+    let chat = uri.contains("chat/completions");
+    let chunk = |choice: Value| {
+        json!({"id": "chatcmpl-mock", "object": if chat {"chat.completion.chunk"} else {"text_completion"},
+            "created": 1_700_000_000, "model": model, "choices": [choice]})
+        .to_string()
+    };
+    let mut frames: Vec<String> = words
+        .iter()
+        .map(|w| {
+            if chat {
+                chunk(json!({"index": 0, "delta": {"content": w}, "finish_reason": null}))
+            } else {
+                chunk(json!({"index": 0, "text": w, "finish_reason": null}))
+            }
+        })
+        .collect();
+    frames.push(if chat {
+        chunk(json!({"index": 0, "delta": {}, "finish_reason": "stop"}))
+    } else {
+        chunk(json!({"index": 0, "text": "", "finish_reason": "stop"}))
+    });
+    let include_usage = body
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        == Some(true);
+    if include_usage {
+        frames.push(json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "choices": [],
+            "usage": {"prompt_tokens": USAGE.0, "completion_tokens": USAGE.1, "total_tokens": USAGE.0 + USAGE.1}})
+            .to_string());
+    }
+    frames.push("[DONE]".into());
+    frames
+}
+
+/// Counts a stream as cancelled if it is dropped before its last frame went out.
+struct CancelWatch {
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+impl CancelWatch {
+    fn finish(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for CancelWatch {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.streams_cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn sse(
+    shared: Arc<Shared>,
+    frames: Vec<String>,
+    delay: Duration,
+    cut_after: Option<usize>,
+) -> Response {
+    let anthropic_events = frames
+        .first()
+        .is_some_and(|f| f.contains("\"message_start\""));
+    let total = cut_after.unwrap_or(frames.len()).min(frames.len());
+    let watch = CancelWatch {
+        shared,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(
+        (frames.into_iter(), 0usize, watch),
+        move |(mut frames, sent, watch)| async move {
+            if sent >= total {
+                watch.finish();
+                return None;
+            }
+            let frame = frames.next()?;
+            if sent > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let text = if anthropic_events {
+                let kind = serde_json::from_str::<Value>(&frame)
+                    .ok()
+                    .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
+                    .unwrap_or_default();
+                format!("event: {kind}\ndata: {frame}\n\n")
+            } else {
+                format!("data: {frame}\n\n")
+            };
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(text)),
+                (frames, sent + 1, watch),
+            ))
+        },
+    );
+    respond(200, "text/event-stream", Body::from_stream(stream))
+}

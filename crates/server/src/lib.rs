@@ -1,1 +1,11 @@
-//! (being built)
+//! The HTTP face of vaultgate: OpenAI-compatible routes, authentication, health and metrics.
+
+mod auth;
+mod proxy;
+mod routes;
+mod sse;
+mod state;
+pub mod telemetry;
+
+pub use routes::app;
+pub use state::{AppState, Options};

@@ -2,3 +2,6 @@
 //! and the recording mock upstream. Used only by tests and the benchmark.
 
 pub mod openbao;
+pub mod gateway;
+
+pub use gateway::{Gateway, GatewayBuilder};

@@ -1,1 +1,183 @@
-fn main() {}
+//! `vaultgate`: the command line. Parsing, wiring and nothing else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+use vaultgate_config::Config;
+use vaultgate_core::{Error, Result};
+use vaultgate_secrets::{Env, LiveSecrets};
+use vaultgate_server::{AppState, Options};
+
+/// OpenAI-compatible LLM gateway whose provider keys live in HashiCorp Vault / OpenBao.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// LiteLLM-style config.yaml.
+    #[arg(long, short, env = "CONFIG_FILE_PATH", global = true)]
+    config: Option<PathBuf>,
+    #[arg(long, default_value = "0.0.0.0")]
+    host: String,
+    /// Port to listen on (0 picks a free one; the chosen address is logged).
+    #[arg(long, short, default_value_t = 4000, env = "PORT")]
+    port: u16,
+    /// Log JSON lines instead of text.
+    #[arg(long, env = "JSON_LOGS", global = true)]
+    json_logs: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config, connect to Vault and resolve every secret reference (never printing
+    /// a value). Exits non-zero on any problem.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.json_logs);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("vaultgate: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let path = cli
+            .config
+            .clone()
+            .ok_or_else(|| Error::Config("--config PATH is required".into()))?;
+        match cli.command {
+            Some(Command::Check) => check(&path).await,
+            None => serve(&path, &cli.host, cli.port).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("vaultgate: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config> {
+    let config = Config::load(path)?;
+    if !config.unknown_keys.is_empty() {
+        tracing::warn!(
+            "config settings vaultgate does not support yet are ignored: {}",
+            config.unknown_keys.join(", ")
+        );
+    }
+    Ok(config)
+}
+
+async fn serve(path: &std::path::Path, host: &str, port: u16) -> Result<ExitCode> {
+    let config = load(path)?;
+    let secrets = LiveSecrets::start(&config, Env::from_config(&config)).await?;
+    if config.general_settings.master_key.is_none() {
+        tracing::warn!(
+            "NO MASTER KEY: general_settings.master_key is not set, so anyone who can reach this \
+             port can use every model. Set it before exposing the gateway."
+        );
+    }
+    let metrics = vaultgate_server::telemetry::install_metrics()?;
+    let state = Arc::new(AppState::new(
+        &config,
+        Arc::clone(&secrets),
+        Options { metrics },
+    )?);
+    let shutdown = CancellationToken::new();
+    let refresher = Arc::clone(&secrets).spawn_refresher(shutdown.clone());
+
+    let address: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .map_err(|_| Error::Config(format!("--host {host} --port {port} is not an address")))?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {address}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    tracing::info!(
+        models = state.router.models().len(),
+        "vaultgate listening on http://{local}"
+    );
+
+    let app = vaultgate_server::app(state);
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        signal.cancel();
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .map_err(|e| Error::Internal(format!("server error: {e}")))?;
+    shutdown.cancel();
+    let _ = refresher.await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn check(path: &std::path::Path) -> Result<ExitCode> {
+    let config = load(path)?;
+    println!(
+        "config: {} is valid ({} models)",
+        path.display(),
+        config.model_list.len()
+    );
+    let report = vaultgate_secrets::check(&config, &Env::from_config(&config)).await;
+    println!("{report}");
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,113 @@
+//! The route table and the small routes (models, health, metrics).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+use vaultgate_core::Result;
+use vaultgate_providers::Endpoint;
+
+use crate::proxy;
+use crate::state::AppState;
+
+pub fn app(state: Arc<AppState>) -> axum::Router {
+    let model_routes = axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/models", get(models));
+    axum::Router::new()
+        .merge(model_routes)
+        .route("/health/liveliness", get(liveliness))
+        .route("/health/liveness", get(liveliness))
+        .route("/health/readiness", get(readiness))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(request_id))
+}
+
+async fn chat(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    proxy::handle(app, Endpoint::ChatCompletions, headers, body).await
+}
+
+async fn completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    proxy::handle(app, Endpoint::Completions, headers, body).await
+}
+
+async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    proxy::handle(app, Endpoint::Embeddings, headers, body).await
+}
+
+async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Value>> {
+    app.authenticate(&headers)?;
+    let data: Vec<Value> = app
+        .router
+        .models()
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 1_677_610_602, "owned_by": "openai"}))
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+async fn liveliness() -> Json<&'static str> {
+    Json("I'm alive!")
+}
+
+async fn readiness(State(app): State<Arc<AppState>>) -> Json<Value> {
+    let vault = app.secrets.readiness();
+    let status = if vault.status == "degraded" {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    Json(json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "vault": vault,
+    }))
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        app.metrics.render(),
+    )
+}
+
+async fn not_found() -> vaultgate_core::Error {
+    vaultgate_core::Error::NotFound("no such route".into())
+}
+
+/// Every response carries `x-request-id`: the client's when it sent a sane one, else a new one.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .filter(|v| {
+            v.len() <= 128
+                && v.to_str()
+                    .is_ok_and(|s| s.bytes().all(|b| b.is_ascii_graphic()))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or(HeaderValue::from_static("-"))
+        });
+    let mut response = next.run(request).await;
+    response.headers_mut().insert("x-request-id", id);
+    response
+}

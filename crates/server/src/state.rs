@@ -1,0 +1,60 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use vaultgate_config::{Config, ConfigValue};
+use vaultgate_core::{Error, Result};
+use vaultgate_router::Router;
+use vaultgate_secrets::LiveSecrets;
+
+/// Largest accepted request body when `general_settings.max_request_size_mb` is not set.
+const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// Settings of the server that do not come from `config.yaml`.
+#[derive(Clone)]
+pub struct Options {
+    pub metrics: PrometheusHandle,
+}
+
+/// Everything a request needs, shared by all requests. The live parts (secrets) swap
+/// atomically inside; the rest is fixed for the life of the process.
+pub struct AppState {
+    pub router: Router,
+    pub secrets: Arc<LiveSecrets>,
+    /// One pooled HTTP client for every upstream call.
+    pub http: reqwest::Client,
+    pub master_key: Option<ConfigValue>,
+    pub body_limit: usize,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(config: &Config, secrets: Arc<LiveSecrets>, options: Options) -> Result<Self> {
+        let body_limit = match config.general_settings.max_request_size_mb {
+            Some(mb) if mb.is_finite() && mb > 0.0 => (mb * 1024.0 * 1024.0) as usize,
+            Some(_) => {
+                return Err(Error::Config(
+                    "general_settings.max_request_size_mb must be a positive number".into(),
+                ));
+            }
+            None => DEFAULT_BODY_LIMIT,
+        };
+        Ok(Self {
+            router: Router::from_config(config)?,
+            secrets,
+            http: upstream_client()?,
+            master_key: config.general_settings.master_key.clone(),
+            body_limit,
+            metrics: options.metrics,
+        })
+    }
+}
+
+fn upstream_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build the upstream HTTP client: {e}")))
+}

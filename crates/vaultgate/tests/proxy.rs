@@ -1,0 +1,628 @@
+//! The foundation end to end: the real binary in front of the recording mock upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use vaultgate_mock_upstream::{MockUpstream, Script};
+use vaultgate_testkit::Gateway;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vaultgate");
+const MASTER: &str = "sk-master-test-4f1d9c";
+const PROVIDER_KEY: &str = "sk-provider-secret-8b2e7a";
+
+fn config(upstream: &str, extra_models: &str) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: gpt-test
+    litellm_params:
+      model: openai/real-model
+      api_base: {upstream}/v1
+      api_key: os.environ/TEST_PROVIDER_KEY
+      timeout: 2
+{extra_models}
+general_settings:
+  master_key: os.environ/TEST_MASTER_KEY
+  max_request_size_mb: 0.01
+"#
+    )
+}
+
+fn start(config: &str) -> Gateway {
+    Gateway::builder(BIN, config)
+        .env("TEST_PROVIDER_KEY", PROVIDER_KEY)
+        .env("TEST_MASTER_KEY", MASTER)
+        .start()
+        .unwrap()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn post(gateway: &Gateway, path: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(format!("{}{path}", gateway.url))
+        .bearer_auth(MASTER)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn error_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_is_forwarded_with_the_provider_key_and_upstream_model() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gateway = start(&config(&mock.url(), ""));
+    let response = post(
+        &gateway,
+        "/v1/chat/completions",
+        json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(response.headers()["x-vaultgate-model-id"], "gpt-test-0");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the mock upstream."
+    );
+
+    let seen = mock.last_request().unwrap();
+    assert_eq!(seen.uri, "/v1/chat/completions");
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {PROVIDER_KEY}").as_str())
+    );
+    assert_eq!(seen.body["model"], "real-model");
+    assert_eq!(seen.body["temperature"], 0.5);
+    assert_eq!(seen.body["messages"][0]["content"], "hi");
+    // The client's credentials never reach the upstream.
+    assert!(!format!("{:?}", seen.headers).contains(MASTER));
+
+    // The same without the /v1 prefix, and the other endpoints.
+    let response = post(
+        &gateway,
+        "/chat/completions",
+        json!({"model": "gpt-test", "messages": []}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let response = post(
+        &gateway,
+        "/v1/embeddings",
+        json!({"model": "gpt-test", "input": "x"}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(mock.last_request().unwrap().uri, "/v1/embeddings");
+    let response = post(
+        &gateway,
+        "/completions",
+        json!({"model": "gpt-test", "prompt": "x"}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(mock.last_request().unwrap().uri, "/v1/completions");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_pass_through_chunk_by_chunk() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gateway = start(&config(&mock.url(), ""));
+    let frames: Vec<String> = (0..3)
+        .map(|i| json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": format!("w{i} ")}}]}).to_string())
+        .chain(["[DONE]".to_owned()])
+        .collect();
+    mock.push(Script {
+        stream: Some(frames),
+        chunk_delay: Duration::from_millis(700),
+        ..Script::default()
+    });
+    let response = post(
+        &gateway,
+        "/v1/chat/completions",
+        json!({"model": "gpt-test", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.bytes_stream();
+    // Had the gateway buffered, the first piece would hold every frame.
+    let first = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+    assert_eq!(first.matches("data:").count(), 1, "{first}");
+    assert!(first.contains("w0"));
+    let mut rest = String::new();
+    while let Some(chunk) = body.next().await {
+        rest.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    assert!(
+        rest.contains("w1") && rest.contains("w2") && rest.ends_with("data: [DONE]\n\n"),
+        "{rest}"
+    );
+    // The gateway asked for usage (for spend) but the client did not: it stays hidden.
+    assert_eq!(
+        mock.last_request().unwrap().body["stream_options"]["include_usage"],
+        true
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_disconnect_cancels_the_upstream_stream() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gateway = start(&config(&mock.url(), ""));
+    let frames: Vec<String> = (0..50)
+        .map(|i| json!({"choices": [{"delta": {"content": i.to_string()}}]}).to_string())
+        .collect();
+    mock.push(Script {
+        stream: Some(frames),
+        chunk_delay: Duration::from_millis(200),
+        ..Script::default()
+    });
+    let response = post(
+        &gateway,
+        "/v1/chat/completions",
+        json!({"model": "gpt-test", "stream": true, "messages": []}),
+    )
+    .await;
+    let mut body = response.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    drop(body);
+    for _ in 0..100 {
+        if mock.streams_cancelled() == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the upstream stream was not cancelled after the client went away");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_deployments_get_azure_urls_and_headers() {
+    let mock = MockUpstream::start().await.unwrap();
+    let models = format!(
+        r#"  - model_name: azure-gpt
+    litellm_params:
+      model: azure/my-deployment
+      api_base: {}/
+      api_key: os.environ/TEST_PROVIDER_KEY
+      api_version: "2024-02-01"
+"#,
+        mock.url()
+    );
+    let gateway = start(&config(&mock.url(), &models));
+    for (path, upstream) in [
+        ("/v1/chat/completions", "chat/completions"),
+        ("/v1/embeddings", "embeddings"),
+        ("/v1/completions", "completions"),
+    ] {
+        let response = post(
+            &gateway,
+            path,
+            json!({"model": "azure-gpt", "messages": [], "input": "x", "prompt": "x"}),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        let seen = mock.last_request().unwrap();
+        assert_eq!(
+            seen.uri,
+            format!("/openai/deployments/my-deployment/{upstream}?api-version=2024-02-01")
+        );
+        assert_eq!(seen.header("api-key"), Some(PROVIDER_KEY));
+        assert_eq!(seen.header("authorization"), None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_have_the_right_status_and_openai_shape() {
+    let mock = MockUpstream::start().await.unwrap();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let models = format!(
+        "  - model_name: unreachable\n    litellm_params: {{model: openai/x, api_base: 'http://{closed}/v1'}}\n"
+    );
+    let gateway = start(&config(&mock.url(), &models));
+    let url = |path: &str| format!("{}{path}", gateway.url);
+
+    // 400: bad JSON, missing model, unknown model.
+    let response = client()
+        .post(url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(response).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(body["error"]["message"].as_str().unwrap().contains("JSON"));
+    let (status, body) =
+        error_of(post(&gateway, "/v1/chat/completions", json!({"messages": []})).await).await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("model"))
+    );
+    let (status, body) =
+        error_of(post(&gateway, "/v1/chat/completions", json!({"model": "nope"})).await).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("model=nope")
+    );
+
+    // 401: no key, bad key (Bearer, api-key and x-api-key are all read).
+    let response = client()
+        .post(url("/v1/chat/completions"))
+        .json(&json!({"model": "gpt-test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await.0, 401);
+    for header in ["authorization", "api-key", "x-api-key"] {
+        let value = if header == "authorization" {
+            "Bearer sk-wrong".to_owned()
+        } else {
+            "sk-wrong".to_owned()
+        };
+        let response = client()
+            .post(url("/v1/chat/completions"))
+            .header(header, value)
+            .json(&json!({"model": "gpt-test"}))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = error_of(response).await;
+        assert_eq!(status, 401);
+        assert_eq!(body["error"]["type"], "auth_error");
+        assert!(!body.to_string().contains("sk-wrong"));
+    }
+    let response = client()
+        .post(url("/v1/chat/completions"))
+        .header("x-api-key", MASTER)
+        .json(&json!({"model": "gpt-test", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // 413 over max_request_size_mb (0.01 MB), declared or streamed.
+    let big = "x".repeat(20_000);
+    let (status, body) = error_of(
+        post(
+            &gateway,
+            "/v1/chat/completions",
+            json!({"model": "gpt-test", "pad": big}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(body["error"]["code"], "413");
+    let chunks =
+        futures_util::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1000])));
+    let response = client()
+        .post(url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await.0, 413);
+
+    // 502 unreachable upstream, 504 timeout.
+    let (status, body) = error_of(
+        post(
+            &gateway,
+            "/v1/chat/completions",
+            json!({"model": "unreachable", "messages": []}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert_eq!(body["error"]["type"], "upstream_error");
+    mock.push(Script {
+        delay: Duration::from_secs(4),
+        ..Script::default()
+    });
+    let (status, body) = error_of(
+        post(
+            &gateway,
+            "/v1/chat/completions",
+            json!({"model": "gpt-test", "messages": []}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 504);
+    assert_eq!(body["error"]["code"], "timeout");
+
+    // Upstream 4xx and 5xx pass through with their body.
+    for code in [400u16, 404, 422, 500, 503] {
+        let upstream_body = json!({"error": {"message": format!("upstream says {code}"), "type": "x", "param": null, "code": null}});
+        mock.push(Script {
+            status: Some(code),
+            body: Some(upstream_body.to_string()),
+            ..Script::default()
+        });
+        let (status, body) = error_of(
+            post(
+                &gateway,
+                "/v1/chat/completions",
+                json!({"model": "gpt-test", "messages": []}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!((status, body), (code, upstream_body));
+    }
+
+    // Unknown routes are OpenAI-shaped 404s; the process keeps serving.
+    let response = client().get(url("/v1/nope")).send().await.unwrap();
+    assert_eq!(error_of(response).await.0, 404);
+    let response = client()
+        .get(url("/health/liveliness"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deployments_of_one_model_take_turns() {
+    let first = MockUpstream::start().await.unwrap();
+    let second = MockUpstream::start().await.unwrap();
+    let models = format!(
+        "  - model_name: gpt-test\n    litellm_params: {{model: openai/other, api_base: '{}/v1', api_key: os.environ/TEST_PROVIDER_KEY}}\n",
+        second.url()
+    );
+    let gateway = start(&config(&first.url(), &models));
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let response = post(
+            &gateway,
+            "/v1/chat/completions",
+            json!({"model": "gpt-test", "messages": []}),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        ids.push(
+            response.headers()["x-vaultgate-model-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(first.requests().len(), 3);
+    assert_eq!(second.requests().len(), 3);
+    assert_eq!(second.last_request().unwrap().body["model"], "other");
+    assert!(ids.windows(2).all(|pair| pair[0] != pair[1]), "{ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mock_response_answers_offline_streaming_too() {
+    let config = r#"
+model_list:
+  - model_name: demo
+    litellm_params: {model: openai/demo, mock_response: "Hi from vaultgate"}
+"#;
+    let gateway = Gateway::builder(BIN, config).start().unwrap();
+    let response = client()
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "hello"}]}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hi from vaultgate"
+    );
+    assert!(body["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let text = client()
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .json(&json!({"model": "demo", "stream": true, "messages": []}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("\"Hi \"") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("\"usage\""),
+        "usage chunk shown to a client that did not ask: {text}"
+    );
+    assert!(gateway.logs().contains("NO MASTER KEY"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn models_health_and_metrics() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gateway = start(&config(
+        &mock.url(),
+        "  - model_name: second\n    litellm_params: {model: openai/s, mock_response: ok}\n",
+    ));
+    let models: Value = client()
+        .get(format!("{}/v1/models", gateway.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["gpt-test", "second"]);
+    let response = client()
+        .get(format!("{}/v1/models", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let readiness: Value = client()
+        .get(format!("{}/health/readiness", gateway.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(readiness["status"], "healthy");
+    assert_eq!(readiness["vault"]["status"], "disabled");
+
+    post(
+        &gateway,
+        "/v1/chat/completions",
+        json!({"model": "gpt-test", "messages": []}),
+    )
+    .await;
+    mock.push(Script {
+        status: Some(500),
+        ..Script::default()
+    });
+    post(
+        &gateway,
+        "/v1/chat/completions",
+        json!({"model": "gpt-test", "messages": []}),
+    )
+    .await;
+    let metrics = client()
+        .get(format!("{}/metrics", gateway.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"vaultgate_requests_total{route="chat/completions",model="gpt-test",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"vaultgate_requests_total{route="chat/completions",model="gpt-test",status="500"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"vaultgate_upstream_errors_total{model="gpt-test",deployment="gpt-test-0",status="500"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains("vaultgate_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_appears_in_trace_logs() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gateway = Gateway::builder(BIN, &config(&mock.url(), ""))
+        .env("TEST_PROVIDER_KEY", PROVIDER_KEY)
+        .env("TEST_MASTER_KEY", MASTER)
+        .rust_log("trace")
+        .start()
+        .unwrap();
+    post(
+        &gateway,
+        "/v1/chat/completions",
+        json!({"model": "gpt-test", "messages": []}),
+    )
+    .await;
+    post(
+        &gateway,
+        "/v1/chat/completions",
+        json!({"model": "gpt-test", "stream": true, "messages": []}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    client()
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .bearer_auth("sk-wrong-key-123")
+        .send()
+        .await
+        .unwrap();
+    let logs = gateway.logs();
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "trace logging was not on"
+    );
+    for secret in [PROVIDER_KEY, MASTER, "sk-wrong-key-123"] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
+    }
+}
+
+#[test]
+fn bad_configs_fail_at_start_with_a_clear_message() {
+    let run = |config: &str| {
+        let output = Gateway::builder(BIN, config).run(&["--port", "0"]).unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let message = run(
+        "model_list:\n  - model_name: x\n    litellm_params:\n      model: openai/x\n      rpm: [1]\n",
+    );
+    assert!(
+        message.contains("line 5") && message.contains("rpm"),
+        "{message}"
+    );
+    let message = run("model_list:\n  - model_name: x\n    litellm_params: {model: nosuch/x}\n");
+    assert!(
+        message.contains("nosuch/") && message.contains("model_list[0]"),
+        "{message}"
+    );
+    let message = run(
+        "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x, api_key: os.environ/VAULTGATE_TEST_UNSET_KEY}\n",
+    );
+    assert!(
+        message.contains("VAULTGATE_TEST_UNSET_KEY") && message.contains("model_list[0]"),
+        "{message}"
+    );
+    let output = std::process::Command::new(BIN)
+        .args(["--config", "/nonexistent/config.yaml"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/config.yaml"));
+}
+
+#[test]
+fn unknown_litellm_settings_give_one_warning() {
+    let config = "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x, mock_response: hi}\nlitellm_settings: {success_callback: [langfuse], cache: true}\n";
+    let gateway = Gateway::builder(BIN, config).start().unwrap();
+    let logs = gateway.logs();
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("does not support"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert!(
+        warnings[0].contains("litellm_settings.success_callback")
+            && warnings[0].contains("litellm_settings.cache")
+    );
+}
