@@ -1,0 +1,389 @@
+//! Request-path limits, all in memory: model access, budget (with in-flight reservations),
+//! requests and tokens per minute, parallel requests, and usage recording.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use vaultgate_config::ModelInfo;
+use vaultgate_core::{Error, Result};
+
+use crate::model::{ALL_PROXY_MODELS, KeyRecord, model_matches, parse_duration};
+use crate::service::KeyService;
+use crate::spend::SpendMsg;
+
+/// Live per-key state, keyed by the stable `key_id` (survives regenerate and cache reloads).
+#[derive(Default)]
+pub(crate) struct LiveMap {
+    map: Mutex<HashMap<String, Arc<Live>>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Live {
+    state: Mutex<LiveState>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LiveState {
+    /// Spend as this instance knows it: the stored figure plus what it recorded since.
+    pub spend: f64,
+    /// Recorded here but not yet written by the batch writer.
+    pub unflushed: f64,
+    pub budget_reset_at: Option<i64>,
+    pub in_flight: u64,
+    /// Sum of the cost estimates of in-flight requests.
+    pub reserved: f64,
+    /// Largest cost of one request seen for this key: the estimate for the next one.
+    pub max_cost: Option<f64>,
+    pub rpm_minute: i64,
+    pub rpm_count: u64,
+    pub tpm_minute: i64,
+    pub tpm_count: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Live {
+    pub fn lock(&self) -> MutexGuard<'_, LiveState> {
+        lock(&self.state)
+    }
+}
+
+impl LiveMap {
+    pub fn get(&self, key_id: &str) -> Option<Arc<Live>> {
+        lock(&self.map).get(key_id).cloned()
+    }
+
+    /// The live state of a key, created from the record on first sight, otherwise reconciled with
+    /// a freshly loaded record (which may carry spend written by other instances).
+    pub fn observe(&self, record: &KeyRecord) -> Arc<Live> {
+        let mut map = lock(&self.map);
+        if let Some(live) = map.get(&record.key_id) {
+            let live = live.clone();
+            drop(map);
+            {
+                let mut s = live.lock();
+                let stored = record.spend + s.unflushed;
+                match (record.budget_reset_at, s.budget_reset_at) {
+                    // Same period: never go below what this instance has seen.
+                    (db, mem) if db == mem => s.spend = s.spend.max(stored),
+                    // Another instance reset the budget (or the period was changed by an update).
+                    (Some(db), Some(mem)) if db > mem => {
+                        s.spend = stored;
+                        s.budget_reset_at = Some(db);
+                    }
+                    (Some(_), Some(_)) => {} // the store has not seen our reset yet
+                    (db, _) => {
+                        s.budget_reset_at = db;
+                        s.spend = s.spend.max(stored);
+                    }
+                }
+            }
+            return live;
+        }
+        let live = Arc::new(Live {
+            state: Mutex::new(LiveState {
+                spend: record.spend,
+                budget_reset_at: record.budget_reset_at,
+                ..LiveState::default()
+            }),
+        });
+        map.insert(record.key_id.clone(), live.clone());
+        live
+    }
+
+    pub fn remove(&self, key_id: &str) {
+        lock(&self.map).remove(key_id);
+    }
+
+    /// The batch writer stored `cost` of this key.
+    pub fn flushed(&self, key_id: &str, cost: f64) {
+        if let Some(live) = self.get(key_id) {
+            let mut s = live.lock();
+            s.unflushed = (s.unflushed - cost).max(0.0);
+        }
+    }
+}
+
+/// An admitted request. Holds a parallel slot and a budget reservation until dropped; pass it to
+/// [`KeyService::record_usage`] when the response's usage is known.
+pub struct Admission {
+    key: Arc<KeyRecord>,
+    live: Arc<Live>,
+    reserved: f64,
+    recorded: AtomicBool,
+}
+
+impl Admission {
+    pub fn key(&self) -> &Arc<KeyRecord> {
+        &self.key
+    }
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("key_name", &self.key.key_name)
+            .field("reserved", &self.reserved)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut s = self.live.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if !self.recorded.load(Ordering::SeqCst) {
+            s.reserved -= self.reserved;
+        }
+        if s.in_flight == 0 || s.reserved < 0.0 {
+            s.reserved = 0.0;
+        }
+    }
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+/// Whole seconds until the next minute window (at least 1), for Retry-After.
+fn seconds_to_next_minute(now_ms: i64) -> u64 {
+    let rest = MINUTE_MS - now_ms.rem_euclid(MINUTE_MS);
+    u64::try_from((rest + 999) / 1000).unwrap_or(1).max(1)
+}
+
+fn reject(reason: &'static str, message: String, retry_after: u64) -> Error {
+    metrics::counter!("vaultgate_key_limit_rejections_total", "reason" => reason).increment(1);
+    Error::RateLimited {
+        message,
+        retry_after,
+    }
+}
+
+impl KeyService {
+    /// Whether the key may use `model`: its `models` list is empty (all models), contains
+    /// `all-proxy-models`, or names the model (a trailing `*` is a prefix wildcard).
+    pub fn authorize_model(&self, key: &KeyRecord, model: &str) -> Result<()> {
+        if key_allows(key, model) {
+            return Ok(());
+        }
+        metrics::counter!("vaultgate_key_model_denied_total").increment(1);
+        Err(Error::Unauthorized(format!(
+            "Authentication Error, key not allowed to access model. This key can only access \
+             models=[{}]. Tried to access {model}",
+            key.models.join(", ")
+        )))
+    }
+
+    /// The models of `all` that the key may use, in the order of `all` (for GET /v1/models).
+    pub fn allowed_models(&self, key: &KeyRecord, all: &[String]) -> Vec<String> {
+        all.iter().filter(|m| key_allows(key, m)).cloned().collect()
+    }
+
+    /// Admits one request of `key` or says why not: budget spent (400 budget_exceeded), requests
+    /// or tokens per minute, parallel requests, or a nearly spent budget already covered by
+    /// in-flight requests (429 with Retry-After). Never touches the database.
+    pub fn admit(&self, key: &Arc<KeyRecord>, model: &str) -> Result<Admission> {
+        let inner = self.inner();
+        let now = inner.clock.now_ms();
+        let live = inner.live.observe_existing(key);
+        let mut s = live.lock();
+
+        // Budget period over: start a new one (the store follows through the batch writer).
+        if let Some(duration_ms) = key.budget_duration.as_deref().and_then(parse_duration) {
+            match s.budget_reset_at {
+                Some(reset_at) if now >= reset_at => {
+                    let next = now.saturating_add(duration_ms);
+                    s.spend = 0.0;
+                    s.budget_reset_at = Some(next);
+                    inner.send_spend(SpendMsg::Reset {
+                        key_id: key.key_id.clone(),
+                        now_ms: now,
+                        next_reset_ms: next,
+                    });
+                    tracing::info!(key = %key.key_name, "budget period over: spend reset");
+                }
+                _ => {}
+            }
+        }
+
+        let mut estimate = 0.0;
+        if let Some(max_budget) = key.max_budget {
+            if s.spend >= max_budget {
+                metrics::counter!("vaultgate_key_limit_rejections_total", "reason" => "budget")
+                    .increment(1);
+                return Err(Error::BudgetExceeded(format!(
+                    "Budget has been exceeded! Current cost: {}, Max budget: {max_budget}",
+                    s.spend
+                )));
+            }
+            // In-flight requests may still spend: with an unknown cost, or when their estimates
+            // would exceed what is left, admit one at a time so the budget is overrun by at most
+            // one request's cost.
+            let remaining = max_budget - s.spend;
+            estimate = s.max_cost.unwrap_or(0.0);
+            let tight = match s.max_cost {
+                None => true,
+                Some(e) => s.reserved + e > remaining,
+            };
+            if tight && s.in_flight > 0 {
+                return Err(reject(
+                    "budget_in_flight",
+                    format!(
+                        "Budget nearly spent for key {}: {remaining:.6} USD left and {} request(s) \
+                         in flight; try again when they finish",
+                        key.key_name, s.in_flight
+                    ),
+                    1,
+                ));
+            }
+        }
+
+        let minute = now.div_euclid(MINUTE_MS);
+        if s.rpm_minute != minute {
+            s.rpm_minute = minute;
+            s.rpm_count = 0;
+        }
+        if s.tpm_minute != minute {
+            s.tpm_minute = minute;
+            s.tpm_count = 0;
+        }
+        if let Some(limit) = key.rpm_limit
+            && s.rpm_count >= limit
+        {
+            let wait = seconds_to_next_minute(now);
+            return Err(reject(
+                "rpm",
+                format!(
+                    "Rate limit reached for key {}: rpm_limit {limit} requests per minute. \
+                     Try again in {wait} seconds.",
+                    key.key_name
+                ),
+                wait,
+            ));
+        }
+        if let Some(limit) = key.tpm_limit
+            && s.tpm_count >= limit
+        {
+            let wait = seconds_to_next_minute(now);
+            return Err(reject(
+                "tpm",
+                format!(
+                    "Rate limit reached for key {}: tpm_limit {limit} tokens per minute. \
+                     Try again in {wait} seconds.",
+                    key.key_name
+                ),
+                wait,
+            ));
+        }
+        if let Some(limit) = key.max_parallel_requests
+            && s.in_flight >= limit
+        {
+            return Err(reject(
+                "parallel",
+                format!(
+                    "Max parallel request limit reached for key {}: max_parallel_requests {limit}. \
+                     Try again when a request finishes.",
+                    key.key_name
+                ),
+                1,
+            ));
+        }
+
+        s.rpm_count += 1;
+        s.in_flight += 1;
+        s.reserved += estimate;
+        drop(s);
+        tracing::trace!(key = %key.key_name, model, "admitted");
+        Ok(Admission {
+            key: key.clone(),
+            live,
+            reserved: estimate,
+            recorded: AtomicBool::new(false),
+        })
+    }
+
+    /// Records a finished request's usage: cost from `model_info` prices, else the built-in
+    /// table (0 for an unknown model). Updates in-memory spend and tokens at once; the store is
+    /// written by the batch writer. Returns the cost in USD.
+    pub fn record_usage(
+        &self,
+        admission: &Admission,
+        model: &str,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        model_info: Option<&ModelInfo>,
+    ) -> f64 {
+        let inner = self.inner();
+        let now = inner.clock.now_ms();
+        let cost = match crate::pricing::cost(model, model_info, prompt_tokens, completion_tokens) {
+            Some(cost) => cost,
+            None => {
+                tracing::debug!(model, "no price known for model; cost counted as 0");
+                0.0
+            }
+        };
+        let key = &admission.key;
+        {
+            let mut s = admission.live.lock();
+            s.spend += cost;
+            s.unflushed += cost;
+            let minute = now.div_euclid(MINUTE_MS);
+            if s.tpm_minute != minute {
+                s.tpm_minute = minute;
+                s.tpm_count = 0;
+            }
+            s.tpm_count = s
+                .tpm_count
+                .saturating_add(prompt_tokens.saturating_add(completion_tokens));
+            s.max_cost = Some(s.max_cost.map_or(cost, |m| m.max(cost)));
+            if !admission.recorded.swap(true, Ordering::SeqCst) {
+                s.reserved = (s.reserved - admission.reserved).max(0.0);
+            }
+        }
+        metrics::gauge!("vaultgate_spend_usd_total").increment(cost);
+        metrics::counter!("vaultgate_tokens_total", "type" => "prompt").increment(prompt_tokens);
+        metrics::counter!("vaultgate_tokens_total", "type" => "completion")
+            .increment(completion_tokens);
+        inner.send_spend(SpendMsg::Usage {
+            key_id: key.key_id.clone(),
+            cost,
+            prompt_tokens,
+            completion_tokens,
+            at_ms: now,
+        });
+        cost
+    }
+}
+
+impl LiveMap {
+    /// Like [`LiveMap::observe`] but without reconciling an already known key (the request path
+    /// passes cached records, whose stored spend may be older than the live figure).
+    pub fn observe_existing(&self, record: &KeyRecord) -> Arc<Live> {
+        match self.get(&record.key_id) {
+            Some(live) => live,
+            None => self.observe(record),
+        }
+    }
+}
+
+fn key_allows(key: &KeyRecord, model: &str) -> bool {
+    key.models.is_empty()
+        || key
+            .models
+            .iter()
+            .any(|m| m == ALL_PROXY_MODELS || model_matches(m, model))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn retry_after_is_at_least_one_second() {
+        assert_eq!(seconds_to_next_minute(0), 60);
+        assert_eq!(seconds_to_next_minute(59_999), 1);
+        assert_eq!(seconds_to_next_minute(30_500), 30);
+    }
+}

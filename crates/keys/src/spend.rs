@@ -1,0 +1,197 @@
+//! The spend batch writer: usage is recorded in memory at once and written to the store by one
+//! background task, in batches (one transaction per batch), so the request path never waits on a
+//! database write. A failed batch stays queued and is retried; shutdown drains and flushes.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use vaultgate_core::Result;
+
+use crate::limits::LiveMap;
+use crate::store::{Store, UsageSum};
+
+pub(crate) enum SpendMsg {
+    Usage {
+        key_id: String,
+        cost: f64,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        at_ms: i64,
+    },
+    /// Budget period over: zero the stored spend (if the stored period is over too).
+    Reset {
+        key_id: String,
+        now_ms: i64,
+        next_reset_ms: i64,
+    },
+    /// Write everything queued before this message; answer with the outcome.
+    Flush(oneshot::Sender<Result<()>>),
+}
+
+/// Usage and resets in arrival order: a reset closes a segment, so usage before it is written
+/// before it and usage after it is not wiped by it.
+#[derive(Default)]
+struct Segment {
+    usage: HashMap<(String, String), UsageSum>,
+    resets: Vec<(String, i64, i64)>,
+}
+
+pub(crate) struct SpendWriter {
+    pub store: Store,
+    pub live: Arc<LiveMap>,
+    pub rx: mpsc::UnboundedReceiver<SpendMsg>,
+    pub stop: CancellationToken,
+    pub flush_interval: Duration,
+    pub batch_max: usize,
+    segments: VecDeque<Segment>,
+    queued_events: usize,
+}
+
+impl SpendWriter {
+    pub fn new(
+        store: Store,
+        live: Arc<LiveMap>,
+        rx: mpsc::UnboundedReceiver<SpendMsg>,
+        stop: CancellationToken,
+        flush_interval: Duration,
+        batch_max: usize,
+    ) -> Self {
+        Self {
+            store,
+            live,
+            rx,
+            stop,
+            flush_interval,
+            batch_max,
+            segments: VecDeque::new(),
+            queued_events: 0,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled() => {
+                    while let Ok(msg) = self.rx.try_recv() {
+                        self.handle(msg).await;
+                    }
+                    self.final_flush().await;
+                    return;
+                }
+                msg = self.rx.recv() => match msg {
+                    Some(msg) => self.handle(msg).await,
+                    None => {
+                        self.final_flush().await;
+                        return;
+                    }
+                },
+                _ = tick.tick() => {
+                    let _ = self.flush().await;
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, msg: SpendMsg) {
+        match msg {
+            SpendMsg::Usage {
+                key_id,
+                cost,
+                prompt_tokens,
+                completion_tokens,
+                at_ms,
+            } => {
+                if self.segments.back().is_none_or(|s| !s.resets.is_empty()) {
+                    self.segments.push_back(Segment::default());
+                }
+                if let Some(segment) = self.segments.back_mut() {
+                    let sum = segment.usage.entry((key_id, day_of(at_ms))).or_default();
+                    sum.cost += cost;
+                    sum.prompt_tokens += i64::try_from(prompt_tokens).unwrap_or(i64::MAX);
+                    sum.completion_tokens += i64::try_from(completion_tokens).unwrap_or(i64::MAX);
+                    sum.requests += 1;
+                }
+                self.queued_events += 1;
+                if self.queued_events >= self.batch_max {
+                    let _ = self.flush().await;
+                }
+            }
+            SpendMsg::Reset {
+                key_id,
+                now_ms,
+                next_reset_ms,
+            } => {
+                if self.segments.is_empty() {
+                    self.segments.push_back(Segment::default());
+                }
+                if let Some(segment) = self.segments.back_mut() {
+                    segment.resets.push((key_id, now_ms, next_reset_ms));
+                }
+            }
+            SpendMsg::Flush(reply) => {
+                let result = self.flush().await;
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Writes queued segments in order; stops at the first failure (kept for the next try).
+    async fn flush(&mut self) -> Result<()> {
+        while let Some(segment) = self.segments.front() {
+            let usage: Vec<(String, String, UsageSum)> = segment
+                .usage
+                .iter()
+                .map(|((id, day), sum)| (id.clone(), day.clone(), *sum))
+                .collect();
+            match self.store.apply_spend(&usage, &segment.resets).await {
+                Ok(()) => {
+                    metrics::counter!("vaultgate_spend_flush_total", "result" => "ok").increment(1);
+                    for (key_id, _, sum) in &usage {
+                        self.live.flushed(key_id, sum.cost);
+                    }
+                    self.segments.pop_front();
+                }
+                Err(e) => {
+                    metrics::counter!("vaultgate_spend_flush_total", "result" => "error")
+                        .increment(1);
+                    tracing::warn!(error = %e, "spend batch not written; will retry");
+                    return Err(e);
+                }
+            }
+        }
+        self.queued_events = 0;
+        Ok(())
+    }
+
+    async fn final_flush(&mut self) {
+        for attempt in 0..5u32 {
+            if self.flush().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt + 1))).await;
+        }
+        let lost: f64 = self
+            .segments
+            .iter()
+            .flat_map(|s| s.usage.values())
+            .map(|u| u.cost)
+            .sum();
+        tracing::error!(
+            unwritten_usd = lost,
+            "spend not written at shutdown: the database is unavailable"
+        );
+    }
+}
+
+/// UTC day `YYYY-MM-DD` of a unix-ms time.
+fn day_of(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .map(|t| t.date().to_string())
+        .unwrap_or_else(|_| "1970-01-01".into())
+}
