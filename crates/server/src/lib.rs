@@ -6,6 +6,7 @@ mod routes;
 mod sse;
 mod state;
 pub mod telemetry;
+mod upstream;
 
 pub use routes::app;
 pub use state::{AppState, Options};
