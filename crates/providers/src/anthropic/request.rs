@@ -35,8 +35,9 @@ pub fn chat_to_messages_request(
         }
         match name.as_str() {
             "model" | "messages" => {}
-            // The caller decides about usage chunks; `store` only concerns OpenAI's own storage.
-            "stream_options" | "store" => {}
+            // The caller decides about usage chunks; `store` and `prompt_cache_key` only concern
+            // OpenAI's own storage and cache routing, so ignoring them changes no answer.
+            "stream_options" | "store" | "prompt_cache_key" => {}
             "max_tokens" => max_tokens = Some(positive_int(name, value)?),
             "max_completion_tokens" => max_completion_tokens = Some(positive_int(name, value)?),
             "temperature" | "top_p" | "top_k" => {
@@ -57,10 +58,11 @@ pub fn chat_to_messages_request(
                     out.insert("stop_sequences".into(), Value::Array(stops));
                 }
             }
-            "user" => {
+            // `safety_identifier` is OpenAI's newer name for `user`; both identify the end user.
+            "user" | "safety_identifier" => {
                 let user = value
                     .as_str()
-                    .ok_or_else(|| Error::bad_param(name, "`user` must be a string"))?;
+                    .ok_or_else(|| Error::bad_param(name, format!("`{name}` must be a string")))?;
                 out.insert("metadata".into(), json!({ "user_id": user }));
             }
             "tools" => tools = Some(convert_tools(value)?),
@@ -426,11 +428,12 @@ fn url_source(url: &str, param: &str) -> Result<Value> {
         }
         return Ok(json!({"type": "base64", "media_type": media_type, "data": data}));
     }
-    let lower = url
-        .get(..8)
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    if lower.starts_with("https://") || lower.starts_with("http://") {
+    let has_scheme = |scheme: &str| {
+        url.as_bytes()
+            .get(..scheme.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(scheme.as_bytes()))
+    };
+    if has_scheme("https://") || has_scheme("http://") {
         return Ok(json!({"type": "url", "url": url}));
     }
     Err(Error::bad_param(
