@@ -251,10 +251,24 @@ fn convert_messages(messages: Option<&Value>) -> Result<(Option<Value>, Vec<Valu
         let content = message.get("content").unwrap_or(&Value::Null);
         let content_param = || format!("messages[{i}].content");
         match role {
-            "system" | "developer" => system.extend(text_blocks(content, &content_param())?),
-            "user" => push_turn(&mut turns, "user", user_blocks(content, &content_param())?),
-            "assistant" => push_turn(&mut turns, "assistant", assistant_blocks(message, i)?),
-            "tool" => push_turn(&mut turns, "user", vec![tool_result(message, i)?]),
+            "system" | "developer" => {
+                system.extend(with_cache_control(
+                    message,
+                    text_blocks(content, &content_param())?,
+                ));
+            }
+            "user" => {
+                let blocks = user_blocks(content, &content_param())?;
+                push_turn(&mut turns, "user", with_cache_control(message, blocks));
+            }
+            "assistant" => {
+                let blocks = assistant_blocks(message, i)?;
+                push_turn(&mut turns, "assistant", with_cache_control(message, blocks));
+            }
+            "tool" => {
+                let blocks = vec![tool_result(message, i)?];
+                push_turn(&mut turns, "user", with_cache_control(message, blocks));
+            }
             other => {
                 return Err(Error::bad_param(
                     format!("messages[{i}].role"),
@@ -286,6 +300,15 @@ fn convert_messages(messages: Option<&Value>) -> Result<(Option<Value>, Vec<Valu
         _ => Some(Value::Array(system)),
     };
     Ok((system, turns))
+}
+
+/// LiteLLM accepts `cache_control` on a whole message; Anthropic wants it on a block, and a
+/// breakpoint on the message's last block caches exactly the same prefix.
+fn with_cache_control(message: &Value, mut blocks: Vec<Value>) -> Vec<Value> {
+    if let (Some(cache), Some(last)) = (message.get("cache_control"), blocks.last_mut()) {
+        last["cache_control"] = cache.clone();
+    }
+    blocks
 }
 
 fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, blocks: Vec<Value>) {
