@@ -138,7 +138,10 @@ pub struct KeyManagementSettings {
 impl KeyManagementSettings {
     /// The Vault path prefix for mirrored virtual keys, always ending in `/`.
     pub fn virtual_key_prefix(&self) -> String {
-        let prefix = self.prefix_for_stored_virtual_keys.as_deref().unwrap_or("litellm/");
+        let prefix = self
+            .prefix_for_stored_virtual_keys
+            .as_deref()
+            .unwrap_or("litellm/");
         if prefix.is_empty() || prefix.ends_with('/') {
             prefix.to_owned()
         } else {
@@ -194,10 +197,13 @@ impl Config {
         for (index, entry) in self.model_list.iter().enumerate() {
             let at = format!("model_list[{index}] ({})", entry.model_name);
             if entry.model_name.trim().is_empty() {
-                return Err(Error::Config(format!("model_list[{index}].model_name is empty")));
+                return Err(Error::Config(format!(
+                    "model_list[{index}].model_name is empty"
+                )));
             }
-            parse_model(&entry.litellm_params.model)
-                .map_err(|message| Error::Config(format!("{at}.litellm_params.model: {message}")))?;
+            parse_model(&entry.litellm_params.model).map_err(|message| {
+                Error::Config(format!("{at}.litellm_params.model: {message}"))
+            })?;
             for (name, value) in [
                 ("timeout", entry.litellm_params.timeout),
                 ("stream_timeout", entry.litellm_params.stream_timeout),
@@ -218,7 +224,11 @@ impl Config {
                 SUPPORTED_KEY_MANAGEMENT_SYSTEMS.join(", ")
             )));
         }
-        if self.general_settings.key_management_settings.store_virtual_keys {
+        if self
+            .general_settings
+            .key_management_settings
+            .store_virtual_keys
+        {
             if self.general_settings.key_management_system.is_none() {
                 return Err(Error::Config(
                     "general_settings.key_management_settings.store_virtual_keys needs \
@@ -226,7 +236,12 @@ impl Config {
                         .into(),
                 ));
             }
-            if !self.general_settings.key_management_settings.access_mode.can_write() {
+            if !self
+                .general_settings
+                .key_management_settings
+                .access_mode
+                .can_write()
+            {
                 return Err(Error::Config(
                     "general_settings.key_management_settings.store_virtual_keys needs access_mode \
                      write_only or read_and_write (it is read_only)"
@@ -256,8 +271,14 @@ impl Config {
                 push(&Some(value.clone()), at(&format!("extra_headers.{header}")));
             }
         }
-        push(&self.general_settings.master_key, "general_settings.master_key".into());
-        push(&self.general_settings.database_url, "general_settings.database_url".into());
+        push(
+            &self.general_settings.master_key,
+            "general_settings.master_key".into(),
+        );
+        push(
+            &self.general_settings.database_url,
+            "general_settings.database_url".into(),
+        );
         out
     }
 }
@@ -275,12 +296,21 @@ fn unknown_keys(text: &str, config: &Config) -> Vec<String> {
     out
 }
 
-fn diff_keys(raw: &serde_json::Value, known: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+fn diff_keys(
+    raw: &serde_json::Value,
+    known: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
     use serde_json::Value;
     match (raw, known) {
         (Value::Object(raw), Value::Object(known)) => {
             for (key, value) in raw {
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 match known.get(key) {
                     Some(known_value) => diff_keys(value, known_value, &child, out),
                     None => out.push(child),

@@ -38,8 +38,11 @@ pub fn parse_model(model: &str) -> Result<(Provider, String), String> {
         return Err("is empty".into());
     }
     let Some((prefix, name)) = model.split_once('/') else {
-        let provider =
-            if model.starts_with("claude") { Provider::Anthropic } else { Provider::OpenAi };
+        let provider = if model.starts_with("claude") {
+            Provider::Anthropic
+        } else {
+            Provider::OpenAi
+        };
         return Ok((provider, model.to_owned()));
     };
     let provider = PREFIXES
@@ -48,10 +51,15 @@ pub fn parse_model(model: &str) -> Result<(Provider, String), String> {
         .map(|(_, provider)| *provider)
         .ok_or_else(|| {
             let known: Vec<&str> = PREFIXES.iter().map(|(p, _)| *p).collect();
-            format!("unknown provider prefix '{prefix}/' in '{model}'; supported: {}", known.join(", "))
+            format!(
+                "unknown provider prefix '{prefix}/' in '{model}'; supported: {}",
+                known.join(", ")
+            )
         })?;
     if name.is_empty() {
-        return Err(format!("'{model}' has no model name after the provider prefix"));
+        return Err(format!(
+            "'{model}' has no model name after the provider prefix"
+        ));
     }
     Ok((provider, name.to_owned()))
 }

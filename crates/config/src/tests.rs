@@ -30,19 +30,34 @@ fn parses_litellm_shape_and_lists_unknown_keys() -> Result<()> {
     let config = Config::parse(SAMPLE)?;
     assert_eq!(config.model_list.len(), 2);
     let azure = &config.model_list[0].litellm_params;
-    assert_eq!(azure.api_key, Some(ConfigValue::Reference("AZURE_API_KEY".into())));
-    assert_eq!(azure.api_version, Some(ConfigValue::Literal("2024-02-01".into())));
-    assert_eq!(config.router_settings.fallbacks[0]["gpt-4o"], vec!["claude".to_owned()]);
+    assert_eq!(
+        azure.api_key,
+        Some(ConfigValue::Reference("AZURE_API_KEY".into()))
+    );
+    assert_eq!(
+        azure.api_version,
+        Some(ConfigValue::Literal("2024-02-01".into()))
+    );
+    assert_eq!(
+        config.router_settings.fallbacks[0]["gpt-4o"],
+        vec!["claude".to_owned()]
+    );
     assert_eq!(
         config.unknown_keys,
-        vec!["litellm_settings.success_callback", "model_list[1].litellm_params.some_future_param"]
+        vec![
+            "litellm_settings.success_callback",
+            "model_list[1].litellm_params.some_future_param"
+        ]
     );
     assert_eq!(
         config.environment_variables.get("PORT_NUMBER"),
         Some(&ConfigValue::Literal("8080".into()))
     );
     let names: Vec<_> = config.references().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["AZURE_API_KEY", "ANTHROPIC_API_KEY", "LITELLM_MASTER_KEY"]);
+    assert_eq!(
+        names,
+        ["AZURE_API_KEY", "ANTHROPIC_API_KEY", "LITELLM_MASTER_KEY"]
+    );
     Ok(())
 }
 
@@ -59,11 +74,15 @@ fn yaml_errors_name_line_and_key() {
 
 #[test]
 fn unknown_provider_prefix_is_an_error_naming_the_entry() {
-    let err = Config::parse("model_list:\n  - model_name: x\n    litellm_params: {model: bogus/y}\n")
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(err.contains("model_list[0]") && err.contains("bogus/"), "{err}");
+    let err =
+        Config::parse("model_list:\n  - model_name: x\n    litellm_params: {model: bogus/y}\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+    assert!(
+        err.contains("model_list[0]") && err.contains("bogus/"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -72,7 +91,10 @@ fn unsupported_key_management_system_names_the_supported_ones() {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-    assert!(err.contains("aws_kms") && err.contains("hashicorp_vault"), "{err}");
+    assert!(
+        err.contains("aws_kms") && err.contains("hashicorp_vault"),
+        "{err}"
+    );
 }
 
 #[test]

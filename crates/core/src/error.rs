@@ -15,7 +15,10 @@ pub enum Error {
     Config(String),
     /// The client sent something we cannot accept (bad JSON, missing field, unknown model).
     #[error("{message}")]
-    BadRequest { message: String, param: Option<String> },
+    BadRequest {
+        message: String,
+        param: Option<String>,
+    },
     /// Missing, unknown, expired or blocked credentials, or a model the key may not use.
     #[error("{0}")]
     Unauthorized(String),
@@ -31,7 +34,11 @@ pub enum Error {
     PayloadTooLarge { limit: usize },
     /// The upstream answered with an error status; its body is passed through as is.
     #[error("upstream answered {status}")]
-    Upstream { status: StatusCode, body: Bytes, content_type: Option<HeaderValue> },
+    Upstream {
+        status: StatusCode,
+        body: Bytes,
+        content_type: Option<HeaderValue>,
+    },
     /// The upstream could not be reached (connect error, reset, malformed answer).
     #[error("upstream unreachable: {0}")]
     UpstreamUnreachable(String),
@@ -42,7 +49,10 @@ pub enum Error {
     Unavailable(String),
     /// Vault / OpenBao answered with an error or could not be reached.
     #[error("vault: {message}")]
-    Vault { message: String, status: Option<u16> },
+    Vault {
+        message: String,
+        status: Option<u16>,
+    },
     #[error("database: {0}")]
     Database(String),
     #[error("internal error: {0}")]
@@ -51,15 +61,24 @@ pub enum Error {
 
 impl Error {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::BadRequest { message: message.into(), param: None }
+        Self::BadRequest {
+            message: message.into(),
+            param: None,
+        }
     }
 
     pub fn bad_param(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::BadRequest { message: message.into(), param: Some(param.into()) }
+        Self::BadRequest {
+            message: message.into(),
+            param: Some(param.into()),
+        }
     }
 
     pub fn vault(message: impl Into<String>, status: Option<u16>) -> Self {
-        Self::Vault { message: message.into(), status }
+        Self::Vault {
+            message: message.into(),
+            status,
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -128,11 +147,16 @@ impl IntoResponse for Error {
             _ => None,
         };
         let (body, content_type) = match self {
-            Self::Upstream { body, content_type, .. } if !body.is_empty() => (
+            Self::Upstream {
+                body, content_type, ..
+            } if !body.is_empty() => (
                 body,
                 content_type.unwrap_or(HeaderValue::from_static("application/json")),
             ),
-            other => (other.to_body(), HeaderValue::from_static("application/json")),
+            other => (
+                other.to_body(),
+                HeaderValue::from_static("application/json"),
+            ),
         };
         let mut response = Response::new(axum_core::body::Body::from(body));
         *response.status_mut() = status;

@@ -5,3 +5,11 @@ pub mod openbao;
 pub mod gateway;
 
 pub use gateway::{Gateway, GatewayBuilder};
+
+/// The Python with the `openai` SDK: `$VAULTGATE_PYTHON`, else `<workspace>/.venv/bin/python`.
+pub fn python() -> std::process::Command {
+    let path = std::env::var("VAULTGATE_PYTHON").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_owned()
+    });
+    std::process::Command::new(path)
+}

