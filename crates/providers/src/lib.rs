@@ -87,7 +87,11 @@ impl Deployment {
             .collect::<Result<Vec<_>>>()?;
         let seconds = |value: Option<f64>| value.map(Duration::from_secs_f64);
         Ok(Self {
-            id: entry.model_info.id.clone().unwrap_or_else(|| format!("{}-{index}", entry.model_name)),
+            id: entry
+                .model_info
+                .id
+                .clone()
+                .unwrap_or_else(|| format!("{}-{index}", entry.model_name)),
             model_name: entry.model_name.clone(),
             provider,
             upstream_model,
@@ -141,11 +145,28 @@ impl ChatBody {
         };
         let model = match fields.get("model") {
             Some(Value::String(model)) if !model.is_empty() => model.clone(),
-            Some(_) => return Err(Error::bad_param("model", "`model` must be a non-empty string")),
-            None => return Err(Error::bad_param("model", "missing required parameter `model`")),
+            Some(_) => {
+                return Err(Error::bad_param(
+                    "model",
+                    "`model` must be a non-empty string",
+                ));
+            }
+            None => {
+                return Err(Error::bad_param(
+                    "model",
+                    "missing required parameter `model`",
+                ));
+            }
         };
-        let stream = fields.get("stream").and_then(Value::as_bool).unwrap_or(false);
-        Ok(Self { fields, model, stream })
+        let stream = fields
+            .get("stream")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(Self {
+            fields,
+            model,
+            stream,
+        })
     }
 }
 
@@ -160,7 +181,10 @@ pub fn build_request(
     want_usage: bool,
 ) -> Result<reqwest::RequestBuilder> {
     let mut fields = body.fields.clone();
-    fields.insert("model".into(), Value::String(deployment.upstream_model.clone()));
+    fields.insert(
+        "model".into(),
+        Value::String(deployment.upstream_model.clone()),
+    );
     if body.stream && want_usage && endpoint != Endpoint::Embeddings {
         let options = fields
             .entry("stream_options")
@@ -171,7 +195,10 @@ pub fn build_request(
     }
     let request = match deployment.provider {
         Provider::OpenAi => {
-            let base = resolved.api_base.unwrap_or(OPENAI_DEFAULT_BASE).trim_end_matches('/');
+            let base = resolved
+                .api_base
+                .unwrap_or(OPENAI_DEFAULT_BASE)
+                .trim_end_matches('/');
             let mut request = client.post(format!("{base}/{}", endpoint.path()));
             if let Some(key) = resolved.api_key {
                 request = request.bearer_auth(key);
@@ -185,15 +212,24 @@ pub fn build_request(
             let base = resolved
                 .api_base
                 .ok_or_else(|| {
-                    Error::Config(format!("deployment {} (azure) has no api_base", deployment.id))
+                    Error::Config(format!(
+                        "deployment {} (azure) has no api_base",
+                        deployment.id
+                    ))
                 })?
                 .trim_end_matches('/');
             let version = resolved.api_version.unwrap_or(AZURE_DEFAULT_API_VERSION);
             let url = reqwest::Url::parse_with_params(
-                &format!("{base}/openai/deployments/{}/{}", deployment.upstream_model, endpoint.path()),
+                &format!(
+                    "{base}/openai/deployments/{}/{}",
+                    deployment.upstream_model,
+                    endpoint.path()
+                ),
                 [("api-version", version)],
             )
-            .map_err(|e| Error::Config(format!("deployment {}: bad api_base: {e}", deployment.id)))?;
+            .map_err(|e| {
+                Error::Config(format!("deployment {}: bad api_base: {e}", deployment.id))
+            })?;
             // Azure takes the deployment from the URL; the body's model is ignored but harmless.
             let mut request = client.post(url);
             if let Some(key) = resolved.api_key {
@@ -235,7 +271,10 @@ impl Usage {
     pub fn from_json(value: &Value) -> Option<Self> {
         let usage = value.get("usage")?;
         let count = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
-        Some(Self { prompt_tokens: count("prompt_tokens"), completion_tokens: count("completion_tokens") })
+        Some(Self {
+            prompt_tokens: count("prompt_tokens"),
+            completion_tokens: count("completion_tokens"),
+        })
     }
 
     pub fn total(self) -> u64 {

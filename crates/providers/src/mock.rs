@@ -49,7 +49,10 @@ pub fn response(
     text: &str,
     request: &serde_json::Map<String, Value>,
 ) -> (Value, Usage) {
-    let usage = Usage { prompt_tokens: prompt_tokens(request), completion_tokens: tokens(text) };
+    let usage = Usage {
+        prompt_tokens: prompt_tokens(request),
+        completion_tokens: tokens(text),
+    };
     let usage_json = json!({
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
@@ -77,7 +80,10 @@ pub fn response(
             "usage": usage_json,
         }),
         Endpoint::Embeddings => {
-            let usage = Usage { completion_tokens: 0, ..usage };
+            let usage = Usage {
+                completion_tokens: 0,
+                ..usage
+            };
             let inputs = match request.get("input") {
                 Some(Value::Array(items)) => items.len().max(1),
                 _ => 1,
@@ -112,8 +118,11 @@ pub fn stream(
 ) -> (Vec<Bytes>, Usage) {
     let (_, usage) = response(endpoint, model, text, request);
     let chat = endpoint == Endpoint::ChatCompletions;
-    let (id, object) =
-        if chat { (id("chatcmpl-mock"), "chat.completion.chunk") } else { (id("cmpl-mock"), "text_completion") };
+    let (id, object) = if chat {
+        (id("chatcmpl-mock"), "chat.completion.chunk")
+    } else {
+        (id("cmpl-mock"), "text_completion")
+    };
     let created = now();
     let chunk = |choice: Value| {
         sse_frame(&json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]}).to_string())

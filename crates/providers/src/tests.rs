@@ -22,10 +22,17 @@ fn azure_url_and_header() {
         api_version: Some("2024-02-01"),
         ..Resolved::default()
     };
-    let request = build_request(&client, &d, &resolved, Endpoint::Embeddings, &body(r#"{"model":"gpt","input":"hi"}"#), true)
-        .unwrap()
-        .build()
-        .unwrap();
+    let request = build_request(
+        &client,
+        &d,
+        &resolved,
+        Endpoint::Embeddings,
+        &body(r#"{"model":"gpt","input":"hi"}"#),
+        true,
+    )
+    .unwrap()
+    .build()
+    .unwrap();
     assert_eq!(
         request.url().as_str(),
         "https://x.openai.azure.com/openai/deployments/dep-1/embeddings?api-version=2024-02-01"
@@ -36,9 +43,15 @@ fn azure_url_and_header() {
 
 #[test]
 fn openai_body_gets_upstream_model_and_usage_option() {
-    let d = deployment("model_list:\n  - model_name: public\n    litellm_params: {model: openai/real-model}\n");
+    let d = deployment(
+        "model_list:\n  - model_name: public\n    litellm_params: {model: openai/real-model}\n",
+    );
     let client = reqwest::Client::new();
-    let resolved = Resolved { api_base: Some("http://127.0.0.1:9/v1/"), api_key: Some("k"), ..Resolved::default() };
+    let resolved = Resolved {
+        api_base: Some("http://127.0.0.1:9/v1/"),
+        api_key: Some("k"),
+        ..Resolved::default()
+    };
     let request = build_request(
         &client,
         &d,
@@ -50,7 +63,10 @@ fn openai_body_gets_upstream_model_and_usage_option() {
     .unwrap()
     .build()
     .unwrap();
-    assert_eq!(request.url().as_str(), "http://127.0.0.1:9/v1/chat/completions");
+    assert_eq!(
+        request.url().as_str(),
+        "http://127.0.0.1:9/v1/chat/completions"
+    );
     assert_eq!(request.headers()["authorization"], "Bearer k");
     let sent: Value = serde_json::from_slice(request.body().unwrap().as_bytes().unwrap()).unwrap();
     assert_eq!(sent["model"], "real-model");
@@ -73,9 +89,22 @@ fn parse_errors_are_400_naming_the_problem() {
 
 #[test]
 fn mock_stream_ends_with_usage_then_done() {
-    let request = body(r#"{"model":"m","messages":[{"role":"user","content":"hello there"}]}"#).fields;
-    let (frames, usage) = mock::stream(Endpoint::ChatCompletions, "m", "one two three", &request, true);
-    assert_eq!(usage, Usage { prompt_tokens: 2, completion_tokens: 3 });
+    let request =
+        body(r#"{"model":"m","messages":[{"role":"user","content":"hello there"}]}"#).fields;
+    let (frames, usage) = mock::stream(
+        Endpoint::ChatCompletions,
+        "m",
+        "one two three",
+        &request,
+        true,
+    );
+    assert_eq!(
+        usage,
+        Usage {
+            prompt_tokens: 2,
+            completion_tokens: 3
+        }
+    );
     assert_eq!(frames.last().unwrap().as_ref(), b"data: [DONE]\n\n");
     let usage_frame = std::str::from_utf8(&frames[frames.len() - 2]).unwrap();
     assert!(usage_frame.contains("\"choices\":[]") && usage_frame.contains("\"total_tokens\":5"));
