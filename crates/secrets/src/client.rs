@@ -25,6 +25,8 @@ const LOGIN_BACKOFF_MIN: Duration = Duration::from_secs(1);
 const LOGIN_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Longest `Retry-After` we honour inside one call; longer waits are the refresher's job.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
+/// A 403 re-logs in only with a token older than this (else it is a policy problem).
+const RELOGIN_MIN_AGE: Duration = Duration::from_secs(2);
 /// How often a non-expiring token (root, periodic without TTL) is checked with lookup-self.
 const NON_EXPIRING_CHECK: Duration = Duration::from_secs(3600);
 
@@ -50,6 +52,8 @@ struct TokenState {
     ttl_secs: u64,
     /// When `ttl_secs` was measured.
     measured: Instant,
+    /// When this token was obtained.
+    logged_in: Instant,
     renewable: bool,
     policies: Vec<String>,
     /// The increment to ask for on renewal (the token's creation TTL).
@@ -543,7 +547,11 @@ impl VaultClient {
                 None,
             )
             .await?;
-        if !reply.is_permission_denied() || !self.can_relogin() {
+        // A token that is seconds old and still denied lacks a policy: a new login won't help.
+        if !reply.is_permission_denied()
+            || !self.can_relogin()
+            || state.logged_in.elapsed() < RELOGIN_MIN_AGE
+        {
             return Ok(reply);
         }
         tracing::warn!(
@@ -786,6 +794,7 @@ impl VaultClient {
             generation,
             ttl_secs,
             measured,
+            logged_in: measured,
             renewable: data
                 .and_then(|d| d.get("renewable"))
                 .and_then(Value::as_bool)
@@ -845,6 +854,7 @@ impl VaultClient {
             generation: state.generation,
             ttl_secs,
             measured,
+            logged_in: state.logged_in,
             renewable: auth
                 .and_then(|a| a.get("renewable"))
                 .and_then(Value::as_bool)
@@ -884,7 +894,8 @@ impl VaultClient {
             *backoff = LOGIN_BACKOFF_MIN;
             return NON_EXPIRING_CHECK;
         }
-        if state.renewable && state.growing {
+        let expired = state.remaining().is_zero();
+        if state.renewable && state.growing && !(expired && can_relogin) {
             match self.renew(&state).await {
                 Ok(true) => {
                     self.set_auth_error(None);
@@ -903,11 +914,13 @@ impl VaultClient {
                 Err(error) => {
                     tracing::warn!(error = %error, "Vault token renewal failed; will retry");
                     self.set_auth_error(Some(format!("renewal: {error}")));
-                    // Retry soon, but never sleep past the expiry.
+                    // Retry with backoff, but while the token lives, before it expires.
                     let wait = next_backoff(backoff);
-                    return wait
-                        .min(state.remaining() / 2)
-                        .max(Duration::from_millis(200));
+                    let remaining = state.remaining();
+                    if remaining.is_zero() {
+                        return wait;
+                    }
+                    return wait.min(remaining / 2).max(Duration::from_millis(200));
                 }
             }
         }

@@ -109,9 +109,7 @@ async fn short_ttl_approle_token_is_renewed_then_logged_in_again() {
         "no re-login: {:?}",
         client.stats()
     );
-    // The first token is revoked at its max TTL; calls keep working with the new one.
-    bao.bao(&["token", "revoke", "-mode=path", "auth/approle"])
-        .ok();
+    // Past the first token's max TTL, calls work with the new one.
     assert_eq!(
         client
             .read_secret("K")
@@ -164,6 +162,10 @@ async fn permission_denied_triggers_a_single_relogin() {
         .enable_approle(None, "gw", "gateway", "1h", "4h")
         .unwrap();
     let client = connect(&approle_env(&bao, &role_id, &secret_id, &[])).await;
+    // A 403 re-logs in only with a token older than 2 s (younger means a policy problem).
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // A 403 re-logs in only with a token older than 2 s (younger means a policy problem).
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     // Revoke every token AppRole issued: the next call gets 403.
     bao.bao(&["token", "revoke", "-mode=path", "auth/approle"])
         .unwrap();
@@ -241,4 +243,26 @@ async fn cert_auth_over_tls_with_renewal() {
             .expose_secret(),
         "sk-cert"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_denial_is_an_error_not_a_login_storm() {
+    let bao = bao();
+    bao.kv_put(None, "secret", "FORBIDDEN", "x").unwrap();
+    bao.write_policy(
+        None,
+        "narrow",
+        "path \"secret/data/allowed/*\" { capabilities = [\"read\"] }",
+    )
+    .unwrap();
+    let (role_id, secret_id) = bao
+        .enable_approle(None, "gw", "narrow", "1h", "4h")
+        .unwrap();
+    let client = connect(&approle_env(&bao, &role_id, &secret_id, &[])).await;
+    let error = client.read_secret("FORBIDDEN").await.unwrap_err();
+    assert!(
+        matches!(&error, vaultgate_core::Error::Vault { status: Some(403), message } if message.contains("permission denied")),
+        "{error:?}"
+    );
+    assert_eq!(client.stats().logins, 1);
 }
