@@ -1,0 +1,8 @@
+//! Integration tests of vaultgate-keys against a real SQLite file and the local PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod lifecycle;
+mod migrations;
+mod mirror;
+mod request_path;
