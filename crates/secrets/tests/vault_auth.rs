@@ -266,3 +266,56 @@ async fn a_policy_denial_is_an_error_not_a_login_storm() {
     );
     assert_eq!(client.stats().logins, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_auth_reads_the_service_account_token_at_each_login() {
+    use vaultgate_testkit::openbao::{FakeKubernetes, service_account_jwt};
+    let bao = bao();
+    bao.kv_put(None, "secret", "K8S_KEY", "sk-k8s").unwrap();
+    bao.write_policy(None, "gateway", KV_POLICY).unwrap();
+    let fake = FakeKubernetes::start("gateway-ns", "vaultgate", "uid-1").unwrap();
+    bao.enable_kubernetes_auth(&fake, "gw", "gateway-ns", "vaultgate", "gateway", "1h")
+        .unwrap();
+    let jwt_path = bao.dir().join("sa-token");
+    let first = service_account_jwt("gateway-ns", "vaultgate", "uid-1", "first");
+    std::fs::write(&jwt_path, format!("{first}\n")).unwrap();
+    let jwt_path_text = jwt_path.display().to_string();
+    let env = env(
+        &bao,
+        &[
+            ("HCP_VAULT_TOKEN", ""),
+            ("HCP_VAULT_K8S_ROLE", "gw"),
+            ("HCP_VAULT_K8S_TOKEN_PATH", jwt_path_text.as_str()),
+        ],
+    );
+    let client = connect(&env).await;
+    assert_eq!(client.token_info().await.unwrap().method, "kubernetes");
+    assert_eq!(
+        client
+            .read_secret("K8S_KEY")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "sk-k8s"
+    );
+    assert_eq!(fake.reviewed(), std::slice::from_ref(&first));
+
+    // The kubelet rotates the file; the next login (here after a revocation) uses the new JWT.
+    let second = service_account_jwt("gateway-ns", "vaultgate", "uid-1", "second");
+    std::fs::write(&jwt_path, &second).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    bao.bao(&["token", "revoke", "-mode=path", "auth/kubernetes"])
+        .unwrap();
+    assert_eq!(
+        client
+            .read_secret("K8S_KEY")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "sk-k8s"
+    );
+    assert_eq!(fake.reviewed(), [first, second]);
+    assert_eq!(client.stats().logins, 2);
+}
