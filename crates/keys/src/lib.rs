@@ -8,6 +8,7 @@
 //! appears only in the generate/regenerate response (and in the Vault copy).
 
 mod clock;
+mod headers;
 mod limits;
 mod mirror;
 mod model;
@@ -19,6 +20,7 @@ mod spend;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use headers::key_from_headers;
 pub use limits::Admission;
 pub use mirror::{DriftKey, DriftReport, MirrorConfig, SecretMirror};
 pub use model::{ALL_PROXY_MODELS, KeyRecord, hash_key, key_name, parse_duration, secret_name};

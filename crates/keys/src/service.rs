@@ -2,9 +2,9 @@
 //! outbox, authentication with an in-memory cache, and the background tasks.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 use secrecy::{ExposeSecret, SecretString};
@@ -32,9 +32,14 @@ pub struct KeyServiceOptions {
     pub database_url: String,
     /// The Vault mirror, when `store_virtual_keys` is on.
     pub mirror: Option<MirrorConfig>,
-    /// How long a looked-up key is trusted without re-reading the store (other instances'
-    /// changes become visible after this; this instance's own changes at once).
+    /// How long a looked-up key is trusted without re-reading the store. After this the cached
+    /// record is still served while one background read refreshes it, so a hot key never waits
+    /// on the store; other instances' changes become visible after about this long (this
+    /// instance's own changes at once).
     pub cache_ttl: Duration,
+    /// How much longer than `cache_ttl` an unrefreshed record may be served (an idle key is then
+    /// dropped and read again on its next use).
+    pub cache_max_stale: Duration,
     /// How long an unknown key is remembered as unknown (keeps floods of bad keys off the store).
     pub negative_cache_ttl: Duration,
     pub cache_capacity: u64,
@@ -58,6 +63,7 @@ impl KeyServiceOptions {
             database_url: database_url.into(),
             mirror: None,
             cache_ttl: Duration::from_secs(60),
+            cache_max_stale: Duration::from_secs(600),
             negative_cache_ttl: Duration::from_secs(5),
             cache_capacity: 100_000,
             spend_flush_interval: Duration::from_secs(1),
@@ -135,7 +141,7 @@ pub struct KeyService {
 pub(crate) struct Inner {
     pub store: Store,
     pub mirror: Option<MirrorConfig>,
-    pub cache: Cache<String, Arc<KeyRecord>>,
+    pub cache: Cache<String, Arc<Cached>>,
     pub misses: Cache<String, ()>,
     /// Bumped on every invalidation, so a lookup that raced with one does not re-cache stale data.
     pub epoch: AtomicU64,
@@ -167,6 +173,51 @@ impl Inner {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(token);
         self.misses.invalidate(token);
+    }
+}
+
+/// A cached key record and when it was read from the store.
+pub(crate) struct Cached {
+    record: Arc<KeyRecord>,
+    loaded_at: Instant,
+    refreshing: AtomicBool,
+}
+
+impl Cached {
+    fn new(record: Arc<KeyRecord>) -> Arc<Self> {
+        Arc::new(Self {
+            record,
+            loaded_at: Instant::now(),
+            refreshing: AtomicBool::new(false),
+        })
+    }
+}
+
+/// Re-reads a stale cached key in the background (the request that noticed does not wait).
+async fn refresh_cached(inner: Arc<Inner>, token: String, cached: Arc<Cached>) {
+    let epoch = inner.epoch.load(Ordering::SeqCst);
+    match inner.store.get_by_token(&token).await {
+        Ok(Some(record)) => {
+            let record = Arc::new(record);
+            inner.live.observe(&record);
+            if inner.epoch.load(Ordering::SeqCst) == epoch {
+                inner.cache.insert(token.clone(), Cached::new(record));
+                if inner.epoch.load(Ordering::SeqCst) != epoch {
+                    inner.cache.invalidate(&token);
+                }
+            } else {
+                // Something changed meanwhile: let the next request start a fresh read.
+                cached.refreshing.store(false, Ordering::SeqCst);
+            }
+        }
+        Ok(None) => {
+            // Deleted (or regenerated) by another instance.
+            inner.cache.invalidate(&token);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "key refresh failed; serving the cached record");
+            cached.refreshing.store(false, Ordering::SeqCst);
+        }
     }
 }
 
@@ -231,7 +282,7 @@ impl KeyService {
         let store = Store::open(&options.database_url).await?;
         let cache = Cache::builder()
             .max_capacity(options.cache_capacity)
-            .time_to_live(options.cache_ttl)
+            .time_to_live(options.cache_ttl.saturating_add(options.cache_max_stale))
             .build();
         let misses = Cache::builder()
             .max_capacity(options.cache_capacity)
@@ -332,9 +383,18 @@ impl KeyService {
                 key_name(raw_key)
             ))
         };
-        let record = if let Some(record) = inner.cache.get(&token) {
+        let record = if let Some(cached) = inner.cache.get(&token) {
             metrics::counter!("vaultgate_key_cache_total", "result" => "hit").increment(1);
-            record
+            if cached.loaded_at.elapsed() >= inner.options.cache_ttl
+                && !cached.refreshing.swap(true, Ordering::SeqCst)
+            {
+                tokio::spawn(refresh_cached(
+                    self.inner.clone(),
+                    token.clone(),
+                    cached.clone(),
+                ));
+            }
+            cached.record.clone()
         } else if inner.misses.contains_key(&token) {
             metrics::counter!("vaultgate_key_cache_total", "result" => "negative_hit").increment(1);
             return Err(invalid());
@@ -346,7 +406,9 @@ impl KeyService {
                 Some(record) => {
                     let record = Arc::new(record);
                     inner.live.observe(&record);
-                    inner.cache.insert(token.clone(), record.clone());
+                    inner
+                        .cache
+                        .insert(token.clone(), Cached::new(record.clone()));
                     if inner.epoch.load(Ordering::SeqCst) != epoch {
                         // An invalidation raced with the read: do not keep what was read.
                         inner.cache.invalidate(&token);

@@ -83,6 +83,43 @@ async fn authenticate_cache_and_invalidation() {
     h.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_cache_entries_are_refreshed_in_the_background() {
+    let h = Harness::new(Db::Sqlite, false).await;
+    // An instance whose cached records go stale at once (but may be served for an hour).
+    let mut options = test_options(&h.db.url, h.clock.clone(), None);
+    options.cache_ttl = std::time::Duration::ZERO;
+    let eager = KeyService::open(options).await.unwrap();
+    let (raw, _) = key(&h, json!({"max_budget": 5})).await;
+    let (gone, _) = key(&h, json!({})).await;
+    assert_eq!(
+        eager.authenticate(&raw).await.unwrap().max_budget,
+        Some(5.0)
+    );
+    eager.authenticate(&gone).await.unwrap();
+
+    // Changed and deleted through the other instance: the eager one keeps answering from its
+    // cache and picks the changes up in the background.
+    h.post("/key/update", json!({"key": raw, "max_budget": 7}))
+        .await;
+    h.post("/key/delete", json!({"keys": [gone]})).await;
+    let mut seen_update = false;
+    let mut seen_delete = false;
+    for _ in 0..500 {
+        let record = eager.authenticate(&raw).await.unwrap();
+        seen_update |= record.max_budget == Some(7.0);
+        seen_delete |= eager.authenticate(&gone).await.is_err();
+        if seen_update && seen_delete {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(seen_update, "the update reached the other instance");
+    assert!(seen_delete, "the deletion reached the other instance");
+    eager.shutdown().await;
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn expiry() {
     let h = Harness::new(Db::Sqlite, false).await;
