@@ -91,6 +91,9 @@ pub struct Router {
     /// `router_settings.retry_after`: the shortest wait before a retry.
     min_retry_wait: Duration,
     fallbacks: FallbackTables,
+    /// `litellm_settings.drop_params`: kept with the routing table because it decides how a
+    /// request is shaped for whichever deployment the router picks.
+    drop_params: bool,
 }
 
 impl Router {
@@ -187,6 +190,7 @@ impl Router {
             },
             min_retry_wait,
             fallbacks,
+            drop_params: config.litellm_settings.drop_params,
         })
     }
 
@@ -200,6 +204,11 @@ impl Router {
 
     pub fn strategy(&self) -> Strategy {
         self.strategy
+    }
+
+    /// Whether params a provider cannot honour are dropped (else answered with a 400).
+    pub fn drop_params(&self) -> bool {
+        self.drop_params
     }
 
     pub fn deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {

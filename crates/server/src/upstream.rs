@@ -1,14 +1,23 @@
-//! Calling one deployment: building its request, timeouts, error mapping, and the Vault re-read
-//! when an upstream refuses a key. Everything here resolves before a byte reaches the client.
+//! Calling one deployment: building its request (OpenAI, Azure or Anthropic, translated when the
+//! client speaks another protocol), timeouts, error mapping, and the Vault re-read when an
+//! upstream refuses a key. Everything here resolves before a byte reaches the client, so the
+//! router may retry or fall back on any failure.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+use vaultgate_config::Provider;
 use vaultgate_core::{Error, Result};
-use vaultgate_providers::{ChatBody, Deployment, Endpoint, Resolved, Usage, build_request, mock};
+use vaultgate_providers::anthropic::{self, TranslateOptions};
+use vaultgate_providers::{
+    ChatBody, Deployment, Endpoint, Resolved, Usage, anthropic_base, build_request, mock,
+};
+use vaultgate_secrets::SecretMap;
 
 use crate::sse::ByteStream;
 use crate::state::AppState;
@@ -29,20 +38,134 @@ pub enum Reply {
 /// How long we wait for an upstream's error body before giving up on it.
 const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One try against one deployment. Resolves before any byte reaches the client, so the router
-/// may retry it. An upstream 401 for a Vault-sourced key re-reads that key once and tries again.
+/// Client headers of the Anthropic protocol that say how to read the request (never credentials);
+/// passed on to Anthropic deployments for native clients.
+const ANTHROPIC_CLIENT_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
+
+/// One try of an OpenAI-shaped request against one deployment (an Anthropic deployment gets it
+/// translated). An upstream 401 for a Vault-sourced key re-reads that key once and tries again.
 pub async fn attempt(
     app: &AppState,
     endpoint: Endpoint,
     request: &ChatBody,
+    want_usage: bool,
     deployment: Arc<Deployment>,
 ) -> Result<Reply> {
     if let Some(text) = &deployment.mock_response {
         return Ok(mock_reply(endpoint, &deployment, request, text));
     }
+    let reply = with_key_reread(app, &deployment, || {
+        call_openai_shaped(app, endpoint, request, want_usage, &deployment)
+    })
+    .await?;
+    Ok(track_stream(app, &deployment, reply))
+}
+
+/// A request of an Anthropic-native client (`POST /v1/messages`).
+pub struct MessagesRequest {
+    pub body: Map<String, Value>,
+    /// The public model name the client asked for.
+    pub model: String,
+    pub stream: bool,
+    /// Protocol headers of the client (`anthropic-version`, `anthropic-beta`).
+    pub protocol_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The same request as an OpenAI chat request, for OpenAI/Azure deployments; built once.
+    pub as_chat: Result<ChatBody>,
+}
+
+impl MessagesRequest {
+    pub fn new(body: Map<String, Value>, model: String, client_headers: &HeaderMap) -> Self {
+        let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        let as_chat =
+            anthropic::messages_to_chat_request(&Value::Object(body.clone())).and_then(|chat| {
+                match chat {
+                    Value::Object(fields) => Ok(ChatBody {
+                        fields,
+                        model: model.clone(),
+                        stream,
+                    }),
+                    _ => Err(Error::Internal(
+                        "the translated request is not an object".into(),
+                    )),
+                }
+            });
+        let protocol_headers = ANTHROPIC_CLIENT_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = client_headers.get(*name)?;
+                Some((HeaderName::from_static(name), value.clone()))
+            })
+            .collect();
+        Self {
+            body,
+            model,
+            stream,
+            protocol_headers,
+            as_chat,
+        }
+    }
+}
+
+/// One try of an Anthropic-native request: passed through to an Anthropic deployment, or
+/// translated to OpenAI chat and back for an OpenAI/Azure one. Answers are Anthropic-shaped.
+pub async fn attempt_messages(
+    app: &AppState,
+    request: &MessagesRequest,
+    deployment: Arc<Deployment>,
+) -> Result<Reply> {
+    if deployment.provider == Provider::Anthropic && deployment.mock_response.is_none() {
+        let reply = with_key_reread(app, &deployment, || {
+            call_anthropic_native(app, request, &deployment)
+        })
+        .await?;
+        return Ok(track_stream(app, &deployment, reply));
+    }
+    let chat = match &request.as_chat {
+        Ok(chat) => chat,
+        Err(error) => return Err(copy_error(error)),
+    };
+    let reply = attempt(app, Endpoint::ChatCompletions, chat, true, deployment).await?;
+    Ok(match reply {
+        Reply::Full { status, body, .. } => {
+            let json = parse_answer(&body, "chat completion")?;
+            let message = anthropic::chat_response_to_messages(&json, &request.model);
+            json_reply(status, &message)
+        }
+        Reply::Stream { status, body } => Reply::Stream {
+            status,
+            body: translate_stream(
+                body,
+                anthropic::MessagesStreamTranslator::new(&request.model),
+            ),
+        },
+    })
+}
+
+/// The translation of a native request failed once, the same way for every deployment.
+fn copy_error(error: &Error) -> Error {
+    match error {
+        Error::BadRequest { message, param } => Error::BadRequest {
+            message: message.clone(),
+            param: param.clone(),
+        },
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Runs `call`; when the upstream answers 401 and the key comes from Vault, re-reads the key once
+/// (it may have been rotated) and calls again if it changed.
+async fn with_key_reread<F, Fut>(
+    app: &AppState,
+    deployment: &Deployment,
+    mut call: F,
+) -> Result<Reply>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Reply>>,
+{
     let mut reread = false;
     loop {
-        let result = call_upstream(app, endpoint, request, &deployment).await;
+        let result = call().await;
         let unauthorized = matches!(&result, Err(Error::Upstream { status, .. }) if *status == StatusCode::UNAUTHORIZED);
         match deployment.api_key_reference() {
             Some(name) if unauthorized && !reread => {
@@ -66,65 +189,183 @@ pub async fn attempt(
     }
 }
 
-async fn call_upstream(
+/// The deployment's settings resolved from the live secrets snapshot.
+fn resolve<'a>(secrets: &'a SecretMap, deployment: &'a Deployment) -> Resolved<'a> {
+    let value =
+        |v: &'a Option<vaultgate_config::ConfigValue>| v.as_ref().and_then(|v| secrets.value(v));
+    Resolved {
+        api_base: value(&deployment.api_base),
+        api_key: value(&deployment.api_key),
+        api_version: value(&deployment.api_version),
+        organization: value(&deployment.organization),
+        extra_headers: deployment
+            .extra_headers
+            .iter()
+            .filter_map(|(name, v)| secrets.value(v).map(|v| (name, v)))
+            .collect(),
+    }
+}
+
+/// How an upstream's error answer reaches the client.
+#[derive(Clone, Copy)]
+enum ErrorShape {
+    /// As the upstream sent it (OpenAI-compatible upstreams, Anthropic to native clients).
+    AsIs,
+    /// Anthropic's error translated to OpenAI's shape, for OpenAI clients.
+    AnthropicToOpenAi,
+}
+
+async fn call_openai_shaped(
     app: &AppState,
     endpoint: Endpoint,
     request: &ChatBody,
+    want_usage: bool,
     deployment: &Deployment,
 ) -> Result<Reply> {
+    if deployment.provider == Provider::Anthropic && endpoint == Endpoint::ChatCompletions {
+        return call_anthropic_chat(app, request, deployment).await;
+    }
     let upstream = {
         let secrets = app.secrets.snapshot();
-        let secrets = &*secrets;
-        fn value<'a>(
-            secrets: &'a vaultgate_secrets::SecretMap,
-            v: &'a Option<vaultgate_config::ConfigValue>,
-        ) -> Option<&'a str> {
-            v.as_ref().and_then(|v| secrets.value(v))
-        }
-        let resolved = Resolved {
-            api_base: value(secrets, &deployment.api_base),
-            api_key: value(secrets, &deployment.api_key),
-            api_version: value(secrets, &deployment.api_version),
-            organization: value(secrets, &deployment.organization),
-            extra_headers: deployment
-                .extra_headers
-                .iter()
-                .filter_map(|(name, v)| secrets.value(v).map(|v| (name, v)))
-                .collect(),
-        };
+        let resolved = resolve(&secrets, deployment);
         build_request(
-            &app.http,
-            deployment,
-            &resolved,
-            endpoint,
-            request,
-            request.stream,
+            &app.http, deployment, &resolved, endpoint, request, want_usage,
         )?
     };
+    send(deployment, upstream, request.stream, ErrorShape::AsIs).await
+}
+
+/// OpenAI chat → Anthropic Messages → OpenAI chat (or chunks).
+async fn call_anthropic_chat(
+    app: &AppState,
+    request: &ChatBody,
+    deployment: &Deployment,
+) -> Result<Reply> {
+    let options = TranslateOptions {
+        default_max_tokens: deployment
+            .max_tokens
+            .unwrap_or(anthropic::DEFAULT_MAX_TOKENS),
+        drop_params: app.router.drop_params(),
+    };
+    let body =
+        anthropic::chat_to_messages_request(&request.fields, &deployment.upstream_model, &options)?;
+    let upstream = anthropic_request(app, deployment, &body, &[])?;
+    let reply = send(
+        deployment,
+        upstream,
+        request.stream,
+        ErrorShape::AnthropicToOpenAi,
+    )
+    .await?;
+    Ok(match reply {
+        Reply::Full { status, body, .. } => {
+            let json = parse_answer(&body, "message")?;
+            json_reply(
+                status,
+                &anthropic::messages_response_to_chat(&json, &request.model),
+            )
+        }
+        // Always ask for the usage chunk: spend tracking reads it and `sse::tap` hides it from
+        // clients that did not ask.
+        Reply::Stream { status, body } => Reply::Stream {
+            status,
+            body: translate_stream(body, anthropic::StreamTranslator::new(&request.model, true)),
+        },
+    })
+}
+
+/// An Anthropic-native request to an Anthropic deployment: only the model name changes.
+async fn call_anthropic_native(
+    app: &AppState,
+    request: &MessagesRequest,
+    deployment: &Deployment,
+) -> Result<Reply> {
+    let mut body = request.body.clone();
+    body.insert(
+        "model".into(),
+        Value::String(deployment.upstream_model.clone()),
+    );
+    let upstream = anthropic_request(
+        app,
+        deployment,
+        &Value::Object(body),
+        &request.protocol_headers,
+    )?;
+    send(deployment, upstream, request.stream, ErrorShape::AsIs).await
+}
+
+/// POST `{api_base}/v1/messages` with the deployment's key as `x-api-key` and `anthropic-version`
+/// (from the deployment's `extra_headers`, else the client's, else the default).
+fn anthropic_request(
+    app: &AppState,
+    deployment: &Deployment,
+    body: &Value,
+    client_headers: &[(HeaderName, HeaderValue)],
+) -> Result<reqwest::RequestBuilder> {
+    let secrets = app.secrets.snapshot();
+    let resolved = resolve(&secrets, deployment);
+    let configured_version = resolved
+        .extra_headers
+        .iter()
+        .find(|(name, _)| name.as_str() == "anthropic-version")
+        .map(|(_, value)| *value);
+    let client_version = client_headers
+        .iter()
+        .find(|(name, _)| name.as_str() == "anthropic-version")
+        .and_then(|(_, value)| value.to_str().ok());
+    let mut headers =
+        anthropic::upstream_headers(resolved.api_key, configured_version.or(client_version))?;
+    for (name, value) in client_headers {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    for (name, value) in &resolved.extra_headers {
+        if name.as_str() == "anthropic-version" {
+            continue;
+        }
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            Error::Config(format!(
+                "deployment {}: extra header {name} is not a valid header value",
+                deployment.id
+            ))
+        })?;
+        headers.insert((*name).clone(), value);
+    }
+    let url = anthropic::messages_url(anthropic_base(&resolved));
+    let body = serde_json::to_vec(body).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(app.http.post(url).headers(headers).body(body))
+}
+
+/// Sends one upstream request under the deployment's timeouts: `timeout` for a whole answer,
+/// `stream_timeout` (else `timeout`) until a stream's first chunk. A timed-out call is dropped,
+/// which cancels it. A stream resolves with its first chunk in hand, so a stream that fails or
+/// stalls before it can still be retried.
+async fn send(
+    deployment: &Deployment,
+    upstream: reqwest::RequestBuilder,
+    stream: bool,
+    errors: ErrorShape,
+) -> Result<Reply> {
     let id = &deployment.id;
-    if request.stream {
-        let first_byte_timeout = deployment.stream_timeout.unwrap_or(deployment.timeout);
-        let response = tokio::time::timeout(first_byte_timeout, upstream.send())
+    if stream {
+        let limit = deployment.stream_timeout.unwrap_or(deployment.timeout);
+        let deadline = Instant::now() + limit;
+        let timed_out =
+            || Error::UpstreamTimeout(format!("deployment {id}: no first chunk in {limit:?}"));
+        let response = tokio::time::timeout_at(deadline, upstream.send())
             .await
-            .map_err(|_| {
-                Error::UpstreamTimeout(format!(
-                    "deployment {id}: no answer in {first_byte_timeout:?}"
-                ))
-            })?
+            .map_err(|_| timed_out())?
             .map_err(|e| transport_error(id, e))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(upstream_error(response).await);
+            return Err(upstream_error(response, errors).await);
         }
         let mut chunks = response.bytes_stream();
-        let first = tokio::time::timeout(first_byte_timeout, chunks.next())
+        let first = match tokio::time::timeout_at(deadline, chunks.next())
             .await
-            .map_err(|_| {
-                Error::UpstreamTimeout(format!(
-                    "deployment {id}: no first chunk in {first_byte_timeout:?}"
-                ))
-            })?;
-        let first = match first {
+            .map_err(|_| timed_out())?
+        {
             Some(Ok(bytes)) => Some(Ok(bytes)),
             Some(Err(e)) => return Err(transport_error(id, e)),
             None => None,
@@ -138,7 +379,7 @@ async fn call_upstream(
         let response = upstream.send().await.map_err(|e| transport_error(id, e))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(upstream_error(response).await);
+            return Err(upstream_error(response, errors).await);
         }
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         let body = response.bytes().await.map_err(|e| transport_error(id, e))?;
@@ -166,7 +407,7 @@ fn transport_error(deployment: &str, error: reqwest::Error) -> Error {
     }
 }
 
-async fn upstream_error(response: reqwest::Response) -> Error {
+async fn upstream_error(response: reqwest::Response, shape: ErrorShape) -> Error {
     let status = response.status();
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
     let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, response.bytes())
@@ -174,10 +415,115 @@ async fn upstream_error(response: reqwest::Response) -> Error {
         .ok()
         .and_then(|body| body.ok())
         .unwrap_or_default();
-    Error::Upstream {
+    match shape {
+        ErrorShape::AsIs => Error::Upstream {
+            status,
+            body,
+            content_type,
+        },
+        ErrorShape::AnthropicToOpenAi => anthropic::map_error(status, &body),
+    }
+}
+
+/// A 2xx body that must be JSON for us to translate it; anything else is the upstream's fault.
+fn parse_answer(body: &[u8], what: &str) -> Result<Value> {
+    serde_json::from_slice(body).map_err(|e| {
+        Error::UpstreamUnreachable(format!("the upstream sent a malformed {what}: {e}"))
+    })
+}
+
+fn json_reply(status: StatusCode, json: &Value) -> Reply {
+    Reply::Full {
         status,
-        body,
-        content_type,
+        content_type: Some(HeaderValue::from_static("application/json")),
+        body: Bytes::from(json.to_string()),
+    }
+}
+
+/// The stream translators of the Anthropic adapter, driven alike.
+trait Translate: Send + 'static {
+    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes>;
+    fn finish(&mut self) -> Vec<Bytes>;
+    fn is_done(&self) -> bool;
+}
+
+impl Translate for anthropic::StreamTranslator {
+    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        anthropic::StreamTranslator::push(self, chunk)
+    }
+    fn finish(&mut self) -> Vec<Bytes> {
+        anthropic::StreamTranslator::finish(self)
+    }
+    fn is_done(&self) -> bool {
+        anthropic::StreamTranslator::is_done(self)
+    }
+}
+
+impl Translate for anthropic::MessagesStreamTranslator {
+    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        anthropic::MessagesStreamTranslator::push(self, chunk)
+    }
+    fn finish(&mut self) -> Vec<Bytes> {
+        anthropic::MessagesStreamTranslator::finish(self)
+    }
+    fn is_done(&self) -> bool {
+        anthropic::MessagesStreamTranslator::is_done(self)
+    }
+}
+
+/// Feeds an upstream stream through `translator`. A broken upstream ends the translation with
+/// the translator's own error frame (the client sees a well-formed, visibly truncated stream);
+/// once the translator is done, the upstream is dropped (which cancels it).
+fn translate_stream(upstream: ByteStream, translator: impl Translate) -> ByteStream {
+    Box::pin(futures_util::stream::unfold(
+        Some((upstream, translator)),
+        |state| async move {
+            let (mut upstream, mut translator) = state?;
+            loop {
+                if translator.is_done() {
+                    return None;
+                }
+                let frames = match upstream.next().await {
+                    Some(Ok(chunk)) => translator.push(&chunk),
+                    end => {
+                        if let Some(Err(error)) = end {
+                            tracing::warn!(%error, "upstream stream broke off");
+                        }
+                        let frames = translator.finish();
+                        return (!frames.is_empty()).then(|| (Ok(concat(frames)), None));
+                    }
+                };
+                if !frames.is_empty() {
+                    return Some((Ok(concat(frames)), Some((upstream, translator))));
+                }
+            }
+        },
+    ))
+}
+
+fn concat(frames: Vec<Bytes>) -> Bytes {
+    if frames.len() == 1 {
+        return frames.into_iter().next().unwrap_or_default();
+    }
+    let mut out = BytesMut::new();
+    for frame in frames {
+        out.extend_from_slice(&frame);
+    }
+    out.freeze()
+}
+
+/// Keeps the deployment's in-flight count raised for as long as the stream is read.
+fn track_stream(app: &AppState, deployment: &Deployment, reply: Reply) -> Reply {
+    match reply {
+        Reply::Stream { status, body } => {
+            let slot = app.router.stream_slot(deployment);
+            let body: ByteStream = Box::pin(body.map(move |item| {
+                let _held = &slot;
+                item
+            }));
+            Reply::Stream { status, body }
+        }
+        full => full,
     }
 }
 
