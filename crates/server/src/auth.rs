@@ -1,9 +1,11 @@
-//! Who is calling: the master key, or nobody when no master key is configured.
-//! Virtual keys plug in here (`Principal::Virtual`) without touching the routes.
+//! Who is calling: the master key, a virtual key, or anybody when no master key is configured.
+
+use std::sync::Arc;
 
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
 use vaultgate_core::{Error, Result};
+use vaultgate_keys::KeyRecord;
 
 use crate::state::AppState;
 
@@ -11,6 +13,8 @@ use crate::state::AppState;
 pub enum Principal {
     /// The master key: every model, every admin route.
     Master,
+    /// A virtual key, with its models, budget and limits.
+    Virtual(Arc<KeyRecord>),
     /// No master key is configured: the gateway is open (warned about at start).
     Open,
 }
@@ -25,7 +29,6 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
                 .unwrap_or(v)
-                .trim()
         });
     bearer
         .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
@@ -35,7 +38,9 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl AppState {
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal> {
+    /// Resolves the caller. Virtual keys come from the key service's in-memory cache; only a
+    /// key never seen before reaches the database.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal> {
         let Some(master_ref) = &self.master_key else {
             return Ok(Principal::Open);
         };
@@ -44,18 +49,27 @@ impl AppState {
                 "Authentication Error, No api key passed in.".into(),
             ));
         };
-        let secrets = self.secrets.snapshot();
-        let master = secrets.value(master_ref).unwrap_or_default();
-        if !master.is_empty() && bool::from(presented.as_bytes().ct_eq(master.as_bytes())) {
+        let is_master = {
+            let secrets = self.secrets.snapshot();
+            let master = secrets.value(master_ref).unwrap_or_default();
+            !master.is_empty() && bool::from(presented.as_bytes().ct_eq(master.as_bytes()))
+        };
+        if is_master {
             return Ok(Principal::Master);
         }
-        Err(invalid_key())
+        match &self.keys {
+            Some(keys) => keys.authenticate(presented).await.map(Principal::Virtual),
+            None => Err(invalid_key()),
+        }
     }
 
     /// Admin routes (key management) take the master key only.
-    pub fn require_master(&self, headers: &HeaderMap) -> Result<()> {
-        match self.authenticate(headers)? {
+    pub async fn require_master(&self, headers: &HeaderMap) -> Result<()> {
+        match self.authenticate(headers).await? {
             Principal::Master | Principal::Open => Ok(()),
+            Principal::Virtual(_) => Err(Error::Unauthorized(
+                "Authentication Error, only the master key may manage keys.".into(),
+            )),
         }
     }
 }

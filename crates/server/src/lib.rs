@@ -1,12 +1,16 @@
 //! The HTTP face of vaultgate: OpenAI-compatible routes, authentication, health and metrics.
 
+mod access;
 mod auth;
+mod messages;
 mod proxy;
 mod routes;
 mod sse;
 mod state;
 pub mod telemetry;
 mod upstream;
+mod vault_mirror;
 
 pub use routes::app;
 pub use state::{AppState, Options};
+pub use vault_mirror::VaultMirror;

@@ -43,7 +43,7 @@ async fn forward(
     body: Body,
     model_label: &mut Option<String>,
 ) -> Result<Response> {
-    let _principal = app.authenticate(headers)?;
+    let principal = app.authenticate(headers).await?;
     let bytes = read_body(body, headers, app.body_limit).await?;
     let request = ChatBody::parse(&bytes)?;
     if app.router.group(&request.model).is_none() {
@@ -56,6 +56,7 @@ async fn forward(
         ));
     }
     *model_label = Some(request.model.clone());
+    let access = app.access(&principal, &request.model)?;
     let client_wants_usage = request
         .fields
         .get("stream_options")
@@ -65,7 +66,7 @@ async fn forward(
     let (result, outcome) = app
         .router
         .execute(&request.model, |deployment| {
-            attempt(app, endpoint, &request, deployment)
+            attempt(app, endpoint, &request, access.tracks_usage(), deployment)
         })
         .await;
     if let (Err(error), Some(outcome)) = (&result, &outcome) {
@@ -74,12 +75,17 @@ async fn forward(
             "status" => error.status().as_u16().to_string())
         .increment(1);
     }
-    let mut response = match result? {
+    let reply = result?;
+    let deployment = outcome.as_ref().map(|o| Arc::clone(&o.deployment));
+    let mut response = match reply {
         Reply::Full {
             status,
             content_type,
             body,
         } => {
+            if let Some(deployment) = &deployment {
+                access.record_body(deployment, &body);
+            }
             let mut response = Response::new(Body::from(body));
             *response.status_mut() = status;
             response.headers_mut().insert(
@@ -89,7 +95,8 @@ async fn forward(
             response
         }
         Reply::Stream { status, body } => {
-            let body = sse::tap(body, !client_wants_usage, None, None);
+            let sink = deployment.and_then(|d| access.into_sink(d));
+            let body = sse::tap(body, !client_wants_usage, sink);
             let mut response = Response::new(Body::from_stream(body));
             *response.status_mut() = status;
             let headers = response.headers_mut();
@@ -112,7 +119,7 @@ async fn forward(
 }
 
 /// Reads the body up to `limit` bytes; larger bodies are refused with 413 without reading them.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes> {
+pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

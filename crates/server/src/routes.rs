@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use vaultgate_core::Result;
 use vaultgate_providers::Endpoint;
 
+use crate::auth::Principal;
 use crate::proxy;
 use crate::state::AppState;
 
@@ -22,10 +23,19 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/completions", post(completions))
+        .route("/v1/messages", post(crate::messages::handle))
         .route("/v1/embeddings", post(embeddings))
         .route("/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/models", get(models));
+    let key_routes = match &state.keys {
+        Some(keys) => vaultgate_keys::routes(keys.clone()),
+        None => axum::Router::new().route("/key/{*rest}", axum::routing::any(keys_disabled)),
+    }
+    .layer(middleware::from_fn_with_state(
+        Arc::clone(&state),
+        master_only,
+    ));
     axum::Router::new()
         .merge(model_routes)
         .route("/health/liveliness", get(liveliness))
@@ -34,6 +44,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
+        .merge(key_routes)
         .layer(middleware::from_fn(request_id))
 }
 
@@ -50,14 +61,31 @@ async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
 }
 
 async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Value>> {
-    app.authenticate(&headers)?;
-    let data: Vec<Value> = app
-        .router
-        .models()
+    let principal = app.authenticate(&headers).await?;
+    let all = app.router.models();
+    let visible = match (&principal, &app.keys) {
+        (Principal::Virtual(record), Some(keys)) => keys.allowed_models(record, all),
+        _ => all.to_vec(),
+    };
+    let data: Vec<Value> = visible
         .iter()
         .map(|id| json!({"id": id, "object": "model", "created": 1_677_610_602, "owned_by": "openai"}))
         .collect();
     Ok(Json(json!({"object": "list", "data": data})))
+}
+
+/// Key management takes the master key.
+async fn master_only(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    match app.require_master(request.headers()).await {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn keys_disabled() -> vaultgate_core::Error {
+    vaultgate_core::Error::bad_request(
+        "virtual keys need general_settings.master_key: set it to manage keys",
+    )
 }
 
 async fn liveliness() -> Json<&'static str> {

@@ -18,9 +18,9 @@ struct Tap {
     buffer: BytesMut,
     hide_usage_chunk: bool,
     usage: Option<Usage>,
+    /// Holds the caller's admission (a parallel-request slot) until the stream ends or the
+    /// client goes away.
     sink: Option<UsageSink>,
-    /// Kept alive until the stream ends or the client goes away (e.g. a parallel-request slot).
-    _guard: Option<Box<dyn Send>>,
 }
 
 impl Tap {
@@ -64,19 +64,13 @@ impl Tap {
 }
 
 /// Wraps an upstream SSE body. `sink` receives the usage when the stream completes.
-pub fn tap(
-    inner: ByteStream,
-    hide_usage_chunk: bool,
-    sink: Option<UsageSink>,
-    guard: Option<Box<dyn Send>>,
-) -> ByteStream {
+pub fn tap(inner: ByteStream, hide_usage_chunk: bool, sink: Option<UsageSink>) -> ByteStream {
     let state = Tap {
         inner,
         buffer: BytesMut::new(),
         hide_usage_chunk,
         usage: None,
         sink,
-        _guard: guard,
     };
     Box::pin(futures_util::stream::unfold(
         Some(state),
@@ -146,7 +140,7 @@ mod tests {
                 .map(|c| Ok(Bytes::from_static(c.as_bytes()))),
         ));
         let sink: UsageSink = Box::new(move |usage| *sink_seen.lock().unwrap() = Some(usage));
-        let out: Vec<_> = tap(inner, hide, Some(sink), None).collect().await;
+        let out: Vec<_> = tap(inner, hide, Some(sink)).collect().await;
         let text = out
             .into_iter()
             .map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap())

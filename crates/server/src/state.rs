@@ -4,6 +4,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use vaultgate_config::{Config, ConfigValue};
 use vaultgate_core::{Error, Result};
+use vaultgate_keys::KeyService;
 use vaultgate_router::Router;
 use vaultgate_secrets::LiveSecrets;
 
@@ -14,6 +15,8 @@ const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Options {
     pub metrics: PrometheusHandle,
+    /// The virtual key service; `None` without a master key (nobody could manage keys).
+    pub keys: Option<KeyService>,
 }
 
 /// Everything a request needs, shared by all requests. The live parts (secrets) swap
@@ -26,6 +29,7 @@ pub struct AppState {
     pub master_key: Option<ConfigValue>,
     pub body_limit: usize,
     pub metrics: PrometheusHandle,
+    pub keys: Option<KeyService>,
 }
 
 impl AppState {
@@ -46,6 +50,7 @@ impl AppState {
             master_key: config.general_settings.master_key.clone(),
             body_limit,
             metrics: options.metrics,
+            keys: options.keys,
         })
     }
 }

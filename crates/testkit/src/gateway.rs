@@ -53,7 +53,10 @@ impl Gateway {
 
     /// Sends SIGTERM and waits (bounded) for a graceful exit.
     pub fn stop(mut self) -> Option<ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -121,7 +124,9 @@ impl GatewayBuilder {
             (None, None) => return Err("no directory".into()),
         };
         let (mut command, config_path) = self.command(&dir).map_err(|e| e.to_string())?;
-        command.args(["--host", "127.0.0.1", "--port", "0"]).args(&self.args);
+        command
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(&self.args);
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -134,7 +139,13 @@ impl GatewayBuilder {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(address) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(address.split_whitespace().next().unwrap_or_default().to_owned());
+                    let _ = tx.send(
+                        address
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
                 }
                 if let Ok(mut logs) = sink.lock() {
                     logs.push_str(&line);
@@ -146,17 +157,27 @@ impl GatewayBuilder {
         loop {
             if let Ok(address) = rx.recv_timeout(Duration::from_millis(50)) {
                 let url = format!("http://{address}");
-                return Ok(Gateway { child, url, logs, _dir: owned, config_path });
+                return Ok(Gateway {
+                    child,
+                    url,
+                    logs,
+                    _dir: owned,
+                    config_path,
+                });
             }
             if let Ok(Some(status)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
                 let logs = logs.lock().map(|l| l.clone()).unwrap_or_default();
-                return Err(format!("gateway exited with {status} before listening:\n{logs}"));
+                return Err(format!(
+                    "gateway exited with {status} before listening:\n{logs}"
+                ));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let logs = logs.lock().map(|l| l.clone()).unwrap_or_default();
-                return Err(format!("gateway did not listen within {START_TIMEOUT:?}:\n{logs}"));
+                return Err(format!(
+                    "gateway did not listen within {START_TIMEOUT:?}:\n{logs}"
+                ));
             }
         }
     }

@@ -1,8 +1,8 @@
 //! Test support: real OpenBao dev servers, the real gateway binary on port 0 with a temp config,
 //! and the recording mock upstream. Used only by tests and the benchmark.
 
-pub mod openbao;
 pub mod gateway;
+pub mod openbao;
 
 pub use gateway::{Gateway, GatewayBuilder};
 
@@ -13,3 +13,5 @@ pub fn python() -> std::process::Command {
     });
     std::process::Command::new(path)
 }
+
+pub mod postgres;

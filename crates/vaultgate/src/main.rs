@@ -1,17 +1,18 @@
 //! `vaultgate`: the command line. Parsing, wiring and nothing else.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
-use vaultgate_config::Config;
+use vaultgate_config::{Config, ConfigValue};
 use vaultgate_core::{Error, Result};
+use vaultgate_keys::{KeyService, KeyServiceOptions, MirrorConfig};
 use vaultgate_secrets::{Env, LiveSecrets};
-use vaultgate_server::{AppState, Options};
+use vaultgate_server::{AppState, Options, VaultMirror};
 
 /// OpenAI-compatible LLM gateway whose provider keys live in HashiCorp Vault / OpenBao.
 #[derive(Parser)]
@@ -84,8 +85,19 @@ fn init_logging(json: bool) {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Config> {
-    let config = Config::load(path)?;
+fn load(path: &Path) -> Result<Config> {
+    let mut config = Config::load(path)?;
+    // LiteLLM takes these from the environment when the config does not name them.
+    let env = Env::from_config(&config);
+    let general = &mut config.general_settings;
+    for (setting, variable) in [
+        (&mut general.master_key, "LITELLM_MASTER_KEY"),
+        (&mut general.database_url, "DATABASE_URL"),
+    ] {
+        if setting.is_none() && env.get(variable).is_some() {
+            *setting = Some(ConfigValue::Reference(variable.to_owned()));
+        }
+    }
     if !config.unknown_keys.is_empty() {
         tracing::warn!(
             "config settings vaultgate does not support yet are ignored: {}",
@@ -95,7 +107,7 @@ fn load(path: &std::path::Path) -> Result<Config> {
     Ok(config)
 }
 
-async fn serve(path: &std::path::Path, host: &str, port: u16) -> Result<ExitCode> {
+async fn serve(path: &Path, host: &str, port: u16) -> Result<ExitCode> {
     let config = load(path)?;
     let secrets = LiveSecrets::start(&config, Env::from_config(&config)).await?;
     if config.general_settings.master_key.is_none() {
@@ -105,12 +117,19 @@ async fn serve(path: &std::path::Path, host: &str, port: u16) -> Result<ExitCode
         );
     }
     let metrics = vaultgate_server::telemetry::install_metrics()?;
+    let keys = open_keys(&config, path, &secrets).await?;
+    let shutdown = CancellationToken::new();
+    let outbox = keys
+        .as_ref()
+        .map(|keys| keys.spawn_outbox_worker(shutdown.clone()));
     let state = Arc::new(AppState::new(
         &config,
         Arc::clone(&secrets),
-        Options { metrics },
+        Options {
+            metrics,
+            keys: keys.clone(),
+        },
     )?);
-    let shutdown = CancellationToken::new();
     let refresher = Arc::clone(&secrets).spawn_refresher(shutdown.clone());
 
     let address: SocketAddr = format!("{host}:{port}")
@@ -141,8 +160,66 @@ async fn serve(path: &std::path::Path, host: &str, port: u16) -> Result<ExitCode
         .map_err(|e| Error::Internal(format!("server error: {e}")))?;
     shutdown.cancel();
     let _ = refresher.await;
+    if let Some(keys) = keys {
+        if let Some(outbox) = outbox {
+            let _ = outbox.await;
+        }
+        // Writes every recorded spend before exit.
+        keys.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The database URL: `general_settings.database_url` (or `DATABASE_URL`), else a SQLite file
+/// next to the config. SQLite files are created when missing.
+fn database_url(config: &Config, config_path: &Path, secrets: &LiveSecrets) -> Result<String> {
+    let url = match &config.general_settings.database_url {
+        Some(value) => secrets
+            .snapshot()
+            .value(value)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Error::Config("general_settings.database_url resolved to nothing".into())
+            })?,
+        None => {
+            let dir = config_path.parent().filter(|d| !d.as_os_str().is_empty());
+            let file = dir.unwrap_or(Path::new(".")).join("vaultgate.db");
+            format!("sqlite://{}", file.display())
+        }
+    };
+    if url.starts_with("sqlite:") && !url.contains("mode=") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        return Ok(format!("{url}{separator}mode=rwc"));
+    }
+    Ok(url)
+}
+
+/// The virtual key service, when a master key makes key management possible.
+async fn open_keys(
+    config: &Config,
+    config_path: &Path,
+    secrets: &LiveSecrets,
+) -> Result<Option<KeyService>> {
+    if config.general_settings.master_key.is_none() {
+        return Ok(None);
+    }
+    let mut options = KeyServiceOptions::new(database_url(config, config_path, secrets)?);
+    let settings = &config.general_settings.key_management_settings;
+    if settings.store_virtual_keys {
+        let vault = secrets.vault().cloned().ok_or_else(|| {
+            Error::Config(
+                "key_management_settings.store_virtual_keys needs a Vault: set HCP_VAULT_ADDR \
+                 and a way to log in"
+                    .into(),
+            )
+        })?;
+        let mirror = VaultMirror::new(vault, settings.virtual_key_prefix());
+        options = options.with_mirror(
+            MirrorConfig::new(Arc::new(mirror)).with_description(settings.description.clone()),
+        );
+    }
+    KeyService::open(options).await.map(Some)
 }
 
 async fn wait_for_signal() {
@@ -166,7 +243,7 @@ async fn wait_for_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn check(path: &std::path::Path) -> Result<ExitCode> {
+async fn check(path: &Path) -> Result<ExitCode> {
     let config = load(path)?;
     println!(
         "config: {} is valid ({} models)",

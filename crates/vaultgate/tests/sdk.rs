@@ -14,10 +14,16 @@ async fn openai_sdk_chat_stream_embeddings_models_and_bad_key() {
         "model_list:\n  - model_name: sdk-model\n    litellm_params: {{model: openai/upstream-model, api_base: '{}/v1', api_key: os.environ/SDK_PROVIDER_KEY}}\ngeneral_settings: {{master_key: {MASTER}}}\n",
         mock.url()
     );
-    let gateway = Gateway::builder(BIN, &config).env("SDK_PROVIDER_KEY", "sk-provider-sdk").start().unwrap();
+    let gateway = Gateway::builder(BIN, &config)
+        .env("SDK_PROVIDER_KEY", "sk-provider-sdk")
+        .start()
+        .unwrap();
     let output = tokio::task::spawn_blocking(move || {
         python()
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk_check.py"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/sdk/openai_sdk_check.py"
+            ))
             .env("GATEWAY_URL", &gateway.url)
             .env("GATEWAY_KEY", MASTER)
             .env("MODEL", "sdk-model")
@@ -32,5 +38,9 @@ async fn openai_sdk_chat_stream_embeddings_models_and_bad_key() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(mock.requests().iter().all(|r| r.header("authorization") == Some("Bearer sk-provider-sdk")));
+    assert!(
+        mock.requests()
+            .iter()
+            .all(|r| r.header("authorization") == Some("Bearer sk-provider-sdk"))
+    );
 }

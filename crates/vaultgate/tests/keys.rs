@@ -1,0 +1,528 @@
+//! Virtual keys end to end: the real binary, a real OpenBao holding the mirrored keys, SQLite and
+//! the local PostgreSQL, and enforcement on the model routes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vaultgate_mock_upstream::MockUpstream;
+use vaultgate_testkit::openbao::OpenBao;
+use vaultgate_testkit::postgres::PgSchema;
+use vaultgate_testkit::{Gateway, python};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vaultgate");
+const MASTER: &str = "sk-master-keys-e2e-5e1f";
+const PROVIDER_KEY: &str = "sk-provider-keys-e2e";
+
+/// Models `gpt-a` (priced) and `gpt-b`; provider key from the environment (Vault reads are
+/// limited to nothing by `hosted_keys: []`), virtual keys mirrored into OpenBao under `litellm/`.
+fn config(upstream: &str, database_url: &str) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: gpt-a
+    litellm_params: {{model: openai/gpt-a-upstream, api_base: '{upstream}/v1', api_key: os.environ/E2E_PROVIDER_KEY}}
+    model_info: {{input_cost_per_token: 0.01, output_cost_per_token: 0.02}}
+  - model_name: gpt-b
+    litellm_params: {{model: openai/gpt-b-upstream, api_base: '{upstream}/v1', api_key: os.environ/E2E_PROVIDER_KEY}}
+general_settings:
+  master_key: {MASTER}
+  database_url: "{database_url}"
+  key_management_system: hashicorp_vault
+  key_management_settings:
+    store_virtual_keys: true
+    access_mode: read_and_write
+    hosted_keys: []
+"#
+    )
+}
+
+struct Env {
+    bao: OpenBao,
+    mock: MockUpstream,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new() -> Self {
+        Self {
+            bao: OpenBao::start().unwrap(),
+            mock: MockUpstream::start().await.unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn sqlite_url(&self) -> String {
+        format!("sqlite://{}/keys.db", self.dir.path().display())
+    }
+
+    fn gateway(&self, database_url: &str) -> Gateway {
+        Gateway::builder(BIN, &config(&self.mock.url(), database_url))
+            .env("HCP_VAULT_ADDR", &self.bao.addr())
+            .env("HCP_VAULT_TOKEN", self.bao.root_token())
+            .env("E2E_PROVIDER_KEY", PROVIDER_KEY)
+            .dir(self.dir.path())
+            .start()
+            .unwrap()
+    }
+
+    /// The mirrored copy's `key` field, or None when absent or deleted.
+    fn vault_copy(&self, name: &str) -> Option<String> {
+        let answer = self
+            .bao
+            .kv_get(None, "secret", &format!("litellm/{name}"))
+            .unwrap()?;
+        answer
+            .pointer("/data/data/key")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+}
+
+async fn admin(gateway: &Gateway, path: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", gateway.url))
+        .bearer_auth(MASTER)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn admin_get(gateway: &Gateway, path: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", gateway.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn chat_as(gateway: &Gateway, key: &str, model: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .bearer_auth(key)
+        .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn status_as(gateway: &Gateway, key: &str, model: &str) -> u16 {
+    chat_as(gateway, key, model).await.status().as_u16()
+}
+
+async fn lifecycle(database_url: &str, env: &Env) {
+    let gateway = env.gateway(database_url);
+
+    // generate: the raw key once, its copy in Vault, usable on its models only.
+    let (status, generated) = admin(
+        &gateway,
+        "/key/generate",
+        json!({"key_alias": "team-a", "models": ["gpt-a"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{generated}");
+    let key = generated["key"].as_str().unwrap().to_owned();
+    assert_eq!(env.vault_copy("team-a").as_deref(), Some(key.as_str()));
+    let metadata = env
+        .bao
+        .bao_json(&[
+            "kv",
+            "metadata",
+            "get",
+            "-format=json",
+            "-mount=secret",
+            "litellm/team-a",
+        ])
+        .unwrap();
+    assert_eq!(
+        metadata
+            .pointer("/data/custom_metadata/key_alias")
+            .and_then(Value::as_str),
+        Some("team-a")
+    );
+    assert_eq!(status_as(&gateway, &key, "gpt-a").await, 200);
+    assert_eq!(
+        env.mock.last_request().unwrap().header("authorization"),
+        Some(format!("Bearer {PROVIDER_KEY}").as_str())
+    );
+    let denied = chat_as(&gateway, &key, "gpt-b").await;
+    assert_eq!(denied.status(), 401);
+    let message = denied.json::<Value>().await.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("gpt-b"), "{message}");
+
+    // /v1/models lists only the key's models.
+    let models: Value = reqwest::Client::new()
+        .get(format!("{}/v1/models", gateway.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"].as_array().unwrap().len(), 1);
+    assert_eq!(models["data"][0]["id"], "gpt-a");
+
+    // A key without alias is mirrored as virtual-key-<sha256>.
+    let (_, plain) = admin(&gateway, "/key/generate", json!({})).await;
+    let plain_key = plain["key"].as_str().unwrap().to_owned();
+    let plain_name = format!("virtual-key-{}", plain["token"].as_str().unwrap());
+    assert_eq!(
+        env.vault_copy(&plain_name).as_deref(),
+        Some(plain_key.as_str())
+    );
+
+    // info and list never show raw keys.
+    let (status, info) = admin_get(&gateway, &format!("/key/info?key={key}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["info"]["key_alias"], "team-a");
+    let (_, listed) = admin_get(&gateway, "/key/list?return_full_object=true").await;
+    assert_eq!(listed["total_count"], 2);
+    assert!(!listed.to_string().contains(&key) && !info.to_string().contains(&key));
+
+    // update renaming the alias moves the copy.
+    let (status, _) = admin(
+        &gateway,
+        "/key/update",
+        json!({"key": key, "key_alias": "team-a-renamed", "models": ["gpt-a", "gpt-b"]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        env.vault_copy("team-a-renamed").as_deref(),
+        Some(key.as_str())
+    );
+    assert_eq!(env.vault_copy("team-a"), None);
+    assert_eq!(status_as(&gateway, &key, "gpt-b").await, 200);
+
+    // regenerate: new value in Vault, the old key stops working.
+    let (status, regenerated) = admin(&gateway, &format!("/key/{key}/regenerate"), json!({})).await;
+    assert_eq!(status, 200, "{regenerated}");
+    let new_key = regenerated["key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, key);
+    assert_eq!(
+        env.vault_copy("team-a-renamed").as_deref(),
+        Some(new_key.as_str())
+    );
+    assert_eq!(status_as(&gateway, &key, "gpt-a").await, 401);
+    assert_eq!(status_as(&gateway, &new_key, "gpt-a").await, 200);
+
+    // block / unblock act at once.
+    assert_eq!(
+        admin(&gateway, "/key/block", json!({"key": new_key}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(status_as(&gateway, &new_key, "gpt-a").await, 401);
+    assert_eq!(
+        admin(&gateway, "/key/unblock", json!({"key": new_key}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(status_as(&gateway, &new_key, "gpt-a").await, 200);
+
+    // delete (by alias and by raw key): revoked at once, no orphan left in Vault.
+    let (status, deleted) = admin(
+        &gateway,
+        "/key/delete",
+        json!({"key_aliases": ["team-a-renamed"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(status_as(&gateway, &new_key, "gpt-a").await, 401);
+    assert_eq!(env.vault_copy("team-a-renamed"), None);
+    assert_eq!(
+        admin(&gateway, "/key/delete", json!({"keys": [plain_key]}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(env.vault_copy(&plain_name), None);
+    assert_eq!(status_as(&gateway, &plain_key, "gpt-a").await, 401);
+
+    // A virtual key cannot manage keys.
+    let (_, other) = admin(&gateway, "/key/generate", json!({})).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/key/generate", gateway.url))
+        .bearer_auth(other["key"].as_str().unwrap())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_lifecycle_mirrored_in_openbao_on_sqlite() {
+    let env = Env::new().await;
+    lifecycle(&env.sqlite_url(), &env).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_lifecycle_mirrored_in_openbao_on_postgres() {
+    let env = Env::new().await;
+    let schema = PgSchema::create().unwrap();
+    lifecycle(&schema.url, &env).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_down_during_generate_creates_nothing() {
+    let mut env = Env::new().await;
+    let gateway = env.gateway(&env.sqlite_url());
+    env.bao.stop().unwrap();
+    let (status, body) = admin(&gateway, "/key/generate", json!({"key_alias": "never"})).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("vault"),
+        "{body}"
+    );
+    let (_, listed) = admin_get(&gateway, "/key/list").await;
+    assert_eq!(listed["total_count"], 0, "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_sealed_during_delete_revokes_at_once_and_deletes_later_even_after_restart() {
+    let mut env = Env::new().await;
+    let gateway = env.gateway(&env.sqlite_url());
+    let (_, first) = admin(&gateway, "/key/generate", json!({"key_alias": "first"})).await;
+    let (_, second) = admin(&gateway, "/key/generate", json!({"key_alias": "second"})).await;
+    let first_key = first["key"].as_str().unwrap().to_owned();
+    let second_key = second["key"].as_str().unwrap().to_owned();
+
+    env.bao.seal().unwrap();
+    let (status, body) = admin(&gateway, "/key/delete", json!({"keys": [first_key]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(status_as(&gateway, &first_key, "gpt-a").await, 401);
+
+    // Vault comes back: the outbox deletes the copy without anybody asking.
+    env.bao.unseal().unwrap();
+    let mut gone = false;
+    for _ in 0..150 {
+        if env.vault_copy("first").is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the Vault copy of a deleted key was left behind");
+
+    // Again, with the gateway restarted while Vault is still sealed.
+    env.bao.seal().unwrap();
+    assert_eq!(
+        admin(&gateway, "/key/delete", json!({"keys": [second_key]}))
+            .await
+            .0,
+        200
+    );
+    assert!(gateway.stop().is_some());
+    env.bao.unseal().unwrap();
+    assert_eq!(
+        env.vault_copy("second").as_deref(),
+        Some(second_key.as_str())
+    );
+    let restarted = env.gateway(&env.sqlite_url());
+    for _ in 0..150 {
+        if env.vault_copy("second").is_none() {
+            assert_eq!(status_as(&restarted, &second_key, "gpt-a").await, 401);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the outbox did not finish the deletion after a restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_budgets_and_spend_are_enforced_on_model_routes() {
+    let env = Env::new().await;
+    let gateway = env.gateway(&env.sqlite_url());
+
+    // rpm_limit
+    let (_, limited) = admin(&gateway, "/key/generate", json!({"rpm_limit": 2})).await;
+    let limited = limited["key"].as_str().unwrap().to_owned();
+    assert_eq!(status_as(&gateway, &limited, "gpt-b").await, 200);
+    assert_eq!(status_as(&gateway, &limited, "gpt-b").await, 200);
+    let refused = chat_as(&gateway, &limited, "gpt-b").await;
+    assert_eq!(refused.status(), 429);
+    assert!(
+        refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+
+    // max_parallel_requests: a slow upstream holds the only slot.
+    let (_, single) = admin(
+        &gateway,
+        "/key/generate",
+        json!({"max_parallel_requests": 1}),
+    )
+    .await;
+    let single = single["key"].as_str().unwrap().to_owned();
+    env.mock.push(vaultgate_mock_upstream::Script {
+        delay: Duration::from_millis(1500),
+        ..Default::default()
+    });
+    let slow = tokio::spawn({
+        let (url, key) = (gateway.url.clone(), single.clone());
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&json!({"model": "gpt-b", "messages": []}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let mut saw_429 = false;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if env.mock.requests().len() >= 3 {
+            saw_429 = status_as(&gateway, &single, "gpt-b").await == 429;
+            break;
+        }
+    }
+    assert!(saw_429, "a second parallel request was admitted");
+    assert_eq!(slow.await.unwrap(), 200);
+    assert_eq!(status_as(&gateway, &single, "gpt-b").await, 200);
+
+    // max_budget: gpt-a costs 5*0.01 + 7*0.02 = 0.19 per mock answer.
+    let (_, budget) = admin(&gateway, "/key/generate", json!({"max_budget": 0.3})).await;
+    let budget = budget["key"].as_str().unwrap().to_owned();
+    assert_eq!(status_as(&gateway, &budget, "gpt-a").await, 200);
+    assert_eq!(status_as(&gateway, &budget, "gpt-a").await, 200);
+    let over = chat_as(&gateway, &budget, "gpt-a").await;
+    assert_eq!(over.status(), 400);
+    let body: Value = over.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "budget_exceeded", "{body}");
+
+    // Streaming spend is recorded though the client did not ask for usage.
+    let (_, streamer) = admin(&gateway, "/key/generate", json!({})).await;
+    let streamer_key = streamer["key"].as_str().unwrap().to_owned();
+    let text = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .bearer_auth(&streamer_key)
+        .json(&json!({"model": "gpt-a", "stream": true, "messages": []}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("\"usage\""), "{text}");
+    let mut spend = 0.0;
+    for _ in 0..50 {
+        let (_, info) = admin_get(&gateway, &format!("/key/info?key={streamer_key}")).await;
+        spend = info["info"]["spend"].as_f64().unwrap_or(0.0);
+        if spend > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!((spend - 0.19).abs() < 1e-9, "streamed spend {spend}");
+
+    // Expired keys are refused.
+    let (_, short) = admin(&gateway, "/key/generate", json!({"duration": "1s"})).await;
+    let short = short["key"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(status_as(&gateway, &short, "gpt-a").await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_requests_cannot_overspend_by_more_than_one_request() {
+    let env = Env::new().await;
+    let gateway = env.gateway(&env.sqlite_url());
+    let (_, generated) = admin(&gateway, "/key/generate", json!({"max_budget": 1.0})).await;
+    let key = generated["key"].as_str().unwrap().to_owned();
+    env.mock.set_answer("slow");
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let (url, key) = (gateway.url.clone(), key.clone());
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(format!("{url}/v1/chat/completions"))
+                    .bearer_auth(key)
+                    .json(&json!({"model": "gpt-a", "messages": []}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        if task.await.unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    // Each answer costs 0.19: at most ceil(1.0 / 0.19) = 6 may succeed (one request past budget).
+    assert!(ok <= 6, "{ok} requests succeeded on a budget for 5.3");
+    assert!(ok >= 5, "only {ok} requests succeeded; the budget allows 5");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openai_sdk_with_a_virtual_key() {
+    let env = Env::new().await;
+    let gateway = env.gateway(&env.sqlite_url());
+    let (_, generated) = admin(&gateway, "/key/generate", json!({"models": ["gpt-a"]})).await;
+    let key = generated["key"].as_str().unwrap().to_owned();
+    let url = gateway.url.clone();
+    let sdk_key = key.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        python()
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/sdk/openai_sdk_check.py"
+            ))
+            .env("GATEWAY_URL", url)
+            .env("GATEWAY_KEY", sdk_key)
+            .env("MODEL", "gpt-a")
+            .env("DENIED_MODEL", "gpt-b")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // chat + stream + embeddings were paid for (the stream's usage included).
+    let mut spend = 0.0;
+    for _ in 0..50 {
+        let (_, info) = admin_get(&gateway, &format!("/key/info?key={key}")).await;
+        spend = info["info"]["spend"].as_f64().unwrap_or(0.0);
+        if spend >= 0.19 * 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(spend >= 0.19 * 2.0 - 1e-9, "spend {spend}");
+}

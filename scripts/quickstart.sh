@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# vaultgate quick start, fully offline: a local OpenBao dev server holds the provider key and the
+# master key, an offline model answers only to that provider key, and the gateway (SQLite, virtual
+# keys mirrored into OpenBao) serves on http://127.0.0.1:${PORT:-4000}.
+# It creates a virtual key, calls the model with it and shows the key's copy in OpenBao, then keeps
+# serving until Ctrl-C. `--once` stops after the demo (CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+once=false
+[ "${1:-}" = "--once" ] && once=true
+port="${PORT:-4000}"
+state=.quickstart
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "Installing OpenBao and building vaultgate (first run takes a few minutes)"
+scripts/setup.sh
+cargo build --release --quiet --bin vaultgate --bin vaultgate-mock-upstream
+bin=target/release
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # url, what
+  for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "$2 did not come up; see $state/*.log" >&2; exit 1
+}
+
+rm -rf "$state" && mkdir -p "$state"
+bao_port=$(free_port)
+model_port=$(free_port)
+export VAULT_ADDR="http://127.0.0.1:$bao_port" VAULT_TOKEN=root
+
+step "Starting a local OpenBao dev server on $VAULT_ADDR"
+.venv/bin/bao server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$bao_port" \
+  -dev-no-store-token >"$state/openbao.log" 2>&1 &
+pids+=($!)
+wait_for "$VAULT_ADDR/v1/sys/health" OpenBao
+
+provider_key="sk-offline-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')"
+master_key="sk-master-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')"
+.venv/bin/bao kv put -mount=secret OPENAI_API_KEY key="$provider_key" >/dev/null
+.venv/bin/bao kv put -mount=secret LITELLM_MASTER_KEY key="$master_key" >/dev/null
+echo "stored secret/OPENAI_API_KEY and secret/LITELLM_MASTER_KEY in OpenBao"
+
+step "Starting the offline model on 127.0.0.1:$model_port (it accepts only the key stored in OpenBao)"
+MOCK_REQUIRED_KEY="$provider_key" "$bin/vaultgate-mock-upstream" --port "$model_port" >"$state/model.log" 2>&1 &
+pids+=($!)
+
+export HCP_VAULT_ADDR="$VAULT_ADDR" HCP_VAULT_TOKEN=root OFFLINE_MODEL_BASE="http://127.0.0.1:$model_port/v1"
+
+step "vaultgate check --config examples/quickstart.yaml"
+"$bin/vaultgate" check --config examples/quickstart.yaml
+
+step "Starting vaultgate on http://127.0.0.1:$port"
+"$bin/vaultgate" --config examples/quickstart.yaml --host 127.0.0.1 --port "$port" 2>"$state/vaultgate.log" &
+gateway=$!
+pids+=($gateway)
+wait_for "http://127.0.0.1:$port/health/readiness" vaultgate
+curl -fsS "http://127.0.0.1:$port/health/readiness"; echo
+
+step "Creating a virtual key (POST /key/generate with the master key)"
+generated=$(curl -fsS "http://127.0.0.1:$port/key/generate" -H "Authorization: Bearer $master_key" \
+  -H 'Content-Type: application/json' \
+  -d '{"key_alias": "quickstart-demo", "models": ["gpt-4o-mini", "demo-echo"], "max_budget": 1.0}')
+echo "$generated" | .venv/bin/python -m json.tool
+virtual_key=$(echo "$generated" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+
+step "Calling gpt-4o-mini with the virtual key"
+curl -fsS "http://127.0.0.1:$port/v1/chat/completions" -H "Authorization: Bearer $virtual_key" \
+  -H 'Content-Type: application/json' \
+  -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}' | .venv/bin/python -m json.tool
+
+step "The virtual key's copy in OpenBao (bao kv get -mount=secret litellm/quickstart-demo)"
+.venv/bin/bao kv get -mount=secret litellm/quickstart-demo
+
+stored=$(.venv/bin/bao kv get -mount=secret -field=key litellm/quickstart-demo)
+[ "$stored" = "$virtual_key" ] || { echo "the key stored in OpenBao differs from the one generated" >&2; exit 1; }
+
+if $once; then
+  step "Quick start OK"
+  exit 0
+fi
+step "vaultgate is serving on http://127.0.0.1:$port (logs: $state/vaultgate.log). Ctrl-C stops everything."
+cat <<TXT
+  master key:  $master_key
+  virtual key: $virtual_key
+  try:  curl http://127.0.0.1:$port/v1/chat/completions -H "Authorization: Bearer $virtual_key" \\
+          -H 'Content-Type: application/json' -d '{"model":"demo-echo","messages":[{"role":"user","content":"hi"}]}'
+TXT
+wait "$gateway"
