@@ -39,6 +39,8 @@ pub(crate) struct LiveState {
     pub rpm_count: u64,
     pub tpm_minute: i64,
     pub tpm_count: u64,
+    /// `updated_at` of the newest record seen: a newer one means an admin edit.
+    pub seen_updated_at: i64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -66,7 +68,15 @@ impl LiveMap {
             {
                 let mut s = live.lock();
                 let stored = record.spend + s.unflushed;
+                let edited = record.updated_at > s.seen_updated_at;
+                s.seen_updated_at = s.seen_updated_at.max(record.updated_at);
                 match (record.budget_reset_at, s.budget_reset_at) {
+                    // An admin edited the key (perhaps set its spend) on some instance: take the
+                    // stored figure even if it is lower.
+                    (db, _) if edited => {
+                        s.spend = stored;
+                        s.budget_reset_at = db;
+                    }
                     // Same period: never go below what this instance has seen.
                     (db, mem) if db == mem => s.spend = s.spend.max(stored),
                     // Another instance reset the budget (or the period was changed by an update).
@@ -87,6 +97,7 @@ impl LiveMap {
             state: Mutex::new(LiveState {
                 spend: record.spend,
                 budget_reset_at: record.budget_reset_at,
+                seen_updated_at: record.updated_at,
                 ..LiveState::default()
             }),
         });

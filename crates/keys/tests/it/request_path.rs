@@ -120,6 +120,40 @@ async fn stale_cache_entries_are_refreshed_in_the_background() {
     h.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_reset_by_an_admin_elsewhere_reaches_this_instance() {
+    let h = Harness::new(Db::Sqlite, false).await;
+    let mut options = test_options(&h.db.url, h.clock.clone(), None);
+    options.cache_ttl = std::time::Duration::ZERO;
+    let serving = KeyService::open(options).await.unwrap();
+    let (raw, _) = key(&h, json!({"max_budget": 0.01})).await;
+    let record = serving.authenticate(&raw).await.unwrap();
+    let admission = serving.admit(&record, "m").unwrap();
+    serving.record_usage(&admission, "m", 20, 0, Some(&prices()));
+    drop(admission);
+    serving.flush_spend().await.unwrap();
+    assert!(matches!(
+        serving.admit(&record, "m"),
+        Err(Error::BudgetExceeded(_))
+    ));
+    // the admin API runs on the other instance
+    h.clock.advance_ms(1_000);
+    let (status, _) = h.post("/key/update", json!({"key": raw, "spend": 0})).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut admitted = false;
+    for _ in 0..500 {
+        let record = serving.authenticate(&raw).await.unwrap();
+        if serving.admit(&record, "m").is_ok() {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(admitted, "the spend reset reached the serving instance");
+    serving.shutdown().await;
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn expiry() {
     let h = Harness::new(Db::Sqlite, false).await;
