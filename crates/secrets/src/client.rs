@@ -657,7 +657,8 @@ impl VaultClient {
             };
             let backoff =
                 Duration::from_millis(250u64 << attempt.min(3)).min(Duration::from_millis(1500));
-            let wait = retry_wait.unwrap_or_else(|| jitter(backoff, 0.8, 1.2));
+            // Retry-After is a floor (Vault sends `0` under a rate-limit quota).
+            let wait = jitter(backoff, 0.8, 1.2).max(retry_wait.unwrap_or_default());
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.inner.shutdown.cancelled() => {
