@@ -174,8 +174,7 @@ async fn metrics_and_retry_rules() {
         "{seen:#?}"
     );
     assert!(
-        seen.get("vaultgate_vault_requests_total{operation=read,status=error}")
-            .is_some(),
+        seen.contains_key("vaultgate_vault_requests_total{operation=read,status=error}"),
         "{seen:#?}"
     );
 }
