@@ -117,6 +117,19 @@ impl MockUpstream {
         lock(&self.shared.scripts).push_back(script);
     }
 
+    /// Drops scripted answers not used yet.
+    pub fn clear_scripts(&self) {
+        lock(&self.shared.scripts).clear();
+    }
+
+    /// How many requests arrived at `path` (query string ignored).
+    pub fn count(&self, path: &str) -> usize {
+        lock(&self.shared.requests)
+            .iter()
+            .filter(|r| r.uri.split('?').next() == Some(path))
+            .count()
+    }
+
     /// Answer 401 unless the request carries this key (as Bearer, `api-key` or `x-api-key`).
     pub fn require_key(&self, key: Option<&str>) {
         *lock(&self.shared.required_key) = key.map(str::to_owned);
