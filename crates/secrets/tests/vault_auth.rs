@@ -319,3 +319,52 @@ async fn kubernetes_auth_reads_the_service_account_token_at_each_login() {
     assert_eq!(fake.reviewed(), [first, second]);
     assert_eq!(client.stats().logins, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_namespace_header_and_secret_namespace_path_are_separate() {
+    let bao = bao();
+    bao.create_namespace("admin").unwrap();
+    bao.create_namespace("admin/team").unwrap();
+    bao.enable_kv2(Some("admin/team"), "secret").unwrap();
+    bao.kv_put(Some("admin/team"), "secret", "TEAM_KEY", "sk-team")
+        .unwrap();
+    // A policy of the parent namespace granting the child's KV path.
+    bao.write_policy(
+        Some("admin"),
+        "team-reader",
+        "path \"team/secret/data/*\" { capabilities = [\"read\"] }",
+    )
+    .unwrap();
+    let (role_id, secret_id) = bao
+        .enable_approle(Some("admin"), "gw", "team-reader", "1h", "4h")
+        .unwrap();
+    let env = approle_env(
+        &bao,
+        &role_id,
+        &secret_id,
+        &[
+            ("HCP_VAULT_LOGIN_NAMESPACE", "admin"),
+            ("HCP_VAULT_SECRET_NAMESPACE", "/admin/team/"),
+        ],
+    );
+    let client = connect(&env).await;
+    assert_eq!(
+        client.secret_path("TEAM_KEY").unwrap(),
+        format!("{}/v1/admin/team/secret/data/TEAM_KEY", bao.addr())
+    );
+    assert_eq!(
+        client
+            .read_secret("TEAM_KEY")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "sk-team"
+    );
+    let info = client.token_info().await.unwrap();
+    assert!(
+        info.policies.contains(&"team-reader".to_owned()),
+        "{:?}",
+        info.policies
+    );
+}
