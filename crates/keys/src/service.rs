@@ -884,9 +884,8 @@ impl KeyService {
             store::delete_key(&mut tx, &record.token)
                 .await
                 .map_err(db_err)?;
-            if let Some(name) = &record.vault_secret_name
-                && inner.mirror.is_some()
-            {
+            // Queued even without a mirror configured now: the copy goes once one is again.
+            if let Some(name) = &record.vault_secret_name {
                 store::outbox_add(&mut tx, name, now)
                     .await
                     .map_err(db_err)?;
@@ -1219,5 +1218,22 @@ impl KeyService {
     /// `budget_reset_interval`). Returns how many keys were reset.
     pub async fn reset_budgets(&self) -> Result<usize> {
         reset_due_budgets(&self.inner).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn outbox_backoff_doubles_up_to_the_cap() {
+        let mut options = KeyServiceOptions::new("sqlite::memory:");
+        options.outbox_retry_min = Duration::from_secs(1);
+        options.outbox_retry_max = Duration::from_secs(300);
+        let delays: Vec<i64> = (1..=12).map(|n| backoff_ms(&options, n)).collect();
+        assert_eq!(&delays[..5], &[1_000, 2_000, 4_000, 8_000, 16_000]);
+        assert_eq!(delays[11], 300_000);
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
     }
 }

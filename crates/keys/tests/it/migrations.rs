@@ -53,3 +53,17 @@ async fn bad_database_url_is_a_config_error() {
         .unwrap();
     assert!(err.to_string().contains("sqlite"), "{err}");
 }
+
+#[tokio::test]
+async fn in_memory_sqlite_works() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let service = KeyService::open(test_options("sqlite::memory:", clock, None))
+        .await
+        .unwrap();
+    let generated = service.generate(json!({})).await.unwrap();
+    service
+        .authenticate(generated["key"].as_str().unwrap())
+        .await
+        .unwrap();
+    service.shutdown().await;
+}
