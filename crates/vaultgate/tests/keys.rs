@@ -526,3 +526,48 @@ async fn openai_sdk_with_a_virtual_key() {
     }
     assert!(spend >= 0.19 * 2.0 - 1e-9, "spend {spend}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_drift_between_the_database_and_vault() {
+    let env = Env::new().await;
+    let gateway = env.gateway(&env.sqlite_url());
+    let (_, kept) = admin(&gateway, "/key/generate", json!({"key_alias": "kept"})).await;
+    admin(&gateway, "/key/generate", json!({"key_alias": "drifty"})).await;
+    drop(gateway);
+    let check = || {
+        Gateway::builder(BIN, &config(&env.mock.url(), &env.sqlite_url()))
+            .env("HCP_VAULT_ADDR", &env.bao.addr())
+            .env("HCP_VAULT_TOKEN", env.bao.root_token())
+            .env("E2E_PROVIDER_KEY", PROVIDER_KEY)
+            .run(&["check"])
+            .unwrap()
+    };
+    let clean = check();
+    let stdout = String::from_utf8_lossy(&clean.stdout).into_owned();
+    assert!(clean.status.success(), "{stdout}");
+    assert!(stdout.contains("in sync with Vault"), "{stdout}");
+
+    env.bao
+        .bao(&[
+            "kv",
+            "metadata",
+            "delete",
+            "-mount=secret",
+            "litellm/drifty",
+        ])
+        .unwrap();
+    env.bao
+        .kv_put(None, "secret", "litellm/orphan", "sk-nobody")
+        .unwrap();
+    let drifted = check();
+    let stdout = String::from_utf8_lossy(&drifted.stdout).into_owned();
+    assert!(!drifted.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("drifty") && stdout.contains("orphan") && stdout.contains("DRIFT"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(kept["key"].as_str().unwrap()) && !stdout.contains("sk-nobody"),
+        "{stdout}"
+    );
+}
