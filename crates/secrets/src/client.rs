@@ -168,9 +168,14 @@ fn build_http(settings: &VaultSettings) -> Result<reqwest::Client> {
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
     if let (Some(cert), Some(key)) = (&settings.client_cert, &settings.client_key) {
-        let mut pem = read_file("cannot read the Vault client certificate", cert)?;
-        pem.push(b'\n');
-        pem.extend(read_file("cannot read the Vault client key", key)?);
+        let mut pem = pem_blocks(&read_file(
+            "cannot read the Vault client certificate",
+            cert,
+        )?);
+        pem.extend(pem_blocks(&read_file(
+            "cannot read the Vault client key",
+            key,
+        )?));
         let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
             Error::Config(format!(
                 "Vault client certificate {} / key {}: {e}",
@@ -183,6 +188,44 @@ fn build_http(settings: &VaultSettings) -> Result<reqwest::Client> {
     builder
         .build()
         .map_err(|e| Error::Config(format!("Vault HTTP client: {e}")))
+}
+
+/// Only the certificate and private-key blocks of a PEM file: `openssl` also writes
+/// `EC PARAMETERS` blocks and bag attributes, which the TLS stack refuses.
+fn pem_blocks(pem: &[u8]) -> Vec<u8> {
+    const KEEP: [&str; 4] = [
+        "CERTIFICATE",
+        "PRIVATE KEY",
+        "RSA PRIVATE KEY",
+        "EC PRIVATE KEY",
+    ];
+    let text = String::from_utf8_lossy(pem);
+    let mut out = String::new();
+    let mut inside: Option<&str> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        match inside {
+            None => {
+                if let Some(label) = line
+                    .strip_prefix("-----BEGIN ")
+                    .and_then(|l| l.strip_suffix("-----"))
+                    && KEEP.contains(&label)
+                {
+                    inside = Some(label);
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            Some(label) => {
+                out.push_str(line);
+                out.push('\n');
+                if line == format!("-----END {label}-----") {
+                    inside = None;
+                }
+            }
+        }
+    }
+    out.into_bytes()
 }
 
 /// Rejects names that could escape the mount or smuggle control characters (COMPAT §2).
@@ -1015,6 +1058,16 @@ async fn renewal_task(weak: Weak<Inner>, replan: Arc<Notify>, shutdown: Cancella
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pem_blocks_keeps_certificates_and_keys_only() {
+        let input = b"Bag Attributes\n-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n";
+        let out = String::from_utf8(pem_blocks(input)).unwrap();
+        assert_eq!(
+            out,
+            "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n"
+        );
+    }
 
     #[test]
     fn names_are_validated() {
