@@ -571,3 +571,27 @@ async fn check_reports_drift_between_the_database_and_vault() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn virtual_keys_never_appear_in_trace_logs() {
+    let env = Env::new().await;
+    let gateway = Gateway::builder(BIN, &config(&env.mock.url(), &env.sqlite_url()))
+        .env("HCP_VAULT_ADDR", &env.bao.addr())
+        .env("HCP_VAULT_TOKEN", env.bao.root_token())
+        .env("E2E_PROVIDER_KEY", PROVIDER_KEY)
+        .dir(env.dir.path())
+        .rust_log("trace")
+        .start()
+        .unwrap();
+    let (_, generated) = admin(&gateway, "/key/generate", json!({"key_alias": "traced"})).await;
+    let key = generated["key"].as_str().unwrap().to_owned();
+    assert_eq!(status_as(&gateway, &key, "gpt-a").await, 200);
+    let (_, regenerated) = admin(&gateway, "/key/regenerate", json!({"key": key})).await;
+    let new_key = regenerated["key"].as_str().unwrap().to_owned();
+    admin(&gateway, "/key/delete", json!({"keys": [new_key]})).await;
+    let logs = gateway.logs();
+    assert!(logs.contains("TRACE"), "trace logging was not on");
+    for secret in [key.as_str(), new_key.as_str(), MASTER, PROVIDER_KEY] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
+    }
+}
