@@ -6,6 +6,19 @@
 //!
 //! Raw keys are never stored or logged: only their SHA-256 (`token`) is kept, and the raw value
 //! appears only in the generate/regenerate response (and in the Vault copy).
+//!
+//! Wiring:
+//! 1. `KeyService::open(KeyServiceOptions::new(url).with_mirror(...))` at start (migrates, starts
+//!    the spend writer and the budget-reset task).
+//! 2. With a mirror, `spawn_outbox_worker(shutdown_token)` (retries queued Vault deletions).
+//! 3. Mount [`routes`] behind master-key auth.
+//! 4. Per request: [`key_from_headers`] → `authenticate` → `authorize_model` → `admit` (hold the
+//!    [`Admission`] until the answer is complete) → `record_usage`.
+//! 5. At exit, after the HTTP server drained: `shutdown().await` writes the recorded spend.
+//!
+//! Several instances may share one PostgreSQL database: spend is added (never overwritten),
+//! budget resets are guarded, and admin changes reach other instances within `cache_ttl`. Rate
+//! limits (rpm/tpm/parallel) and the in-flight budget reservation are per instance.
 
 mod clock;
 mod headers;

@@ -158,6 +158,8 @@ impl SpendWriter {
                     self.segments.pop_front();
                 }
                 Err(e) => {
+                    // Retried at the next tick, not at every new event meanwhile.
+                    self.queued_events = 0;
                     metrics::counter!("vaultgate_spend_flush_total", "result" => "error")
                         .increment(1);
                     tracing::warn!(error = %e, "spend batch not written; will retry");
