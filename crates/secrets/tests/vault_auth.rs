@@ -91,9 +91,9 @@ async fn short_ttl_approle_token_is_renewed_then_logged_in_again() {
     let bao = bao();
     bao.kv_put(None, "secret", "K", "v1").unwrap();
     bao.write_policy(None, "gateway", KV_POLICY).unwrap();
-    // Renewals grow the TTL until the 9 s max, then a new login is needed.
+    // Renewals grow the TTL until the 12 s max, then a new login is needed.
     let (role_id, secret_id) = bao
-        .enable_approle(None, "gw", "gateway", "3s", "9s")
+        .enable_approle(None, "gw", "gateway", "5s", "12s")
         .unwrap();
     let client = connect(&approle_env(&bao, &role_id, &secret_id, &[])).await;
     assert_eq!(client.stats().logins, 1);
@@ -186,7 +186,7 @@ async fn cert_auth_over_tls_with_renewal() {
     bao.kv_put(None, "secret", "CERT_KEY", "sk-cert").unwrap();
     bao.write_policy(None, "gateway", KV_POLICY).unwrap();
     let (cert, key) = generate_client_cert(bao.dir(), "client", "vaultgate-test").unwrap();
-    bao.enable_cert_auth(None, "gw", &cert, "gateway", "3s", "1h")
+    bao.enable_cert_auth(None, "gw", &cert, "gateway", "5s", "1h")
         .unwrap();
     let ca = bao.ca_path().unwrap().display().to_string();
     let cert = cert.display().to_string();

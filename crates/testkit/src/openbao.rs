@@ -83,8 +83,19 @@ impl OpenBao {
             child: None,
             unseal_key: None,
         };
-        bao.spawn()?;
-        Ok(bao)
+        // Another process may grab the free port before the server binds it: try a few.
+        let mut attempts = 0;
+        loop {
+            match bao.spawn() {
+                Ok(()) => return Ok(bao),
+                Err(_) if attempts < 3 && bao.log().contains("address already in use") => {
+                    attempts += 1;
+                    bao.stop()?;
+                    bao.port = free_port()?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     fn log_path(&self) -> PathBuf {
