@@ -685,3 +685,34 @@ impl OpenBao {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_server_put_get_seal_unseal_restart() {
+        let mut bao = OpenBao::start().unwrap();
+        bao.kv_put(None, "secret", "a/b", "v1").unwrap();
+        let got = bao.kv_get(None, "secret", "a/b").unwrap().unwrap();
+        assert_eq!(got["data"]["data"]["key"], "v1");
+        bao.seal().unwrap();
+        assert!(bao.kv_put(None, "secret", "a/b", "v2").is_err(), "sealed");
+        bao.unseal().unwrap();
+        assert_eq!(
+            bao.kv_get(None, "secret", "a/b").unwrap().unwrap()["data"]["data"]["key"],
+            "v1"
+        );
+        let port = bao.port();
+        bao.restart().unwrap();
+        assert_eq!(bao.port(), port);
+        assert!(
+            bao.kv_get(None, "secret", "a/b").unwrap().is_none(),
+            "dev server forgets on restart"
+        );
+        let token = bao
+            .create_token(None, &["default"], "1m", Some("2m"))
+            .unwrap();
+        assert!(!token.is_empty());
+    }
+}
