@@ -387,7 +387,8 @@ async fn deployments_of_one_model_take_turns() {
     let first = MockUpstream::start().await.unwrap();
     let second = MockUpstream::start().await.unwrap();
     let models = format!(
-        "  - model_name: gpt-test\n    litellm_params: {{model: openai/other, api_base: '{}/v1', api_key: os.environ/TEST_PROVIDER_KEY}}\n",
+        // Strict turns are opt-in (the default is LiteLLM's random simple-shuffle).
+        "  - model_name: gpt-test\n    litellm_params: {{model: openai/other, api_base: '{}/v1', api_key: os.environ/TEST_PROVIDER_KEY}}\nrouter_settings: {{routing_strategy: round-robin}}\n",
         second.url()
     );
     let gateway = start(&config(&first.url(), &models));
