@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Value, json};
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::Usage;
+use vaultgate_router::Outcome;
 
 use crate::proxy::read_body;
 use crate::sse::{ByteStream, UsageSink};
@@ -79,9 +80,13 @@ async fn forward(
             attempt_messages(app, &request, deployment)
         })
         .await;
-    let reply = result?;
+    let reply = match result {
+        Ok(reply) => reply,
+        // Which deployment failed, after how many attempts, helps whoever debugs the error.
+        Err(error) => return Ok(with_outcome(anthropic_error(error), outcome.as_ref())),
+    };
     let deployment = outcome.as_ref().map(|o| Arc::clone(&o.deployment));
-    let mut response = match reply {
+    let response = match reply {
         Reply::Full { status, body, .. } => {
             if let Some(deployment) = &deployment {
                 let usage = serde_json::from_slice::<Value>(&body)
@@ -115,6 +120,11 @@ async fn forward(
             response
         }
     };
+    Ok(with_outcome(response, outcome.as_ref()))
+}
+
+/// `x-vaultgate-model-id` and `x-vaultgate-attempts`, on answers and errors alike.
+fn with_outcome(mut response: Response, outcome: Option<&Outcome>) -> Response {
     if let Some(outcome) = outcome {
         let headers = response.headers_mut();
         if let Ok(id) = HeaderValue::from_str(&outcome.deployment.id) {
@@ -122,7 +132,7 @@ async fn forward(
         }
         headers.insert("x-vaultgate-attempts", HeaderValue::from(outcome.attempts));
     }
-    Ok(response)
+    response
 }
 
 /// OpenAI-style counts from an Anthropic `usage` object (the prompt includes cached tokens).

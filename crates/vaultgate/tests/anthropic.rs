@@ -346,6 +346,8 @@ async fn native_messages_pass_through_to_anthropic_deployments() {
     });
     let response = messages(&gateway, request).await;
     assert_eq!(response.status().as_u16(), 529);
+    assert_eq!(response.headers()["x-vaultgate-model-id"], "claude-0");
+    assert_eq!(response.headers()["x-vaultgate-attempts"], "1");
     assert_eq!(response.json::<Value>().await.unwrap(), overloaded);
 
     // Without the gateway key: an Anthropic-shaped 401.
