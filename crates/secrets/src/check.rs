@@ -46,14 +46,14 @@ pub async fn check(config: &Config, env: &Env) -> CheckReport {
             }
         }
     } else {
-        lines.push("vault: not configured (general_settings.key_management_system unset); references come from the environment".into());
+        lines.push("ok   vault: not configured (general_settings.key_management_system unset); references come from the environment".into());
         None
     };
 
     if let Some(vault) = &vault {
         let s = vault.settings();
         lines.push(format!(
-            "vault: {} (auth {}, secret namespace {}, mount {}, path prefix {})",
+            "ok   vault: {} (auth {}, secret namespace {}, mount {}, path prefix {})",
             s.addr,
             s.auth.method(),
             s.secret_namespace.as_deref().unwrap_or("-"),

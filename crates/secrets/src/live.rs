@@ -136,7 +136,7 @@ pub struct LiveSecrets {
     vault: Option<VaultClient>,
     env: Env,
     /// Reference name → the config places that use it (for messages).
-    uses: BTreeMap<String, Vec<String>>,
+    uses: Vec<(String, Vec<String>)>,
     /// Names read from Vault (Vault configured, access mode reads, in `hosted_keys`).
     vault_names: Vec<String>,
     snapshot: ArcSwap<SecretMap>,
@@ -185,10 +185,13 @@ pub(crate) fn reads_from_vault(config: &Config, name: &str) -> bool {
 }
 
 /// Reference name → where it is used, in file order of first use.
-pub(crate) fn reference_uses(config: &Config) -> BTreeMap<String, Vec<String>> {
-    let mut uses: BTreeMap<String, Vec<String>> = BTreeMap::new();
+pub(crate) fn reference_uses(config: &Config) -> Vec<(String, Vec<String>)> {
+    let mut uses: Vec<(String, Vec<String>)> = Vec::new();
     for (name, place) in config.references() {
-        uses.entry(name).or_default().push(place);
+        match uses.iter_mut().find(|(known, _)| *known == name) {
+            Some((_, places)) => places.push(place),
+            None => uses.push((name, vec![place])),
+        }
     }
     uses
 }
@@ -210,7 +213,8 @@ impl LiveSecrets {
         let uses = reference_uses(config);
         let vault_names: Vec<String> = match &vault {
             Some(_) => uses
-                .keys()
+                .iter()
+                .map(|(name, _)| name)
                 .filter(|n| reads_from_vault(config, n))
                 .cloned()
                 .collect(),

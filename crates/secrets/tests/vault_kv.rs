@@ -338,6 +338,7 @@ async fn check_reports_sources_and_mirror_capability_without_values() {
     );
     let report = check(&cfg, &env(&bao, &[("FALLBACK", "fallback-value-xyz")])).await;
     let text = report.to_string();
+    eprintln!("{text}");
     assert!(!report.ok, "{text}");
     assert!(text.contains("method token"), "{text}");
     assert!(
