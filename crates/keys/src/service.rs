@@ -43,6 +43,8 @@ pub struct KeyServiceOptions {
     /// How long an unknown key is remembered as unknown (keeps floods of bad keys off the store).
     pub negative_cache_ttl: Duration,
     pub cache_capacity: u64,
+    /// Size of the database connection pool (an in-memory SQLite database always uses 1).
+    pub max_connections: u32,
     /// How often recorded spend is written to the store.
     pub spend_flush_interval: Duration,
     /// Usage events that trigger an early flush.
@@ -66,6 +68,7 @@ impl KeyServiceOptions {
             cache_max_stale: Duration::from_secs(600),
             negative_cache_ttl: Duration::from_secs(5),
             cache_capacity: 100_000,
+            max_connections: 8,
             spend_flush_interval: Duration::from_secs(1),
             spend_batch_max: 1_000,
             budget_reset_interval: Duration::from_secs(60),
@@ -279,7 +282,7 @@ impl KeyService {
     /// Call [`KeyService::spawn_outbox_worker`] too when a mirror is configured, and
     /// [`KeyService::shutdown`] at exit so recorded spend is written.
     pub async fn open(options: KeyServiceOptions) -> Result<Self> {
-        let store = Store::open(&options.database_url).await?;
+        let store = Store::open(&options.database_url, options.max_connections).await?;
         let cache = Cache::builder()
             .max_capacity(options.cache_capacity)
             .time_to_live(options.cache_ttl.saturating_add(options.cache_max_stale))

@@ -68,7 +68,7 @@ impl Store {
     /// Connects and runs the migrations. Safe to call from several instances at once: sqlx holds a
     /// Postgres advisory lock while migrating; on SQLite (WAL, busy_timeout) a racing instance
     /// retries, and the migration SQL is idempotent.
-    pub async fn open(url: &str) -> Result<Self> {
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -82,7 +82,7 @@ impl Store {
         let in_memory =
             backend == Backend::Sqlite && url.contains(":memory:") || url.contains("mode=memory");
         let mut options = AnyPoolOptions::new()
-            .max_connections(if in_memory { 1 } else { 8 })
+            .max_connections(if in_memory { 1 } else { max_connections.max(1) })
             .acquire_timeout(Duration::from_secs(30));
         if in_memory {
             // Every connection to `:memory:` is a separate database: keep the one forever.
@@ -414,12 +414,18 @@ impl Store {
 
 // ---- statements inside a transaction ---------------------------------------------------------
 
+// Statements that bind a nullable float are not kept prepared: sqlx 0.8's Any driver binds a
+// NULL f64 as float4 on PostgreSQL, and a statement prepared that way then rejects a real f64
+// ("incorrect binary data format"). Unprepared, each execution is typed by its own values.
+
 pub(crate) async fn insert_key(tx: &mut Tx, k: &KeyRecord) -> std::result::Result<(), sqlx::Error> {
     let sql = format!(
         "INSERT INTO keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
          $13, $14, $15, $16, $17, $18, $19, $20, $21)"
     );
-    bind_all(sqlx::query(&sql), k).execute(&mut **tx).await?;
+    bind_all(sqlx::query(&sql).persistent(false), k)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -436,6 +442,7 @@ pub(crate) async fn update_key(
          max_parallel_requests = $10, user_id = $11, team_id = $12, tags = $13, blocked = $14, \
          expires = $15, updated_at = $16, vault_secret_name = $17 WHERE token = $18 AND key_id = $19";
     let result = sqlx::query(sql)
+        .persistent(false)
         .bind(k.token.clone())
         .bind(k.key_name.clone())
         .bind(k.key_alias.clone())

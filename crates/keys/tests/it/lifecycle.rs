@@ -453,3 +453,39 @@ async fn bad_input(db: Db) {
 
     h.finish().await;
 }
+
+/// Nullable floats through one PostgreSQL connection, in the order that once broke prepared
+/// statements (NULL budget first, then a number).
+#[tokio::test]
+async fn nullable_budget_on_one_connection_postgres() {
+    let db = crate::common::TestDb::new(Db::Postgres).await;
+    let clock = std::sync::Arc::new(vaultgate_keys::ManualClock::starting_now());
+    let mut options = crate::common::test_options(&db.url, clock, None);
+    options.max_connections = 1;
+    let service = vaultgate_keys::KeyService::open(options).await.unwrap();
+    let a = service.generate(json!({})).await.unwrap();
+    let b = service.generate(json!({"max_budget": 2.5})).await.unwrap();
+    assert_eq!(b["max_budget"], 2.5);
+    let token = a["token"].as_str().unwrap();
+    service
+        .update(json!({"key": token, "max_budget": null}))
+        .await
+        .unwrap();
+    let updated = service
+        .update(json!({"key": token, "max_budget": 4}))
+        .await
+        .unwrap();
+    assert_eq!(updated["max_budget"], 4.0);
+    service
+        .update(json!({"key": token, "max_budget": null}))
+        .await
+        .unwrap();
+    service
+        .regenerate(Some(token), json!({"max_budget": 1.5}))
+        .await
+        .unwrap();
+    service.generate(json!({"max_budget": null})).await.unwrap();
+    service.generate(json!({"max_budget": 7})).await.unwrap();
+    service.shutdown().await;
+    db.cleanup().await;
+}
