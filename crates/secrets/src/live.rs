@@ -305,10 +305,20 @@ impl LiveSecrets {
             tracing::info!(secret = %name, origin = %entry.origin, "secret reference resolved");
         }
         live.snapshot.store(Arc::new(SecretMap { entries }));
+        // Vault read failures covered by the environment still make readiness `degraded`
+        // until a refresh reads them.
+        let failed: BTreeMap<String, String> = reads
+            .iter()
+            .filter_map(|(name, (_, result))| {
+                result.as_ref().err().map(|e| (name.clone(), e.to_string()))
+            })
+            .collect();
+        m::stale_secrets(failed.len());
         if let Ok(mut state) = live.state.lock() {
             state.read_at = read_at;
+            state.last_error = failed.values().next().cloned();
+            state.failed = failed;
         }
-        m::stale_secrets(0);
         Ok(Arc::new(live))
     }
 

@@ -395,3 +395,39 @@ async fn check_reports_sources_and_mirror_capability_without_values() {
     let report = check(&cfg, &env).await;
     assert!(report.ok, "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_read_error_falls_back_to_env_but_shows_in_readiness() {
+    let bao = bao();
+    bao.kv_put(None, "secret", "ALLOWED", "a").unwrap();
+    bao.kv_put(None, "secret", "DENIED", "vault-denied-value")
+        .unwrap();
+    bao.write_policy(
+        None,
+        "narrow",
+        "path \"secret/data/ALLOWED\" { capabilities = [\"read\"] }",
+    )
+    .unwrap();
+    let token = bao.create_token(None, &["narrow"], "1h", None).unwrap();
+    let env = env(
+        &bao,
+        &[("HCP_VAULT_TOKEN", token.as_str()), ("DENIED", "env-value")],
+    );
+    let live = LiveSecrets::start(&config(&["ALLOWED", "DENIED"], ""), env.clone())
+        .await
+        .unwrap();
+    assert_eq!(live.snapshot().get("DENIED"), Some("env-value"));
+    assert_eq!(live.snapshot().origin("DENIED"), Some(&SecretOrigin::Env));
+    let readiness = live.readiness();
+    assert_eq!(readiness.status, "degraded");
+    assert!(readiness.last_error.unwrap().contains("403"));
+
+    // Without the environment value, start-up names the failure and the path.
+    let env = common::env(&bao, &[("HCP_VAULT_TOKEN", token.as_str())]);
+    let message = LiveSecrets::start(&config(&["ALLOWED", "DENIED"], ""), env)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains(&format!("DENIED (used at model_list[1].litellm_params.api_key): Vault read at {}/v1/secret/data/DENIED failed", bao.addr())), "{message}");
+    assert!(message.contains("permission denied"), "{message}");
+}
