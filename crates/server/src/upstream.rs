@@ -209,8 +209,10 @@ fn resolve<'a>(secrets: &'a SecretMap, deployment: &'a Deployment) -> Resolved<'
 /// How an upstream's error answer reaches the client.
 #[derive(Clone, Copy)]
 enum ErrorShape {
-    /// As the upstream sent it (OpenAI-compatible upstreams, Anthropic to native clients).
+    /// As an OpenAI-compatible upstream sent it.
     AsIs,
+    /// As Anthropic sent it, for Anthropic-native clients.
+    Anthropic,
     /// Anthropic's error translated to OpenAI's shape, for OpenAI clients.
     AnthropicToOpenAi,
 }
@@ -291,7 +293,7 @@ async fn call_anthropic_native(
         &Value::Object(body),
         &request.protocol_headers,
     )?;
-    send(deployment, upstream, request.stream, ErrorShape::AsIs).await
+    send(deployment, upstream, request.stream, ErrorShape::Anthropic).await
 }
 
 /// POST `{api_base}/v1/messages` with the deployment's key as `x-api-key` and `anthropic-version`
@@ -366,7 +368,12 @@ async fn send(
             .await
             .map_err(|_| timed_out())?
         {
-            Some(Ok(bytes)) => Some(Ok(bytes)),
+            Some(Ok(bytes)) => {
+                if let Some(error) = stream_opened_with_error(&bytes, errors) {
+                    return Err(error);
+                }
+                Some(Ok(bytes))
+            }
             Some(Err(e)) => return Err(transport_error(id, e)),
             None => None,
         };
@@ -416,13 +423,53 @@ async fn upstream_error(response: reqwest::Response, shape: ErrorShape) -> Error
         .and_then(|body| body.ok())
         .unwrap_or_default();
     match shape {
-        ErrorShape::AsIs => Error::Upstream {
+        ErrorShape::AsIs | ErrorShape::Anthropic => Error::Upstream {
             status,
             body,
             content_type,
         },
         ErrorShape::AnthropicToOpenAi => anthropic::map_error(status, &body),
     }
+}
+
+/// Anthropic may answer 200 and then open the stream with an `error` event (`overloaded_error`
+/// under load). Caught in the first chunk, nothing has reached the client yet, so it becomes an
+/// ordinary error with the status Anthropic uses for that type, which the router may retry.
+fn stream_opened_with_error(first: &[u8], shape: ErrorShape) -> Option<Error> {
+    if matches!(shape, ErrorShape::AsIs) {
+        return None;
+    }
+    let text = std::str::from_utf8(first).ok()?;
+    let data = text
+        .lines()
+        .find_map(|line| line.strip_prefix("data:"))?
+        .trim();
+    let event: Value = serde_json::from_str(data).ok()?;
+    if event.get("type").and_then(Value::as_str) != Some("error") {
+        return None;
+    }
+    let kind = event.pointer("/error/type").and_then(Value::as_str);
+    let status = match kind {
+        Some("invalid_request_error") => StatusCode::BAD_REQUEST,
+        Some("authentication_error") => StatusCode::UNAUTHORIZED,
+        Some("permission_error") => StatusCode::FORBIDDEN,
+        Some("not_found_error") => StatusCode::NOT_FOUND,
+        Some("request_too_large") => StatusCode::PAYLOAD_TOO_LARGE,
+        Some("rate_limit_error") => StatusCode::TOO_MANY_REQUESTS,
+        Some("timeout_error") => StatusCode::GATEWAY_TIMEOUT,
+        Some("overloaded_error") => {
+            StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Some(match shape {
+        ErrorShape::AnthropicToOpenAi => anthropic::map_error(status, data.as_bytes()),
+        _ => Error::Upstream {
+            status,
+            body: Bytes::copy_from_slice(data.as_bytes()),
+            content_type: Some(HeaderValue::from_static("application/json")),
+        },
+    })
 }
 
 /// A 2xx body that must be JSON for us to translate it; anything else is the upstream's fault.

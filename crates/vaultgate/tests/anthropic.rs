@@ -272,6 +272,41 @@ async fn anthropic_errors_reach_openai_clients_in_openai_shape() {
         response.json::<Value>().await.unwrap()["error"]["type"],
         "overloaded_error"
     );
+
+    // Nor is a 200 whose stream opens with an `error` event (Anthropic under load).
+    let opened_with_error = || Script {
+        stream: Some(vec![
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+                .to_string(),
+        ]),
+        ..Script::default()
+    };
+    mock.push(opened_with_error());
+    let response = chat(
+        &gateway,
+        json!({"model": "claude", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 529);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (
+            body["error"]["type"].as_str(),
+            body["error"]["message"].as_str()
+        ),
+        (Some("overloaded_error"), Some("Overloaded"))
+    );
+    // An Anthropic-native client gets Anthropic's own error body.
+    mock.push(opened_with_error());
+    let response = messages(
+        &gateway,
+        json!({"model": "claude", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 529);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "overloaded_error");
 }
 
 #[tokio::test(flavor = "multi_thread")]

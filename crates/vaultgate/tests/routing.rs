@@ -178,7 +178,7 @@ async fn context_window_errors_fall_back_to_a_larger_model_without_retry() {
             deployment("small", "s", &small.url(), ""),
             deployment("large", "l", &large.url(), ""),
         ],
-        "  num_retries: 3\n  context_window_fallbacks: [{small: [large]}]\n",
+        "  num_retries: 3\n  context_window_fallbacks: [{small: [large]}]\n  content_policy_fallbacks: [{small: [large]}]\n",
     );
     let too_long = json!({"error": {"message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}});
     small.push(Script {
@@ -193,6 +193,19 @@ async fn context_window_errors_fall_back_to_a_larger_model_without_retry() {
     assert_eq!(small.requests().len(), 1, "a context error is not retried");
     assert_eq!(large.requests().len(), 1);
 
+    // A content filter refusal goes to the content policy fallback, also without retry.
+    let filtered = json!({"error": {"message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.", "type": null, "param": "prompt", "code": "content_filter"}});
+    small.push(Script {
+        status: Some(400),
+        body: Some(filtered.to_string()),
+        ..Script::default()
+    });
+    let response = chat(&gateway, "small", false).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-vaultgate-model-id"), "l");
+    assert_eq!(small.requests().len(), 2);
+    assert_eq!(large.requests().len(), 2);
+
     // Any other 400 is the client's: no retry, no fallback, body passed through.
     let other = json!({"error": {"message": "temperature must be <= 2", "type": "invalid_request_error", "param": "temperature", "code": null}});
     small.push(Script {
@@ -203,7 +216,8 @@ async fn context_window_errors_fall_back_to_a_larger_model_without_retry() {
     let response = chat(&gateway, "small", false).await;
     assert_eq!(response.status(), 400);
     assert_eq!(response.json::<Value>().await.unwrap(), other);
-    assert_eq!(large.requests().len(), 1);
+    assert_eq!(small.requests().len(), 3);
+    assert_eq!(large.requests().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
