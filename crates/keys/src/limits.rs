@@ -228,21 +228,24 @@ impl KeyService {
                     s.spend
                 )));
             }
-            // In-flight requests may still spend: with an unknown cost, or when their estimates
-            // would exceed what is left, admit one at a time so the budget is overrun by at most
-            // one request's cost.
+            // In-flight requests may still spend: reserve an estimate per request (the largest
+            // cost seen for this key, else `unknown_request_cost_estimate`), and once those
+            // estimates exceed what is left admit one request at a time, so the budget is
+            // overrun by at most one request's cost.
             let remaining = max_budget - s.spend;
-            estimate = s.max_cost.unwrap_or(0.0);
-            let tight = match s.max_cost {
-                None => true,
-                Some(e) => s.reserved + e > remaining,
-            };
+            let guess = s
+                .max_cost
+                .unwrap_or(inner.options.unknown_request_cost_estimate);
+            let tight = !guess.is_finite() || s.reserved + guess > remaining;
+            if guess.is_finite() {
+                estimate = guess.max(0.0);
+            }
             if tight && s.in_flight > 0 {
                 return Err(reject(
                     "budget_in_flight",
                     format!(
                         "Budget nearly spent for key {}: {remaining:.6} USD left and {} request(s) \
-                         in flight; try again when they finish",
+                         in flight that may use it; try again when they finish",
                         key.key_name, s.in_flight
                     ),
                     1,

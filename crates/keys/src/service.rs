@@ -43,6 +43,10 @@ pub struct KeyServiceOptions {
     /// How long an unknown key is remembered as unknown (keeps floods of bad keys off the store).
     pub negative_cache_ttl: Duration,
     pub cache_capacity: u64,
+    /// Cost (USD) assumed for a request of a budgeted key before any of its requests finished
+    /// on this instance. Bounds the budget overrun while costs are unknown; `f64::INFINITY`
+    /// admits only one request at a time until the first cost is known.
+    pub unknown_request_cost_estimate: f64,
     /// Size of the database connection pool (an in-memory SQLite database always uses 1).
     pub max_connections: u32,
     /// How often recorded spend is written to the store.
@@ -69,6 +73,7 @@ impl KeyServiceOptions {
             negative_cache_ttl: Duration::from_secs(5),
             cache_capacity: 100_000,
             max_connections: 8,
+            unknown_request_cost_estimate: 1.0,
             spend_flush_interval: Duration::from_secs(1),
             spend_batch_max: 1_000,
             budget_reset_interval: Duration::from_secs(60),
@@ -154,7 +159,7 @@ pub(crate) struct Inner {
     admin: tokio::sync::Mutex<()>,
     outbox_wake: Arc<Notify>,
     pub clock: Arc<dyn Clock>,
-    options: KeyServiceOptions,
+    pub options: KeyServiceOptions,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stop: CancellationToken,
 }

@@ -155,6 +155,24 @@ async fn spend_reset_by_an_admin_elsewhere_reaches_this_instance() {
 }
 
 #[tokio::test]
+async fn a_budget_with_room_admits_concurrent_first_requests() {
+    let h = Harness::new(Db::Sqlite, false).await;
+    let (_, record) = key(&h, json!({"max_budget": 100})).await;
+    // costs unknown yet, 1 USD assumed each: plenty of room for several at once
+    let held: Vec<_> = (0..10)
+        .map(|_| h.service.admit(&record, "m").unwrap())
+        .collect();
+    drop(held);
+    let (_, small) = key(&h, json!({"max_budget": 1.5})).await;
+    let first = h.service.admit(&small, "m").unwrap();
+    let err = h.service.admit(&small, "m").unwrap_err();
+    assert!(err.to_string().contains("Budget nearly spent"), "{err}");
+    drop(first);
+    drop(h.service.admit(&small, "m").unwrap());
+    h.finish().await;
+}
+
+#[tokio::test]
 async fn expiry() {
     let h = Harness::new(Db::Sqlite, false).await;
     let (raw, _) = key(&h, json!({"duration": "30s"})).await;
@@ -440,7 +458,18 @@ async fn set_spend_by_update() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_admissions_cannot_overspend() {
-    let h = Harness::new(Db::Sqlite, false).await;
+    // the default guess for a first request (1 USD) and the strict one-at-a-time mode
+    concurrent_admissions(1.0).await;
+    concurrent_admissions(f64::INFINITY).await;
+}
+
+async fn concurrent_admissions(unknown_request_cost_estimate: f64) {
+    let mut h = Harness::new(Db::Sqlite, false).await;
+    let mut options = test_options(&h.db.url, h.clock.clone(), None);
+    options.unknown_request_cost_estimate = unknown_request_cost_estimate;
+    h.service.shutdown().await;
+    h.service = KeyService::open(options).await.unwrap();
+    h.router = vaultgate_keys::routes(h.service.clone());
     let max_budget = 1.0;
     // every request costs 0.1 (100 prompt tokens at 0.001)
     let request_cost = 0.1;
