@@ -134,7 +134,17 @@ impl Router {
                     .unwrap_or(0)
             });
         }
-        let strategy = match &settings.routing_strategy {
+        let strategy = match settings.routing_strategy.as_deref() {
+            // LiteLLM strategies we do not implement: a LiteLLM config must still start.
+            Some(
+                name @ ("usage-based-routing" | "usage-based-routing-v2" | "cost-based-routing"),
+            ) => {
+                tracing::warn!(
+                    strategy = name,
+                    "router_settings.routing_strategy is not implemented; using simple-shuffle"
+                );
+                Strategy::default()
+            }
             Some(name) => name.parse()?,
             None => Strategy::default(),
         };

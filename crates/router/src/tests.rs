@@ -99,6 +99,15 @@ fn unknown_strategy_is_a_config_error() {
     .unwrap();
     let error = Router::from_config(&config).err().unwrap().to_string();
     assert!(error.contains("cheapest-first"), "{error}");
+    // LiteLLM's other strategies start (with a warning) on simple-shuffle.
+    let config = Config::parse(&format!(
+        "{TWO}router_settings: {{routing_strategy: usage-based-routing-v2}}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        Router::from_config(&config).unwrap().strategy(),
+        Strategy::SimpleShuffle
+    );
 }
 
 #[test]
