@@ -690,7 +690,7 @@ impl VaultClient {
                     };
                     if attempt >= max_retries {
                         return Err(Error::vault(
-                            format!("{op} {}: Vault {what}: {error}", url.path()),
+                            format!("{op} {}: Vault {what}: {}", url.path(), chain(&error)),
                             None,
                         ));
                     }
@@ -1014,6 +1014,22 @@ impl VaultClient {
         }
         remaining + Duration::from_millis(100)
     }
+}
+
+/// An error with its causes (`error sending request: … connection refused`), which reqwest's
+/// own `Display` leaves out. Transport errors carry no secret (the URL is stripped).
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn error_status(error: &Error) -> Option<u16> {

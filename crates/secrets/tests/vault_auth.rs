@@ -230,7 +230,11 @@ async fn cert_auth_over_tls_with_renewal() {
     let error = VaultClient::connect(VaultSettings::from_env(&no_ca).unwrap().unwrap())
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("unreachable"), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("unreachable") && message.contains("certificate"),
+        "{message}"
+    );
     // Skip-verify (loudly warned) connects anyway.
     let skip = no_ca.with("VAULT_SKIP_VERIFY", "true");
     let client = connect(&skip).await;
