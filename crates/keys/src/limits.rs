@@ -180,9 +180,14 @@ impl KeyService {
         }
         metrics::counter!("vaultgate_key_model_denied_total").increment(1);
         Err(Error::Unauthorized(format!(
-            "Authentication Error, key not allowed to access model. This key can only access \
+            "Authentication Error - key not allowed to access model. This key can only access \
              models=[{}]. Tried to access {model}",
-            key.models.join(", ")
+            // Python's list repr, as LiteLLM prints it.
+            key.models
+                .iter()
+                .map(|m| format!("'{m}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 

@@ -212,7 +212,10 @@ async fn model_access() {
         message.contains("key not allowed to access model"),
         "{message}"
     );
-    assert!(message.contains("models=[gpt-4o, claude-*]"), "{message}");
+    assert!(
+        message.contains("models=['gpt-4o', 'claude-*']"),
+        "{message}"
+    );
     assert!(message.contains("Tried to access gpt-4o-mini"), "{message}");
     h.service.authorize_model(&everything, "anything").unwrap();
     h.service.authorize_model(&proxy_all, "anything").unwrap();
