@@ -142,6 +142,8 @@ pub struct LiveSecrets {
     snapshot: ArcSwap<SecretMap>,
     refresh_interval: Duration,
     state: Mutex<RefreshState>,
+    /// Serialises refreshes so an older read never overwrites a newer one.
+    refresh_lock: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for LiveSecrets {
@@ -231,6 +233,7 @@ impl LiveSecrets {
             snapshot: ArcSwap::from_pointee(SecretMap::default()),
             refresh_interval,
             state: Mutex::new(RefreshState::default()),
+            refresh_lock: tokio::sync::Mutex::new(()),
         };
 
         let reads = live.read_vault_names(live.vault_names.clone()).await;
@@ -438,6 +441,7 @@ impl LiveSecrets {
         if self.vault.is_none() || self.vault_names.is_empty() {
             return Ok(0);
         }
+        let _serial = self.refresh_lock.lock().await;
         let reads = self.read_vault_names(self.vault_names.clone()).await;
         let current = self.snapshot.load_full();
         let mut changes = Vec::new();
@@ -490,6 +494,7 @@ impl LiveSecrets {
             state.last_refresh_one.insert(name.to_owned(), now);
         }
         let path = vault.secret_path(name)?;
+        let _serial = self.refresh_lock.lock().await;
         let result = vault.read_secret(name).await;
         let current = self.snapshot.load_full();
         let (change, error) = {

@@ -232,10 +232,18 @@ impl OpenBao {
 
     /// Unseals with the single unseal key the dev server printed at start.
     pub fn unseal(&mut self) -> Result<()> {
+        // The banner with the key can reach the log just after the server answers.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.unseal_key.is_none() && Instant::now() < deadline {
+            self.unseal_key = self.read_unseal_key();
+            if self.unseal_key.is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let key = self
             .unseal_key
             .clone()
-            .ok_or_else(|| err("no unseal key in the server log"))?;
+            .ok_or_else(|| err(format!("no unseal key in the server log:\n{}", self.log())))?;
         self.bao(&["operator", "unseal", &key])?;
         self.wait_status(true)
     }
