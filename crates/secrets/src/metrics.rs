@@ -29,3 +29,26 @@ pub(crate) fn refresh_failure() {
 pub(crate) fn stale_secrets(count: usize) {
     metrics::gauge!(STALE_SECRETS).set(count as f64);
 }
+
+/// Registers help texts; call once after installing the recorder.
+pub fn describe() {
+    metrics::describe_counter!(
+        REQUESTS_TOTAL,
+        "Vault HTTP requests by operation and status"
+    );
+    metrics::describe_histogram!(
+        REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Vault HTTP request duration by operation"
+    );
+    metrics::describe_gauge!(
+        TOKEN_TTL,
+        metrics::Unit::Seconds,
+        "Seconds left on the Vault token"
+    );
+    metrics::describe_counter!(REFRESH_FAILURES, "Failed re-reads of a secret from Vault");
+    metrics::describe_gauge!(
+        STALE_SECRETS,
+        "Secrets whose last refresh from Vault failed"
+    );
+}
