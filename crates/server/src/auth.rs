@@ -5,7 +5,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
 use vaultgate_core::{Error, Result};
-use vaultgate_keys::KeyRecord;
+use vaultgate_keys::{KeyRecord, key_from_headers};
 
 use crate::state::AppState;
 
@@ -19,24 +19,6 @@ pub enum Principal {
     Open,
 }
 
-/// The key a client presented, from `Authorization: Bearer`, `api-key` (Azure clients) or
-/// `x-api-key` (Anthropic clients), as LiteLLM accepts them.
-pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .unwrap_or(v)
-        });
-    bearer
-        .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim)
-        .filter(|key| !key.is_empty())
-}
-
 impl AppState {
     /// Resolves the caller. Virtual keys come from the key service's in-memory cache; only a
     /// key never seen before reaches the database.
@@ -44,7 +26,7 @@ impl AppState {
         let Some(master_ref) = &self.master_key else {
             return Ok(Principal::Open);
         };
-        let Some(presented) = presented_key(headers) else {
+        let Some(presented) = key_from_headers(headers) else {
             return Err(Error::Unauthorized(
                 "Authentication Error, No api key passed in.".into(),
             ));

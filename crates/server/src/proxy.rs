@@ -6,11 +6,13 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::{ChatBody, Endpoint};
+use vaultgate_router::Outcome;
 
-use crate::sse;
+use crate::access::Access;
+use crate::sse::{self, ByteStream, UsageFormat};
 use crate::state::AppState;
 use crate::upstream::{Reply, attempt};
 
@@ -26,23 +28,39 @@ pub async fn handle(
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
+    record_request(endpoint.path(), model, &response, started);
+    response
+}
+
+/// Counts a finished model request and its latency, by route, model and status.
+pub(crate) fn record_request(
+    route: &'static str,
+    model: Option<String>,
+    response: &Response,
+    started: Instant,
+) {
     let model = model.unwrap_or_default();
     let status = response.status().as_u16().to_string();
-    let route = endpoint.path();
     metrics::counter!("vaultgate_requests_total", "route" => route, "model" => model.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("vaultgate_request_duration_seconds", "route" => route, "model" => model)
         .record(started.elapsed().as_secs_f64());
-    response
 }
 
-async fn forward(
+/// The shared front of every model route: who calls, what they sent, whether they may.
+pub(crate) struct Admitted {
+    pub request: ChatBody,
+    pub access: Access,
+}
+
+/// Authenticates, reads and parses the body, and checks the caller's access to its model.
+/// `model_label` gets the model as soon as it is known, for the request metrics.
+pub(crate) async fn admit(
     app: &AppState,
-    endpoint: Endpoint,
     headers: &HeaderMap,
     body: Body,
     model_label: &mut Option<String>,
-) -> Result<Response> {
+) -> Result<Admitted> {
     let principal = app.authenticate(headers).await?;
     let bytes = read_body(body, headers, app.body_limit).await?;
     let request = ChatBody::parse(&bytes)?;
@@ -57,6 +75,17 @@ async fn forward(
     }
     *model_label = Some(request.model.clone());
     let access = app.access(&principal, &request.model)?;
+    Ok(Admitted { request, access })
+}
+
+async fn forward(
+    app: &AppState,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+    model_label: &mut Option<String>,
+) -> Result<Response> {
+    let Admitted { request, access } = admit(app, headers, body, model_label).await?;
     let client_wants_usage = request
         .fields
         .get("stream_options")
@@ -69,15 +98,20 @@ async fn forward(
             attempt(app, endpoint, &request, access.tracks_usage(), deployment)
         })
         .await;
-    if let (Err(error), Some(outcome)) = (&result, &outcome) {
-        metrics::counter!("vaultgate_upstream_errors_total",
-            "model" => request.model.clone(), "deployment" => outcome.deployment.id.clone(),
-            "status" => error.status().as_u16().to_string())
-        .increment(1);
-    }
-    let reply = result?;
+    let reply = match result {
+        Ok(reply) => reply,
+        Err(error) => {
+            if let Some(outcome) = &outcome {
+                metrics::counter!("vaultgate_upstream_errors_total",
+                    "model" => request.model.clone(), "deployment" => outcome.deployment.id.clone(),
+                    "status" => error.status().as_u16().to_string())
+                .increment(1);
+            }
+            return Ok(with_outcome(error.into_response(), outcome.as_ref()));
+        }
+    };
     let deployment = outcome.as_ref().map(|o| Arc::clone(&o.deployment));
-    let mut response = match reply {
+    let response = match reply {
         Reply::Full {
             status,
             content_type,
@@ -86,28 +120,48 @@ async fn forward(
             if let Some(deployment) = &deployment {
                 access.record_body(deployment, &body);
             }
-            let mut response = Response::new(Body::from(body));
-            *response.status_mut() = status;
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                content_type.unwrap_or(HeaderValue::from_static("application/json")),
-            );
-            response
+            json_response(status, content_type, body)
         }
         Reply::Stream { status, body } => {
             let sink = deployment.and_then(|d| access.into_sink(d));
-            let body = sse::tap(body, !client_wants_usage, sink);
-            let mut response = Response::new(Body::from_stream(body));
-            *response.status_mut() = status;
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            response
+            let format = UsageFormat::OpenAi {
+                hide_usage_chunk: !client_wants_usage,
+            };
+            sse_response(status, sse::tap(body, format, sink))
         }
     };
+    Ok(with_outcome(response, outcome.as_ref()))
+}
+
+pub(crate) fn json_response(
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        content_type.unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    response
+}
+
+pub(crate) fn sse_response(status: StatusCode, body: ByteStream) -> Response {
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `x-vaultgate-model-id` and `x-vaultgate-attempts`, on answers and errors alike: which
+/// deployment answered (or failed last), after how many attempts.
+pub(crate) fn with_outcome(mut response: Response, outcome: Option<&Outcome>) -> Response {
     if let Some(outcome) = outcome {
         let headers = response.headers_mut();
         if let Ok(id) = HeaderValue::from_str(&outcome.deployment.id) {
@@ -115,7 +169,7 @@ async fn forward(
         }
         headers.insert("x-vaultgate-attempts", HeaderValue::from(outcome.attempts));
     }
-    Ok(response)
+    response
 }
 
 /// Reads the body up to `limit` bytes; larger bodies are refused with 413 without reading them.

@@ -13,10 +13,20 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> +
 /// Called once with the usage of a finished stream.
 pub type UsageSink = Box<dyn FnOnce(Usage) + Send>;
 
+/// Which usage an event stream carries, and where.
+#[derive(Debug, Clone, Copy)]
+pub enum UsageFormat {
+    /// OpenAI chunks: a last chunk with empty `choices` holds `usage`; hidden from clients that
+    /// did not ask for it (`stream_options.include_usage`).
+    OpenAi { hide_usage_chunk: bool },
+    /// Anthropic events: `message_start` holds the input tokens, `message_delta` the output.
+    Anthropic,
+}
+
 struct Tap {
     inner: ByteStream,
     buffer: BytesMut,
-    hide_usage_chunk: bool,
+    format: UsageFormat,
     usage: Option<Usage>,
     /// Holds the caller's admission (a parallel-request slot) until the stream ends or the
     /// client goes away.
@@ -46,29 +56,62 @@ impl Tap {
         else {
             return true;
         };
-        if let Some(usage) = Usage::from_json(&json) {
-            self.usage = Some(usage);
+        match self.format {
+            UsageFormat::OpenAi { hide_usage_chunk } => {
+                if let Some(usage) = Usage::from_json(&json) {
+                    self.usage = Some(usage);
+                }
+                let usage_only = json
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty);
+                !(usage_only && hide_usage_chunk)
+            }
+            UsageFormat::Anthropic => {
+                let usage = json.pointer("/message/usage").or_else(|| json.get("usage"));
+                if let Some(usage) = usage {
+                    let seen = anthropic_usage(usage);
+                    let total = self.usage.get_or_insert_default();
+                    if seen.prompt_tokens > 0 {
+                        total.prompt_tokens = seen.prompt_tokens;
+                    }
+                    if usage.get("output_tokens").is_some() {
+                        total.completion_tokens = seen.completion_tokens;
+                    }
+                }
+                true
+            }
         }
-        let usage_only = json
-            .get("choices")
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty);
-        !(usage_only && self.hide_usage_chunk)
     }
+}
 
-    fn finish(&mut self) {
+impl Drop for Tap {
+    /// Usage is recorded however the stream ends, the client going away included.
+    fn drop(&mut self) {
         if let (Some(sink), Some(usage)) = (self.sink.take(), self.usage) {
             sink(usage);
         }
     }
 }
 
-/// Wraps an upstream SSE body. `sink` receives the usage when the stream completes.
-pub fn tap(inner: ByteStream, hide_usage_chunk: bool, sink: Option<UsageSink>) -> ByteStream {
+/// OpenAI-style counts from an Anthropic `usage` object (the prompt includes cached tokens).
+pub fn anthropic_usage(usage: &Value) -> Usage {
+    let count = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
+    Usage {
+        prompt_tokens: count("input_tokens")
+            + count("cache_creation_input_tokens")
+            + count("cache_read_input_tokens"),
+        completion_tokens: count("output_tokens"),
+    }
+}
+
+/// Wraps an upstream SSE body, passing complete frames on as they arrive. `sink` receives the
+/// usage when the stream ends.
+pub fn tap(inner: ByteStream, format: UsageFormat, sink: Option<UsageSink>) -> ByteStream {
     let state = Tap {
         inner,
         buffer: BytesMut::new(),
-        hide_usage_chunk,
+        format,
         usage: None,
         sink,
     };
@@ -88,7 +131,6 @@ pub fn tap(inner: ByteStream, hide_usage_chunk: bool, sink: Option<UsageSink>) -
                     Some(Err(error)) => return Some((Err(error), None)),
                     None => {
                         let rest = tap.buffer.split().freeze();
-                        tap.finish();
                         return (!rest.is_empty()).then_some((Ok(rest), None));
                     }
                 }
@@ -140,7 +182,10 @@ mod tests {
                 .map(|c| Ok(Bytes::from_static(c.as_bytes()))),
         ));
         let sink: UsageSink = Box::new(move |usage| *sink_seen.lock().unwrap() = Some(usage));
-        let out: Vec<_> = tap(inner, hide, Some(sink)).collect().await;
+        let format = UsageFormat::OpenAi {
+            hide_usage_chunk: hide,
+        };
+        let out: Vec<_> = tap(inner, format, Some(sink)).collect().await;
         let text = out
             .into_iter()
             .map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap())
@@ -174,6 +219,37 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 3,
                 completion_tokens: 4
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn anthropic_usage_is_read_from_start_and_delta_events_and_kept() {
+        let seen = Arc::new(Mutex::new(None));
+        let sink_seen = Arc::clone(&seen);
+        let events = [
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\"}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9}}\n\n",
+        ];
+        let inner: ByteStream = Box::pin(futures_util::stream::iter(
+            events.map(|e| Ok(Bytes::from_static(e.as_bytes()))),
+        ));
+        let sink: UsageSink = Box::new(move |usage| *sink_seen.lock().unwrap() = Some(usage));
+        let out: Vec<_> = tap(inner, UsageFormat::Anthropic, Some(sink))
+            .collect()
+            .await;
+        let text: String = out
+            .into_iter()
+            .map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap())
+            .collect();
+        assert_eq!(text, events.concat());
+        let usage = *seen.lock().unwrap();
+        assert_eq!(
+            usage,
+            Some(Usage {
+                prompt_tokens: 11,
+                completion_tokens: 9
             })
         );
     }

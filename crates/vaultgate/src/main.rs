@@ -117,6 +117,7 @@ async fn serve(path: &Path, host: &str, port: u16) -> Result<ExitCode> {
         );
     }
     let metrics = vaultgate_server::telemetry::install_metrics()?;
+    vaultgate_secrets::metrics::describe();
     let keys = open_keys(&config, path, &secrets).await?;
     let shutdown = CancellationToken::new();
     let outbox = keys
@@ -160,6 +161,9 @@ async fn serve(path: &Path, host: &str, port: u16) -> Result<ExitCode> {
         .map_err(|e| Error::Internal(format!("server error: {e}")))?;
     shutdown.cancel();
     let _ = refresher.await;
+    if let Some(vault) = secrets.vault() {
+        vault.shutdown();
+    }
     if let Some(keys) = keys {
         if let Some(outbox) = outbox {
             let _ = outbox.await;
