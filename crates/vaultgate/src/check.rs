@@ -1,0 +1,79 @@
+//! `vaultgate check`: what the gateway would find, printed without a single secret value.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use vaultgate_config::Config;
+use vaultgate_core::Result;
+use vaultgate_secrets::{Env, LiveSecrets};
+
+use crate::load;
+use crate::serve::open_keys;
+
+pub async fn check(path: &Path) -> Result<ExitCode> {
+    let config = load(path)?;
+    println!(
+        "config: {} is valid ({} models)",
+        path.display(),
+        config.model_list.len()
+    );
+    let report = vaultgate_secrets::check(&config, &Env::from_config(&config)).await;
+    println!("{report}");
+    let mut ok = report.ok;
+    if ok
+        && config
+            .general_settings
+            .key_management_settings
+            .store_virtual_keys
+    {
+        ok &= check_drift(&config, path).await;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Compares the key database with the Vault copies; prints names and hashes, never keys.
+async fn check_drift(config: &Config, path: &Path) -> bool {
+    let drift = async {
+        let secrets = LiveSecrets::start(config, Env::from_config(config)).await?;
+        let Some(keys) = open_keys(config, path, &secrets).await? else {
+            return Ok(None);
+        };
+        let drift = keys.drift().await;
+        keys.shutdown().await;
+        drift.map(Some)
+    };
+    match drift.await {
+        Ok(None) => true,
+        Ok(Some(drift)) => {
+            for key in &drift.keys_without_secret {
+                println!(
+                    "drift: key {} ({}) has no Vault copy at {}",
+                    key.key_name,
+                    key.key_alias.as_deref().unwrap_or("no alias"),
+                    key.expected_secret
+                );
+            }
+            for name in &drift.secrets_without_key {
+                println!("drift: Vault secret {name} belongs to no key");
+            }
+            for name in &drift.pending_deletions {
+                println!("pending: Vault secret {name} is queued for deletion");
+            }
+            let verdict = if drift.is_clean() {
+                "in sync with Vault"
+            } else {
+                "DRIFT"
+            };
+            println!("virtual keys: {verdict}");
+            drift.is_clean()
+        }
+        Err(error) => {
+            println!("virtual keys: cannot compare with Vault: {error}");
+            false
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! `vaultgate --config …`: wiring the rooms together and serving until a signal.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use vaultgate_config::Config;
+use vaultgate_core::{Error, Result};
+use vaultgate_keys::{KeyService, KeyServiceOptions, MirrorConfig};
+use vaultgate_secrets::{Env, LiveSecrets};
+use vaultgate_server::{AppState, Options, VaultMirror};
+
+use crate::load;
+
+pub async fn serve(path: &Path, host: &str, port: u16) -> Result<ExitCode> {
+    let config = load(path)?;
+    let secrets = LiveSecrets::start(&config, Env::from_config(&config)).await?;
+    if config.general_settings.master_key.is_none() {
+        tracing::warn!(
+            "NO MASTER KEY: general_settings.master_key is not set, so anyone who can reach this \
+             port can use every model. Set it before exposing the gateway."
+        );
+    }
+    let metrics = vaultgate_server::telemetry::install_metrics()?;
+    vaultgate_secrets::metrics::describe();
+    let keys = open_keys(&config, path, &secrets).await?;
+    let shutdown = CancellationToken::new();
+    let outbox = keys
+        .as_ref()
+        .map(|keys| keys.spawn_outbox_worker(shutdown.clone()));
+    let state = Arc::new(AppState::new(
+        &config,
+        Arc::clone(&secrets),
+        Options {
+            metrics,
+            keys: keys.clone(),
+        },
+    )?);
+    let refresher = Arc::clone(&secrets).spawn_refresher(shutdown.clone());
+
+    let address: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .map_err(|_| Error::Config(format!("--host {host} --port {port} is not an address")))?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {address}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    tracing::info!(
+        models = state.router.models().len(),
+        "vaultgate listening on http://{local}"
+    );
+
+    let app = vaultgate_server::app(state);
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        signal.cancel();
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .map_err(|e| Error::Internal(format!("server error: {e}")))?;
+    shutdown.cancel();
+    let _ = refresher.await;
+    if let Some(vault) = secrets.vault() {
+        vault.shutdown();
+    }
+    if let Some(keys) = keys {
+        if let Some(outbox) = outbox {
+            let _ = outbox.await;
+        }
+        // Writes every recorded spend before exit.
+        keys.shutdown().await;
+    }
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The database URL: `general_settings.database_url` (or `DATABASE_URL`), else a SQLite file
+/// next to the config. SQLite files are created when missing.
+fn database_url(config: &Config, config_path: &Path, secrets: &LiveSecrets) -> Result<String> {
+    let url = match &config.general_settings.database_url {
+        Some(value) => secrets
+            .snapshot()
+            .value(value)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Error::Config("general_settings.database_url resolved to nothing".into())
+            })?,
+        None => {
+            let dir = config_path.parent().filter(|d| !d.as_os_str().is_empty());
+            let file = dir.unwrap_or(Path::new(".")).join("vaultgate.db");
+            format!("sqlite://{}", file.display())
+        }
+    };
+    if url.starts_with("sqlite:") && !url.contains("mode=") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        return Ok(format!("{url}{separator}mode=rwc"));
+    }
+    Ok(url)
+}
+
+/// The virtual key service, when a master key makes key management possible.
+pub async fn open_keys(
+    config: &Config,
+    config_path: &Path,
+    secrets: &LiveSecrets,
+) -> Result<Option<KeyService>> {
+    if config.general_settings.master_key.is_none() {
+        return Ok(None);
+    }
+    let mut options = KeyServiceOptions::new(database_url(config, config_path, secrets)?);
+    let settings = &config.general_settings.key_management_settings;
+    if settings.store_virtual_keys {
+        let vault = secrets.vault().cloned().ok_or_else(|| {
+            Error::Config(
+                "key_management_settings.store_virtual_keys needs a Vault: set HCP_VAULT_ADDR \
+                 and a way to log in"
+                    .into(),
+            )
+        })?;
+        let mirror = VaultMirror::new(vault, settings.virtual_key_prefix());
+        options = options.with_mirror(
+            MirrorConfig::new(Arc::new(mirror)).with_description(settings.description.clone()),
+        );
+    }
+    KeyService::open(options).await.map(Some)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
