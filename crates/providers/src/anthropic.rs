@@ -20,10 +20,10 @@ mod sse;
 mod stream;
 
 use http::{HeaderMap, HeaderValue, header};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use vaultgate_core::{Error, Result};
 
-pub use errors::map_error;
+pub use errors::{error_type_for_status, map_error};
 pub use native::{chat_response_to_messages, messages_to_chat_request};
 pub use native_stream::MessagesStreamTranslator;
 pub use request::chat_to_messages_request;
@@ -109,6 +109,16 @@ fn finish_reason(stop_reason: Option<&str>) -> &'static str {
     }
 }
 
+/// OpenAI `finish_reason` → Anthropic `stop_reason` (the inverse of [`finish_reason`]).
+fn stop_reason(finish_reason: Option<&str>) -> &'static str {
+    match finish_reason {
+        Some("length") => "max_tokens",
+        Some("tool_calls" | "function_call") => "tool_use",
+        Some("content_filter") => "refusal",
+        _ => "end_turn",
+    }
+}
+
 /// Token counts of an Anthropic `usage` object, kept apart so streams can update them piecemeal.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct TokenCounts {
@@ -157,6 +167,58 @@ impl TokenCounts {
         }
         usage
     }
+}
+
+/// A required list parameter (`messages`, `tools`) of a request being translated.
+fn list_param<'a>(value: Option<&'a Value>, param: &str) -> Result<&'a [Value]> {
+    match value {
+        Some(Value::Array(items)) => Ok(items),
+        Some(_) => Err(Error::bad_param(param, format!("`{param}` must be a list"))),
+        None => Err(Error::bad_param(
+            param,
+            format!("missing required parameter `{param}`"),
+        )),
+    }
+}
+
+/// A block, part or tool `type` as error messages quote it (`"image"`, or `null` when absent).
+fn quoted_type(kind: Option<&str>) -> String {
+    kind.map_or_else(|| "null".to_owned(), |k| format!("{k:?}"))
+}
+
+/// A string field of a JSON object, empty when absent or not a string (translations are lenient
+/// about what they only copy).
+fn str_field<'a>(value: &'a Value, key: &str) -> &'a str {
+    value.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// An Anthropic `tool_use` block as an OpenAI tool call, whose arguments are a JSON string.
+fn openai_tool_call(block: &Value) -> Value {
+    let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+    json!({
+        "id": block.get("id").cloned().unwrap_or(Value::Null),
+        "type": "function",
+        "function": {
+            "name": block.get("name").cloned().unwrap_or(Value::Null),
+            "arguments": input.to_string(),
+        },
+    })
+}
+
+/// An OpenAI assistant message; `content` is null for a pure tool call, as OpenAI sends it.
+fn openai_assistant_message(text: String, tool_calls: Vec<Value>) -> Map<String, Value> {
+    let mut message = Map::new();
+    message.insert("role".into(), json!("assistant"));
+    let content = if text.is_empty() && !tool_calls.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text)
+    };
+    message.insert("content".into(), content);
+    if !tool_calls.is_empty() {
+        message.insert("tool_calls".into(), Value::Array(tool_calls));
+    }
+    message
 }
 
 /// Seconds since the epoch for `created`; a clock before 1970 reads as 0 rather than failing.

@@ -17,7 +17,10 @@ pub fn map_error(status: StatusCode, body: &[u8]) -> Error {
     let kind = error
         .and_then(|e| e.get("type"))
         .and_then(Value::as_str)
-        .map_or_else(|| default_type(status).to_owned(), str::to_owned);
+        .map_or_else(
+            || error_type_for_status(status.as_u16()).to_owned(),
+            str::to_owned,
+        );
     let message = match error.and_then(|e| e.get("message")).and_then(Value::as_str) {
         Some(message) => message.to_owned(),
         None => raw_message(status, body),
@@ -58,8 +61,10 @@ pub(super) fn status_for_type(kind: &str) -> StatusCode {
     }
 }
 
-fn default_type(status: StatusCode) -> &'static str {
-    match status.as_u16() {
+/// The Anthropic error `type` for an HTTP status: what Anthropic itself sends with it, for
+/// bodies that name none and for vaultgate's own errors shown to Anthropic clients.
+pub fn error_type_for_status(status: u16) -> &'static str {
+    match status {
         400 | 422 => "invalid_request_error",
         401 => "authentication_error",
         402 => "billing_error",
@@ -67,7 +72,8 @@ fn default_type(status: StatusCode) -> &'static str {
         404 => "not_found_error",
         413 => "request_too_large",
         429 => "rate_limit_error",
-        529 => "overloaded_error",
+        504 => "timeout_error",
+        503 | 529 => "overloaded_error",
         _ => "api_error",
     }
 }
@@ -82,5 +88,33 @@ fn raw_message(status: StatusCode, body: &[u8]) -> String {
     match text.char_indices().nth(MAX_RAW_MESSAGE) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One table serves upstream bodies that name no type and vaultgate's own errors, so a 504
+    /// or 503 reads the same whichever produced it.
+    #[test]
+    fn a_body_without_a_type_gets_the_type_of_its_status() {
+        for (status, kind) in [
+            (400, "invalid_request_error"),
+            (413, "request_too_large"),
+            (502, "api_error"),
+            (503, "overloaded_error"),
+            (504, "timeout_error"),
+            (529, "overloaded_error"),
+        ] {
+            let Error::Upstream { body, .. } =
+                map_error(StatusCode::from_u16(status).unwrap_or_default(), b"")
+            else {
+                unreachable!("map_error always answers Error::Upstream");
+            };
+            let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_eq!(body["error"]["type"], kind, "status {status}");
+            assert_eq!(error_type_for_status(status), kind);
+        }
     }
 }

@@ -4,6 +4,10 @@
 use serde_json::{Map, Value, json};
 use vaultgate_core::{Error, Result};
 
+use super::{
+    list_param, openai_assistant_message, openai_tool_call, quoted_type, stop_reason, str_field,
+};
+
 /// Translates an Anthropic Messages request into an OpenAI chat completion request.
 /// `model` is copied as is (the caller replaces it with the deployment's upstream name).
 /// Anthropic-only knobs without an OpenAI counterpart (`top_k`, `thinking`, cache_control…)
@@ -38,16 +42,7 @@ pub fn messages_to_chat_request(body: &Value) -> Result<Value> {
             ));
         }
     }
-    let input = match body.get("messages") {
-        Some(Value::Array(input)) => input,
-        Some(_) => return Err(Error::bad_param("messages", "`messages` must be a list")),
-        None => {
-            return Err(Error::bad_param(
-                "messages",
-                "missing required parameter `messages`",
-            ));
-        }
-    };
+    let input = list_param(body.get("messages"), "messages")?;
     for (i, message) in input.iter().enumerate() {
         match message.get("role").and_then(Value::as_str) {
             Some("user") => user_messages(message, i, &mut messages)?,
@@ -108,12 +103,7 @@ fn joined_text(blocks: &[Value], param: &str) -> Result<String> {
     let mut texts = Vec::new();
     for (j, block) in blocks.iter().enumerate() {
         match block.get("type").and_then(Value::as_str) {
-            Some("text") => texts.push(
-                block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            ),
+            Some("text") => texts.push(str_field(block, "text")),
             other => return Err(unsupported_block(&format!("{param}[{j}]"), other)),
         }
     }
@@ -125,37 +115,44 @@ fn unsupported_block(param: &str, kind: Option<&str>) -> Error {
         param,
         format!(
             "content block type {} cannot be sent to this model",
-            kind.map_or_else(|| "null".to_owned(), |k| format!("{k:?}"))
+            quoted_type(kind)
         ),
     )
+}
+
+/// The `content` of an Anthropic message: a plain string or a list of content blocks.
+enum Content<'a> {
+    Text(&'a str),
+    Blocks(&'a [Value]),
+}
+
+fn message_content(message: &Value, i: usize) -> Result<Content<'_>> {
+    match message.get("content") {
+        Some(Value::String(text)) => Ok(Content::Text(text)),
+        Some(Value::Array(blocks)) => Ok(Content::Blocks(blocks)),
+        _ => Err(Error::bad_param(
+            format!("messages[{i}].content"),
+            "`content` must be a string or a list of content blocks",
+        )),
+    }
 }
 
 /// One Anthropic user turn → OpenAI `tool` messages for its tool results (which must directly
 /// follow the assistant's tool calls) then one user message with the remaining content.
 fn user_messages(message: &Value, i: usize, out: &mut Vec<Value>) -> Result<()> {
-    let blocks = match message.get("content") {
-        Some(Value::String(text)) => {
+    let blocks = match message_content(message, i)? {
+        Content::Text(text) => {
             out.push(json!({"role": "user", "content": text}));
             return Ok(());
         }
-        Some(Value::Array(blocks)) => blocks,
-        _ => {
-            return Err(Error::bad_param(
-                format!("messages[{i}].content"),
-                "`content` must be a string or a list of content blocks",
-            ));
-        }
+        Content::Blocks(blocks) => blocks,
     };
     let mut parts = Vec::new();
     for (j, block) in blocks.iter().enumerate() {
         let param = format!("messages[{i}].content[{j}]");
         match block.get("type").and_then(Value::as_str) {
             Some("text") => {
-                let text = block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                parts.push(json!({"type": "text", "text": text}));
+                parts.push(json!({"type": "text", "text": str_field(block, "text")}));
             }
             Some("image") => {
                 let url = source_url(block, &param)?;
@@ -234,37 +231,16 @@ fn source_url(block: &Value, param: &str) -> Result<String> {
 }
 
 fn assistant_message(message: &Value, i: usize) -> Result<Value> {
-    let blocks = match message.get("content") {
-        Some(Value::String(text)) => return Ok(json!({"role": "assistant", "content": text})),
-        Some(Value::Array(blocks)) => blocks,
-        _ => {
-            return Err(Error::bad_param(
-                format!("messages[{i}].content"),
-                "`content` must be a string or a list of content blocks",
-            ));
-        }
+    let blocks = match message_content(message, i)? {
+        Content::Text(text) => return Ok(json!({"role": "assistant", "content": text})),
+        Content::Blocks(blocks) => blocks,
     };
     let mut text = String::new();
     let mut tool_calls = Vec::new();
     for (j, block) in blocks.iter().enumerate() {
         match block.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(
-                block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            ),
-            Some("tool_use") => {
-                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                tool_calls.push(json!({
-                    "id": block.get("id").cloned().unwrap_or(Value::Null),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name").cloned().unwrap_or(Value::Null),
-                        "arguments": input.to_string(),
-                    },
-                }));
-            }
+            Some("text") => text.push_str(str_field(block, "text")),
+            Some("tool_use") => tool_calls.push(openai_tool_call(block)),
             // Earlier thinking is Anthropic-specific and not needed to continue the conversation.
             Some("thinking" | "redacted_thinking") => {}
             other => {
@@ -275,25 +251,11 @@ fn assistant_message(message: &Value, i: usize) -> Result<Value> {
             }
         }
     }
-    let mut out = Map::new();
-    out.insert("role".into(), json!("assistant"));
-    let content = if text.is_empty() && !tool_calls.is_empty() {
-        Value::Null
-    } else {
-        Value::String(text)
-    };
-    out.insert("content".into(), content);
-    if !tool_calls.is_empty() {
-        out.insert("tool_calls".into(), Value::Array(tool_calls));
-    }
-    Ok(Value::Object(out))
+    Ok(Value::Object(openai_assistant_message(text, tool_calls)))
 }
 
 fn convert_tools(tools: &Value) -> Result<Vec<Value>> {
-    let tools = tools
-        .as_array()
-        .ok_or_else(|| Error::bad_param("tools", "`tools` must be a list"))?;
-    tools
+    list_param(Some(tools), "tools")?
         .iter()
         .enumerate()
         .map(|(i, tool)| {
@@ -369,10 +331,7 @@ pub fn chat_response_to_messages(resp: &Value, model: &str) -> Value {
         .flatten()
     {
         let function = call.get("function").unwrap_or(&Value::Null);
-        let arguments = function
-            .get("arguments")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let arguments = str_field(function, "arguments");
         let input = match serde_json::from_str::<Value>(arguments) {
             Ok(input @ Value::Object(_)) => input,
             _ if arguments.trim().is_empty() => json!({}),
@@ -386,12 +345,6 @@ pub fn chat_response_to_messages(resp: &Value, model: &str) -> Value {
             "input": input,
         }));
     }
-    let stop_reason = match choice.get("finish_reason").and_then(Value::as_str) {
-        Some("length") => "max_tokens",
-        Some("tool_calls" | "function_call") => "tool_use",
-        Some("content_filter") => "refusal",
-        _ => "end_turn",
-    };
     let usage = resp.get("usage").unwrap_or(&Value::Null);
     let count = |v: &Value, name: &str| v.get(name).and_then(Value::as_u64).unwrap_or(0);
     let cached = usage
@@ -406,7 +359,7 @@ pub fn chat_response_to_messages(resp: &Value, model: &str) -> Value {
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason,
+        "stop_reason": stop_reason(choice.get("finish_reason").and_then(Value::as_str)),
         "stop_sequence": null,
         "usage": {
             "input_tokens": input_tokens,

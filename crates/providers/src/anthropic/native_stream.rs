@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::now_secs;
-use super::sse::{LineTooLong, SseReader};
+use super::sse::{self, SseReader, Translate};
+use super::{now_secs, stop_reason};
 
 /// The content block currently open in the Anthropic stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,6 @@ pub struct MessagesStreamTranslator {
     tools: Vec<(u64, u64)>,
     stop_reason: Option<&'static str>,
     usage: Option<(u64, u64)>,
-    done: bool,
 }
 
 impl MessagesStreamTranslator {
@@ -45,57 +44,18 @@ impl MessagesStreamTranslator {
             tools: Vec::new(),
             stop_reason: None,
             usage: None,
-            done: false,
         }
     }
 
     /// Consumes upstream OpenAI SSE bytes; returns the Anthropic frames completed by them.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        if self.done {
-            return out;
-        }
-        match self.sse.feed(chunk) {
-            Ok(events) => {
-                for data in events {
-                    if self.done {
-                        break;
-                    }
-                    self.handle_data(&data, &mut out);
-                }
-            }
-            Err(LineTooLong) => self.fail(
-                "api_error",
-                "upstream sent an oversized stream line",
-                &mut out,
-            ),
-        }
-        out
+        sse::push(self, chunk)
     }
 
     /// Ends the stream when the upstream body ended. A stream that ended without `[DONE]` but
     /// after a finish reason is closed normally; one cut earlier ends with an `error` event.
     pub fn finish(&mut self) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        if self.done {
-            return out;
-        }
-        if let Some(data) = self.sse.finish() {
-            self.handle_data(&data, &mut out);
-        }
-        if self.done {
-            return out;
-        }
-        if self.stop_reason.is_some() {
-            self.close(&mut out);
-        } else {
-            self.fail(
-                "api_error",
-                "upstream stream ended before the message was complete",
-                &mut out,
-            );
-        }
-        out
+        sse::finish(self)
     }
 
     /// `(prompt_tokens, completion_tokens)` from the upstream's usage chunk, if it sent one.
@@ -105,74 +65,7 @@ impl MessagesStreamTranslator {
 
     /// True once `message_stop` (or a final `error`) was emitted.
     pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    fn handle_data(&mut self, data: &str, out: &mut Vec<Bytes>) {
-        if data.trim() == "[DONE]" {
-            self.close(out);
-            return;
-        }
-        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
-            self.fail("api_error", "upstream sent a malformed stream event", out);
-            return;
-        };
-        if let Some(error) = chunk.get("error") {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("upstream stream error");
-            let kind = error
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("api_error");
-            self.fail(kind, message, out);
-            return;
-        }
-        self.start(&chunk, out);
-        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            let count = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
-            self.usage = Some((count("prompt_tokens"), count("completion_tokens")));
-        }
-        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
-            return;
-        };
-        let delta = choice.get("delta").unwrap_or(&Value::Null);
-        if let Some(text) = delta
-            .get("content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
-            let index = match self.open {
-                Some(Block::Text(index)) => index,
-                _ => {
-                    let index = self.open_block(json!({"type": "text", "text": ""}), out);
-                    self.open = Some(Block::Text(index));
-                    index
-                }
-            };
-            out.push(event(
-                "content_block_delta",
-                &json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}),
-            ));
-        }
-        for call in delta
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            self.tool_call(call, out);
-        }
-        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-            self.stop_reason = Some(match reason {
-                "length" => "max_tokens",
-                "tool_calls" | "function_call" => "tool_use",
-                "content_filter" => "refusal",
-                _ => "end_turn",
-            });
-            self.close_block(out);
-        }
+        self.sse.is_closed()
     }
 
     fn tool_call(&mut self, call: &Value, out: &mut Vec<Bytes>) {
@@ -271,7 +164,7 @@ impl MessagesStreamTranslator {
             }),
         ));
         out.push(event("message_stop", &json!({"type": "message_stop"})));
-        self.finished();
+        self.sse.close();
     }
 
     /// Anthropic's own mid-stream error shape, then nothing more.
@@ -280,12 +173,91 @@ impl MessagesStreamTranslator {
             "error",
             &json!({"type": "error", "error": {"type": kind, "message": message}}),
         ));
-        self.finished();
+        self.sse.close();
+    }
+}
+
+impl Translate for MessagesStreamTranslator {
+    fn reader(&mut self) -> &mut SseReader {
+        &mut self.sse
     }
 
-    fn finished(&mut self) {
-        self.done = true;
-        self.sse = SseReader::default();
+    fn handle_data(&mut self, data: &str, out: &mut Vec<Bytes>) {
+        if data.trim() == "[DONE]" {
+            self.close(out);
+            return;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            self.fail("api_error", "upstream sent a malformed stream event", out);
+            return;
+        };
+        if let Some(error) = chunk.get("error") {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("upstream stream error");
+            let kind = error
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("api_error");
+            self.fail(kind, message, out);
+            return;
+        }
+        self.start(&chunk, out);
+        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+            let count = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
+            self.usage = Some((count("prompt_tokens"), count("completion_tokens")));
+        }
+        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
+            return;
+        };
+        let delta = choice.get("delta").unwrap_or(&Value::Null);
+        if let Some(text) = delta
+            .get("content")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            let index = match self.open {
+                Some(Block::Text(index)) => index,
+                _ => {
+                    let index = self.open_block(json!({"type": "text", "text": ""}), out);
+                    self.open = Some(Block::Text(index));
+                    index
+                }
+            };
+            out.push(event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}),
+            ));
+        }
+        for call in delta
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            self.tool_call(call, out);
+        }
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.stop_reason = Some(stop_reason(Some(reason)));
+            self.close_block(out);
+        }
+    }
+
+    fn on_line_too_long(&mut self, out: &mut Vec<Bytes>) {
+        self.fail("api_error", "upstream sent an oversized stream line", out);
+    }
+
+    fn on_end(&mut self, out: &mut Vec<Bytes>) {
+        if self.stop_reason.is_some() {
+            self.close(out);
+        } else {
+            self.fail(
+                "api_error",
+                "upstream stream ended before the message was complete",
+                out,
+            );
+        }
     }
 }
 

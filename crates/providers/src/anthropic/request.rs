@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 use vaultgate_core::{Error, Result};
 
-use super::TranslateOptions;
+use super::{TranslateOptions, list_param, quoted_type, str_field};
 
 /// Translates an OpenAI chat completion body into an Anthropic Messages body for `upstream_model`.
 ///
@@ -149,10 +149,7 @@ fn stop_sequences(value: &Value) -> Result<Vec<Value>> {
 }
 
 fn convert_tools(value: &Value) -> Result<Vec<Value>> {
-    let tools = value
-        .as_array()
-        .ok_or_else(|| Error::bad_param("tools", "`tools` must be a list"))?;
-    tools
+    list_param(Some(value), "tools")?
         .iter()
         .enumerate()
         .map(|(i, tool)| {
@@ -162,20 +159,16 @@ fn convert_tools(value: &Value) -> Result<Vec<Value>> {
                     format!("tools[{i}].type"),
                     format!(
                         "tool type {} is not supported by anthropic; only \"function\" tools are",
-                        kind.map_or_else(|| "null".to_owned(), |k| format!("{k:?}"))
+                        quoted_type(kind)
                     ),
                 ));
             }
             let function = tool.get("function");
-            let name = function
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    Error::bad_param(
-                        format!("tools[{i}].function.name"),
-                        "missing tool function name",
-                    )
-                })?;
+            let name = function_name(
+                function,
+                &format!("tools[{i}]"),
+                "missing tool function name",
+            )?;
             let mut out = Map::new();
             out.insert("name".into(), Value::String(name.to_owned()));
             if let Some(description) = function
@@ -197,6 +190,14 @@ fn convert_tools(value: &Value) -> Result<Vec<Value>> {
             Ok(Value::Object(out))
         })
         .collect()
+}
+
+/// The `function.name` of a tool definition or a tool call at `param`; `missing` says which.
+fn function_name<'a>(function: Option<&'a Value>, param: &str, missing: &str) -> Result<&'a str> {
+    function
+        .and_then(|f| f.get("name"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::bad_param(format!("{param}.function.name"), missing))
 }
 
 fn convert_tool_choice(value: &Value) -> Result<Value> {
@@ -229,16 +230,7 @@ fn convert_tool_choice(value: &Value) -> Result<Value> {
 /// turns: every system/developer message goes to `system`, tool results become user turns, and
 /// consecutive turns of one role are merged because Anthropic requires strict alternation.
 fn convert_messages(messages: Option<&Value>) -> Result<(Option<Value>, Vec<Value>)> {
-    let messages = match messages {
-        Some(Value::Array(messages)) => messages,
-        Some(_) => return Err(Error::bad_param("messages", "`messages` must be a list")),
-        None => {
-            return Err(Error::bad_param(
-                "messages",
-                "missing required parameter `messages`",
-            ));
-        }
-    };
+    let messages = list_param(messages, "messages")?;
     let mut system: Vec<Value> = Vec::new();
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for (i, message) in messages.iter().enumerate() {
@@ -254,11 +246,11 @@ fn convert_messages(messages: Option<&Value>) -> Result<(Option<Value>, Vec<Valu
             "system" | "developer" => {
                 system.extend(with_cache_control(
                     message,
-                    text_blocks(content, &content_param())?,
+                    content_blocks(content, &content_param(), Parts::TextOnly)?,
                 ));
             }
             "user" => {
-                let blocks = user_blocks(content, &content_param())?;
+                let blocks = content_blocks(content, &content_param(), Parts::User)?;
                 push_turn(&mut turns, "user", with_cache_control(message, blocks));
             }
             "assistant" => {
@@ -334,20 +326,39 @@ fn text_block(text: &str, part: Option<&Value>) -> Option<Value> {
     Some(block)
 }
 
-/// Content that may only hold text: a string, a list of text parts, or null.
-fn text_blocks(content: &Value, param: &str) -> Result<Vec<Value>> {
+/// Which OpenAI content parts a message may carry besides text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    /// System, developer and tool messages.
+    TextOnly,
+    /// Images and files too.
+    User,
+    /// Refusals too (read as text).
+    Assistant,
+}
+
+/// Message content (a string, a list of content parts, or null) → Anthropic blocks.
+fn content_blocks(content: &Value, param: &str, allowed: Parts) -> Result<Vec<Value>> {
     match content {
         Value::Null => Ok(Vec::new()),
         Value::String(text) => Ok(text_block(text, None).into_iter().collect()),
         Value::Array(parts) => {
             let mut blocks = Vec::new();
             for (j, part) in parts.iter().enumerate() {
-                match part.get("type").and_then(Value::as_str) {
-                    Some("text") => {
-                        let text = part_text(part, &format!("{param}[{j}].text"))?;
+                let part_param = format!("{param}[{j}]");
+                match (part.get("type").and_then(Value::as_str), allowed) {
+                    (Some("text"), _) => {
+                        let text = part_text(part, &format!("{part_param}.text"))?;
                         blocks.extend(text_block(text, Some(part)));
                     }
-                    other => return Err(unsupported_part(&format!("{param}[{j}]"), other)),
+                    (Some("image_url"), Parts::User) => {
+                        blocks.push(image_block(part, &part_param)?)
+                    }
+                    (Some("file"), Parts::User) => blocks.push(file_block(part, &part_param)?),
+                    (Some("refusal"), Parts::Assistant) => {
+                        blocks.extend(text_block(str_field(part, "refusal"), None));
+                    }
+                    (other, _) => return Err(unsupported_part(&part_param, other)),
                 }
             }
             Ok(blocks)
@@ -370,31 +381,9 @@ fn unsupported_part(param: &str, kind: Option<&str>) -> Error {
         param,
         format!(
             "content part type {} is not supported by anthropic here",
-            kind.map_or_else(|| "null".to_owned(), |k| format!("{k:?}"))
+            quoted_type(kind)
         ),
     )
-}
-
-fn user_blocks(content: &Value, param: &str) -> Result<Vec<Value>> {
-    let Value::Array(parts) = content else {
-        return text_blocks(content, param);
-    };
-    let mut blocks = Vec::new();
-    for (j, part) in parts.iter().enumerate() {
-        let part_param = format!("{param}[{j}]");
-        match part.get("type").and_then(Value::as_str) {
-            Some("text") => {
-                blocks.extend(text_block(
-                    part_text(part, &format!("{part_param}.text"))?,
-                    Some(part),
-                ));
-            }
-            Some("image_url") => blocks.push(image_block(part, &part_param)?),
-            Some("file") => blocks.push(file_block(part, &part_param)?),
-            other => return Err(unsupported_part(&part_param, other)),
-        }
-    }
-    Ok(blocks)
 }
 
 /// OpenAI `image_url` (a data URL or an http(s) URL) → Anthropic image block.
@@ -468,30 +457,7 @@ fn url_source(url: &str, param: &str) -> Result<Value> {
 /// Assistant text (string or text/refusal parts) followed by its tool calls as `tool_use` blocks.
 fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>> {
     let content = message.get("content").unwrap_or(&Value::Null);
-    let param = format!("messages[{i}].content");
-    let mut blocks = match content {
-        Value::Array(parts) => {
-            let mut blocks = Vec::new();
-            for (j, part) in parts.iter().enumerate() {
-                match part.get("type").and_then(Value::as_str) {
-                    Some("text") => {
-                        let text = part_text(part, &format!("{param}[{j}].text"))?;
-                        blocks.extend(text_block(text, Some(part)));
-                    }
-                    Some("refusal") => {
-                        let text = part
-                            .get("refusal")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default();
-                        blocks.extend(text_block(text, None));
-                    }
-                    other => return Err(unsupported_part(&format!("{param}[{j}]"), other)),
-                }
-            }
-            blocks
-        }
-        other => text_blocks(other, &param)?,
-    };
+    let mut blocks = content_blocks(content, &format!("messages[{i}].content"), Parts::Assistant)?;
     let calls = match message.get("tool_calls") {
         None | Some(Value::Null) => return Ok(blocks),
         Some(Value::Array(calls)) => calls,
@@ -508,15 +474,7 @@ fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>> {
             Error::bad_param(format!("{param}.id"), "a tool call needs a string `id`")
         })?;
         let function = call.get("function");
-        let name = function
-            .and_then(|f| f.get("name"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                Error::bad_param(
-                    format!("{param}.function.name"),
-                    "a tool call needs `function.name`",
-                )
-            })?;
+        let name = function_name(function, &param, "a tool call needs `function.name`")?;
         let arguments = function
             .and_then(|f| f.get("arguments"))
             .and_then(Value::as_str)
@@ -552,7 +510,11 @@ fn tool_result(message: &Value, i: usize) -> Result<Value> {
         })?;
     let content = match message.get("content").unwrap_or(&Value::Null) {
         Value::String(text) => Value::String(text.clone()),
-        other => Value::Array(text_blocks(other, &format!("messages[{i}].content"))?),
+        other => Value::Array(content_blocks(
+            other,
+            &format!("messages[{i}].content"),
+            Parts::TextOnly,
+        )?),
     };
     Ok(json!({"type": "tool_result", "tool_use_id": id, "content": content}))
 }

@@ -1,8 +1,10 @@
 //! Anthropic Messages response → OpenAI chat completion.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::{TokenCounts, finish_reason, now_secs};
+use super::{
+    TokenCounts, finish_reason, now_secs, openai_assistant_message, openai_tool_call, str_field,
+};
 
 /// Translates a successful (2xx) Anthropic Messages response into an OpenAI `chat.completion`
 /// reported under `public_model`, the name the client asked for. Never fails: missing fields read
@@ -18,50 +20,17 @@ pub fn messages_response_to_chat(resp: &Value, public_model: &str) -> Value {
         .flatten()
     {
         match block.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(
-                block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            ),
-            Some("thinking") => {
-                reasoning.push_str(
-                    block
-                        .get("thinking")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default(),
-                );
-            }
-            Some("tool_use") => {
-                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                tool_calls.push(json!({
-                    "id": block.get("id").cloned().unwrap_or(Value::Null),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name").cloned().unwrap_or(Value::Null),
-                        "arguments": input.to_string(),
-                    },
-                }));
-            }
+            Some("text") => text.push_str(str_field(block, "text")),
+            Some("thinking") => reasoning.push_str(str_field(block, "thinking")),
+            Some("tool_use") => tool_calls.push(openai_tool_call(block)),
             // redacted_thinking, server tool blocks…: nothing an OpenAI client can use.
             _ => {}
         }
     }
 
-    let mut message = Map::new();
-    message.insert("role".into(), json!("assistant"));
-    // OpenAI sends `content: null` for a pure tool call.
-    let content = if text.is_empty() && !tool_calls.is_empty() {
-        Value::Null
-    } else {
-        Value::String(text)
-    };
-    message.insert("content".into(), content);
+    let mut message = openai_assistant_message(text, tool_calls);
     if !reasoning.is_empty() {
         message.insert("reasoning_content".into(), Value::String(reasoning));
-    }
-    if !tool_calls.is_empty() {
-        message.insert("tool_calls".into(), Value::Array(tool_calls));
     }
 
     let mut counts = TokenCounts::default();

@@ -1,13 +1,16 @@
 //! A minimal incremental SSE reader: splits arbitrary byte chunks into the `data` payloads of
 //! whole events. Lines are only decoded once complete, so a chunk boundary inside a UTF-8
-//! sequence or a `\r\n` pair is harmless.
+//! sequence or a `\r\n` pair is harmless. [`push`] and [`finish`] drive a [`Translate`]r over it,
+//! the same way for both stream directions.
+
+use bytes::Bytes;
 
 /// An upstream line longer than this is treated as a broken stream rather than buffered forever.
 const MAX_LINE: usize = 16 * 1024 * 1024;
 
 /// The line-length limit was exceeded; the stream cannot be trusted any more.
 #[derive(Debug)]
-pub(super) struct LineTooLong;
+struct LineTooLong;
 
 #[derive(Debug, Default)]
 pub(super) struct SseReader {
@@ -16,11 +19,13 @@ pub(super) struct SseReader {
     /// `data:` lines of the event being read, joined by `\n` as the SSE spec says.
     data: String,
     has_data: bool,
+    /// The translator emitted its closing frame: later input is ignored.
+    closed: bool,
 }
 
 impl SseReader {
     /// Consumes a chunk; returns the data of every event it completed, in order.
-    pub(super) fn feed(&mut self, chunk: &[u8]) -> Result<Vec<String>, LineTooLong> {
+    fn feed(&mut self, chunk: &[u8]) -> Result<Vec<String>, LineTooLong> {
         let mut events = Vec::new();
         let mut rest = chunk;
         while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
@@ -42,7 +47,7 @@ impl SseReader {
     }
 
     /// End of input: the last event may lack its terminating blank line (or even its newline).
-    pub(super) fn finish(&mut self) -> Option<String> {
+    fn finish(&mut self) -> Option<String> {
         let mut events = Vec::new();
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
@@ -50,6 +55,18 @@ impl SseReader {
         }
         self.dispatch(&mut events);
         events.pop()
+    }
+
+    /// Stops reading for good, dropping whatever was buffered.
+    pub(super) fn close(&mut self) {
+        *self = Self {
+            closed: true,
+            ..Self::default()
+        };
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed
     }
 
     fn line_done(&mut self, line: &[u8], events: &mut Vec<String>) {
@@ -82,4 +99,54 @@ impl SseReader {
             events.push(std::mem::take(&mut self.data));
         }
     }
+}
+
+/// The protocol half of a stream translator: what one event means and how the stream ends.
+/// [`push`] and [`finish`] do the rest, so both directions treat chunks and endings alike.
+pub(super) trait Translate {
+    /// The reader; the translator [closes](SseReader::close) it with its closing frame.
+    fn reader(&mut self) -> &mut SseReader;
+    /// One event's `data`.
+    fn handle_data(&mut self, data: &str, out: &mut Vec<Bytes>);
+    /// The upstream broke the line-length limit: end with an error frame.
+    fn on_line_too_long(&mut self, out: &mut Vec<Bytes>);
+    /// The upstream body ended before the closing event: close if the message was complete,
+    /// else end with an error frame so the client can tell a truncated answer.
+    fn on_end(&mut self, out: &mut Vec<Bytes>);
+}
+
+/// Consumes upstream bytes; returns the frames completed by them (often none).
+pub(super) fn push(translator: &mut impl Translate, chunk: &[u8]) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    if translator.reader().is_closed() {
+        return out;
+    }
+    match translator.reader().feed(chunk) {
+        Ok(events) => {
+            for data in events {
+                if translator.reader().is_closed() {
+                    break;
+                }
+                translator.handle_data(&data, &mut out);
+            }
+        }
+        Err(LineTooLong) => translator.on_line_too_long(&mut out),
+    }
+    out
+}
+
+/// Ends the stream when the upstream body ended: handles a last event that lacked its blank
+/// line, then lets the translator close.
+pub(super) fn finish(translator: &mut impl Translate) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    if translator.reader().is_closed() {
+        return out;
+    }
+    if let Some(data) = translator.reader().finish() {
+        translator.handle_data(&data, &mut out);
+    }
+    if !translator.reader().is_closed() {
+        translator.on_end(&mut out);
+    }
+    out
 }

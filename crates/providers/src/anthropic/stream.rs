@@ -7,8 +7,8 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::errors::{openai_error_body, status_for_type};
-use super::sse::{LineTooLong, SseReader};
-use super::{TokenCounts, finish_reason, now_secs};
+use super::sse::{self, SseReader, Translate};
+use super::{TokenCounts, finish_reason, now_secs, str_field};
 
 /// Incremental translator of one Anthropic Messages stream. Feed it the upstream body bytes as
 /// they arrive ([`push`](Self::push)) and forward what it returns: whole OpenAI SSE frames only,
@@ -26,7 +26,6 @@ pub struct StreamTranslator {
     finish_sent: bool,
     counts: TokenCounts,
     saw_usage: bool,
-    done: bool,
 }
 
 impl StreamTranslator {
@@ -44,61 +43,20 @@ impl StreamTranslator {
             finish_sent: false,
             counts: TokenCounts::default(),
             saw_usage: false,
-            done: false,
         }
     }
 
     /// Consumes upstream bytes; returns the OpenAI frames completed by them (often none).
     /// After `[DONE]` has been emitted further input is ignored.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        if self.done {
-            return out;
-        }
-        match self.sse.feed(chunk) {
-            Ok(events) => {
-                for data in events {
-                    if self.done {
-                        break;
-                    }
-                    self.handle_data(&data, &mut out);
-                }
-            }
-            Err(LineTooLong) => self.fail(
-                "anthropic sent an oversized stream line",
-                "api_error",
-                StatusCode::BAD_GATEWAY,
-                &mut out,
-            ),
-        }
-        out
+        sse::push(self, chunk)
     }
 
     /// Ends the stream when the upstream body ended: handles a last event that lacked its blank
     /// line, then closes with `[DONE]`. A stream cut before Anthropic's `message_delta` gets an
     /// error frame first, so the client can tell a truncated answer from a complete one.
     pub fn finish(&mut self) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        if self.done {
-            return out;
-        }
-        if let Some(data) = self.sse.finish() {
-            self.handle_data(&data, &mut out);
-        }
-        if self.done {
-            return out;
-        }
-        if self.finish_sent {
-            self.close(&mut out);
-        } else {
-            self.fail(
-                "anthropic stream ended before the message was complete",
-                "api_error",
-                StatusCode::BAD_GATEWAY,
-                &mut out,
-            );
-        }
-        out
+        sse::finish(self)
     }
 
     /// `(prompt_tokens, completion_tokens)` seen so far (prompt includes cache reads/writes),
@@ -110,28 +68,12 @@ impl StreamTranslator {
 
     /// True once `[DONE]` was emitted; the caller may stop reading the upstream.
     pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    fn handle_data(&mut self, data: &str, out: &mut Vec<Bytes>) {
-        match serde_json::from_str::<Value>(data) {
-            Ok(event) => self.handle_event(&event, out),
-            Err(_) => self.fail(
-                "anthropic sent a malformed stream event",
-                "api_error",
-                StatusCode::BAD_GATEWAY,
-                out,
-            ),
-        }
+        self.sse.is_closed()
     }
 
     fn handle_event(&mut self, event: &Value, out: &mut Vec<Bytes>) {
         let str_at = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
-        match event
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-        {
+        match str_field(event, "type") {
             "message_start" => {
                 let message = event.get("message").unwrap_or(&Value::Null);
                 if let Some(id) = str_at(message, "id") {
@@ -167,10 +109,7 @@ impl StreamTranslator {
                         self.emit(json!({"tool_calls": [call]}), out);
                     }
                     Some("text") => {
-                        let text = block
-                            .get("text")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default();
+                        let text = str_field(block, "text");
                         if !text.is_empty() {
                             self.ensure_role(out);
                             self.emit(json!({"content": text}), out);
@@ -301,8 +240,47 @@ impl StreamTranslator {
     /// Emits `[DONE]` and stops reading: anything after it is ignored.
     fn done(&mut self, out: &mut Vec<Bytes>) {
         out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-        self.done = true;
-        self.sse = SseReader::default();
+        self.sse.close();
+    }
+}
+
+impl Translate for StreamTranslator {
+    fn reader(&mut self) -> &mut SseReader {
+        &mut self.sse
+    }
+
+    fn handle_data(&mut self, data: &str, out: &mut Vec<Bytes>) {
+        match serde_json::from_str::<Value>(data) {
+            Ok(event) => self.handle_event(&event, out),
+            Err(_) => self.fail(
+                "anthropic sent a malformed stream event",
+                "api_error",
+                StatusCode::BAD_GATEWAY,
+                out,
+            ),
+        }
+    }
+
+    fn on_line_too_long(&mut self, out: &mut Vec<Bytes>) {
+        self.fail(
+            "anthropic sent an oversized stream line",
+            "api_error",
+            StatusCode::BAD_GATEWAY,
+            out,
+        );
+    }
+
+    fn on_end(&mut self, out: &mut Vec<Bytes>) {
+        if self.finish_sent {
+            self.close(out);
+        } else {
+            self.fail(
+                "anthropic stream ended before the message was complete",
+                "api_error",
+                StatusCode::BAD_GATEWAY,
+                out,
+            );
+        }
     }
 }
 
