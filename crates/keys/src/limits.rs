@@ -35,12 +35,31 @@ pub(crate) struct LiveState {
     pub reserved: f64,
     /// Largest cost of one request seen for this key: the estimate for the next one.
     pub max_cost: Option<f64>,
-    pub rpm_minute: i64,
-    pub rpm_count: u64,
-    pub tpm_minute: i64,
-    pub tpm_count: u64,
+    /// Requests admitted in the current minute.
+    pub rpm: MinuteCount,
+    /// Tokens used in the current minute.
+    pub tpm: MinuteCount,
     /// `updated_at` of the newest record seen: a newer one means an admin edit.
     pub seen_updated_at: i64,
+}
+
+/// A count that starts again from 0 each minute (rpm and tpm windows).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct MinuteCount {
+    minute: i64,
+    count: u64,
+}
+
+impl MinuteCount {
+    /// The count of the minute `now_ms` falls in.
+    fn at(&mut self, now_ms: i64) -> &mut u64 {
+        let minute = now_ms.div_euclid(MINUTE_MS);
+        if self.minute != minute {
+            self.minute = minute;
+            self.count = 0;
+        }
+        &mut self.count
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -171,6 +190,31 @@ fn reject(reason: &'static str, message: String, retry_after: u64) -> Error {
     }
 }
 
+/// rpm and tpm: a key that used its `limit` this minute waits for the next one.
+fn per_minute_limit(
+    reason: &'static str,
+    unit: &str,
+    limit: Option<u64>,
+    used: u64,
+    key_name: &str,
+    now_ms: i64,
+) -> Result<()> {
+    match limit {
+        Some(limit) if used >= limit => {
+            let wait = seconds_to_next_minute(now_ms);
+            Err(reject(
+                reason,
+                format!(
+                    "Rate limit reached for key {key_name}: {reason}_limit {limit} {unit} per \
+                     minute. Try again in {wait} seconds."
+                ),
+                wait,
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl KeyService {
     /// Whether the key may use `model`: its `models` list is empty (all models), contains
     /// `all-proxy-models`, or names the model (a trailing `*` is a prefix wildcard).
@@ -258,43 +302,17 @@ impl KeyService {
             }
         }
 
-        let minute = now.div_euclid(MINUTE_MS);
-        if s.rpm_minute != minute {
-            s.rpm_minute = minute;
-            s.rpm_count = 0;
-        }
-        if s.tpm_minute != minute {
-            s.tpm_minute = minute;
-            s.tpm_count = 0;
-        }
-        if let Some(limit) = key.rpm_limit
-            && s.rpm_count >= limit
-        {
-            let wait = seconds_to_next_minute(now);
-            return Err(reject(
-                "rpm",
-                format!(
-                    "Rate limit reached for key {}: rpm_limit {limit} requests per minute. \
-                     Try again in {wait} seconds.",
-                    key.key_name
-                ),
-                wait,
-            ));
-        }
-        if let Some(limit) = key.tpm_limit
-            && s.tpm_count >= limit
-        {
-            let wait = seconds_to_next_minute(now);
-            return Err(reject(
-                "tpm",
-                format!(
-                    "Rate limit reached for key {}: tpm_limit {limit} tokens per minute. \
-                     Try again in {wait} seconds.",
-                    key.key_name
-                ),
-                wait,
-            ));
-        }
+        let requests = *s.rpm.at(now);
+        per_minute_limit(
+            "rpm",
+            "requests",
+            key.rpm_limit,
+            requests,
+            &key.key_name,
+            now,
+        )?;
+        let tokens = *s.tpm.at(now);
+        per_minute_limit("tpm", "tokens", key.tpm_limit, tokens, &key.key_name, now)?;
         if let Some(limit) = key.max_parallel_requests
             && s.in_flight >= limit
         {
@@ -309,7 +327,7 @@ impl KeyService {
             ));
         }
 
-        s.rpm_count += 1;
+        *s.rpm.at(now) += 1;
         s.in_flight += 1;
         s.reserved += estimate;
         drop(s);
@@ -347,14 +365,8 @@ impl KeyService {
             let mut s = admission.live.lock();
             s.spend += cost;
             s.unflushed += cost;
-            let minute = now.div_euclid(MINUTE_MS);
-            if s.tpm_minute != minute {
-                s.tpm_minute = minute;
-                s.tpm_count = 0;
-            }
-            s.tpm_count = s
-                .tpm_count
-                .saturating_add(prompt_tokens.saturating_add(completion_tokens));
+            let tokens = s.tpm.at(now);
+            *tokens = tokens.saturating_add(prompt_tokens.saturating_add(completion_tokens));
             s.max_cost = Some(s.max_cost.map_or(cost, |m| m.max(cost)));
             if !admission.recorded.swap(true, Ordering::SeqCst) {
                 s.reserved = (s.reserved - admission.reserved).max(0.0);
@@ -404,5 +416,37 @@ mod tests {
         assert_eq!(seconds_to_next_minute(0), 60);
         assert_eq!(seconds_to_next_minute(59_999), 1);
         assert_eq!(seconds_to_next_minute(30_500), 30);
+    }
+
+    #[test]
+    fn per_minute_limits_reject_until_the_next_minute() {
+        assert!(per_minute_limit("rpm", "requests", None, 99, "sk-...ab", 0).is_ok());
+        assert!(per_minute_limit("rpm", "requests", Some(3), 2, "sk-...ab", 0).is_ok());
+        for (reason, unit) in [("rpm", "requests"), ("tpm", "tokens")] {
+            let Err(Error::RateLimited {
+                message,
+                retry_after,
+            }) = per_minute_limit(reason, unit, Some(3), 3, "sk-...ab", 45_000)
+            else {
+                panic!("{reason}: a full window must reject");
+            };
+            assert_eq!(
+                message,
+                format!(
+                    "Rate limit reached for key sk-...ab: {reason}_limit 3 {unit} per minute. \
+                     Try again in 15 seconds."
+                )
+            );
+            assert_eq!(retry_after, 15);
+        }
+    }
+
+    #[test]
+    fn a_minute_count_starts_again_each_minute() {
+        let mut count = MinuteCount::default();
+        *count.at(1_000) += 2;
+        *count.at(59_999) += 1;
+        assert_eq!(*count.at(59_999), 3);
+        assert_eq!(*count.at(60_000), 0);
     }
 }

@@ -64,13 +64,25 @@ impl Body {
         }
     }
 
-    pub fn string(&self, name: &str) -> Result<Patch<String>> {
+    /// A field that may be absent or null; a present value goes through `parse`, and one it
+    /// rejects (`None`) is a 400 saying "`name` must be `what`".
+    fn typed<T>(
+        &self,
+        name: &str,
+        what: &str,
+        parse: impl FnOnce(&Value) -> Option<T>,
+    ) -> Result<Patch<T>> {
         match self.field(name) {
-            Patch::Set(Value::String(s)) => Ok(Patch::Set(s.clone())),
-            Patch::Set(_) => Err(Error::bad_param(name, format!("{name} must be a string"))),
+            Patch::Set(value) => parse(value)
+                .map(Patch::Set)
+                .ok_or_else(|| Error::bad_param(name, format!("{name} must be {what}"))),
             Patch::Null => Ok(Patch::Null),
             Patch::Absent => Ok(Patch::Absent),
         }
+    }
+
+    pub fn string(&self, name: &str) -> Result<Patch<String>> {
+        self.typed(name, "a string", |v| v.as_str().map(str::to_owned))
     }
 
     /// A non-empty string, required.
@@ -83,92 +95,57 @@ impl Body {
 
     /// A money amount: a finite number ≥ 0.
     pub fn amount(&self, name: &str) -> Result<Patch<f64>> {
-        match self.field(name) {
-            Patch::Set(Value::Number(n)) => match n.as_f64() {
-                Some(v) if v.is_finite() && v >= 0.0 => Ok(Patch::Set(v)),
-                _ => Err(Error::bad_param(
-                    name,
-                    format!("{name} must be a number >= 0"),
-                )),
-            },
-            Patch::Set(_) => Err(Error::bad_param(
-                name,
-                format!("{name} must be a number >= 0"),
-            )),
-            Patch::Null => Ok(Patch::Null),
-            Patch::Absent => Ok(Patch::Absent),
-        }
+        self.typed(name, "a number >= 0", |v| {
+            v.as_f64().filter(|v| v.is_finite() && *v >= 0.0)
+        })
     }
 
-    /// A non-negative integer (limits).
+    /// A non-negative integer (limits); a float without a fraction counts too.
     pub fn count(&self, name: &str) -> Result<Patch<u64>> {
-        match self.field(name) {
-            Patch::Set(Value::Number(n)) => {
-                let v = n.as_u64().or_else(|| {
-                    n.as_f64()
+        self.typed(name, "an integer >= 0", |v| {
+            v.as_u64()
+                .or_else(|| {
+                    v.as_f64()
                         .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15)
                         .map(|f| {
                             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                             let v = f as u64;
                             v
                         })
-                });
-                match v {
-                    Some(v) if i64::try_from(v).is_ok() => Ok(Patch::Set(v)),
-                    _ => Err(Error::bad_param(
-                        name,
-                        format!("{name} must be an integer >= 0"),
-                    )),
-                }
-            }
-            Patch::Set(_) => Err(Error::bad_param(
-                name,
-                format!("{name} must be an integer >= 0"),
-            )),
-            Patch::Null => Ok(Patch::Null),
-            Patch::Absent => Ok(Patch::Absent),
-        }
+                })
+                .filter(|v| i64::try_from(*v).is_ok())
+        })
     }
 
     pub fn boolean(&self, name: &str) -> Result<Patch<bool>> {
-        match self.field(name) {
-            Patch::Set(Value::Bool(b)) => Ok(Patch::Set(*b)),
-            Patch::Set(_) => Err(Error::bad_param(
-                name,
-                format!("{name} must be true or false"),
-            )),
-            Patch::Null => Ok(Patch::Null),
-            Patch::Absent => Ok(Patch::Absent),
-        }
+        self.typed(name, "true or false", Value::as_bool)
     }
 
     /// A list of non-empty strings.
     pub fn string_list(&self, name: &str) -> Result<Patch<Vec<String>>> {
-        let bad = || Error::bad_param(name, format!("{name} must be a list of non-empty strings"));
-        match self.field(name) {
-            Patch::Set(Value::Array(items)) => items
+        self.typed(name, "a list of non-empty strings", |v| {
+            v.as_array()?
                 .iter()
                 .map(|item| match item {
-                    Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
-                    _ => Err(bad()),
+                    Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+                    _ => None,
                 })
-                .collect::<Result<Vec<_>>>()
-                .map(Patch::Set),
-            Patch::Set(_) => Err(bad()),
-            Patch::Null => Ok(Patch::Null),
-            Patch::Absent => Ok(Patch::Absent),
-        }
+                .collect()
+        })
     }
 
     pub fn object(&self, name: &str) -> Result<Patch<Map<String, Value>>> {
-        match self.field(name) {
-            Patch::Set(Value::Object(map)) => Ok(Patch::Set(map.clone())),
-            Patch::Set(_) => Err(Error::bad_param(
-                name,
-                format!("{name} must be a JSON object"),
-            )),
-            Patch::Null => Ok(Patch::Null),
-            Patch::Absent => Ok(Patch::Absent),
+        self.typed(name, "a JSON object", |v| v.as_object().cloned())
+    }
+
+    /// A key value the client picked (`key` on generate, `new_key` on regenerate), if any.
+    pub fn custom_key(&self, name: &str) -> Result<Option<String>> {
+        match self.string(name)? {
+            Patch::Set(key) => {
+                validate_custom_key(name, &key)?;
+                Ok(Some(key))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -322,7 +299,7 @@ fn validate_alias(alias: &str) -> Result<()> {
 }
 
 /// A user-chosen raw key (`key` on generate, `new_key` on regenerate).
-pub(crate) fn validate_custom_key(field: &str, key: &str) -> Result<()> {
+fn validate_custom_key(field: &str, key: &str) -> Result<()> {
     if !key.starts_with("sk-") {
         return Err(Error::bad_param(
             field,

@@ -21,7 +21,7 @@ use crate::model::{
     KeyRecord, describe_key, format_ms, generate_raw_key, hash_key, is_raw_key, key_name,
     parse_duration, secret_name, token_of,
 };
-use crate::request::{Body, KeyFields, Patch, validate_custom_key};
+use crate::request::{Body, KeyFields, Patch};
 use crate::spend::{SpendMsg, SpendWriter};
 use crate::store::{self, Backend, ListFilter, Store, db_err, is_unique_violation};
 
@@ -257,12 +257,47 @@ fn map_write_error(e: sqlx::Error, record: &KeyRecord, key_field: &str) -> Error
         if e.to_string().contains("key_alias") {
             return duplicate_alias(record.key_alias.as_deref().unwrap_or_default());
         }
-        return Error::bad_param(
-            key_field,
-            format!("{key_field}: a key with this value already exists"),
-        );
+        return duplicate_key(key_field);
     }
     db_err(e)
+}
+
+/// A custom key (`key`, `new_key`) that another key already has.
+fn duplicate_key(field: &str) -> Error {
+    Error::bad_param(
+        field,
+        format!("{field}: a key with this value already exists"),
+    )
+}
+
+/// Writes a key's Vault copy with the description and metadata LiteLLM stores beside it.
+async fn put_copy(
+    mirror: &MirrorConfig,
+    name: &str,
+    raw: &SecretString,
+    record: &KeyRecord,
+) -> Result<()> {
+    mirror
+        .mirror
+        .put(
+            name,
+            raw,
+            mirror.description.as_deref(),
+            &secret_metadata(record),
+        )
+        .await
+}
+
+/// The answer of generate and regenerate: the record with the raw `key`, shown this once, and
+/// the `duration` asked for.
+fn with_raw_key(mut response: Value, raw: &SecretString, fields: &KeyFields) -> Value {
+    if let Some(obj) = response.as_object_mut() {
+        obj.insert("key".into(), Value::String(raw.expose_secret().to_owned()));
+        if let Patch::Set((text, _)) = &fields.duration {
+            obj.insert("duration".into(), Value::String(text.clone()));
+        }
+    }
+    response
 }
 
 /// Custom metadata stored with the Vault copy.
@@ -459,29 +494,14 @@ impl KeyService {
     pub async fn generate(&self, request: Value) -> Result<Value> {
         let body = Body::from_value(request)?;
         let fields = KeyFields::parse(&body)?;
-        let custom = match body.string("key")? {
-            Patch::Set(key) => {
-                validate_custom_key("key", &key)?;
-                Some(key)
-            }
-            _ => None,
-        };
+        let custom = body.custom_key("key")?;
         let inner = &self.inner;
         let _admin = inner.admin.lock().await;
         let now = inner.now();
-        if let Some(alias) = fields.key_alias.value()
-            && inner.store.get_by_alias(alias).await?.is_some()
-        {
-            return Err(duplicate_alias(alias));
-        }
+        self.ensure_alias_free(&fields, None).await?;
         let raw = SecretString::from(custom.clone().unwrap_or_else(generate_raw_key));
         let token = hash_key(raw.expose_secret());
-        if inner.store.get_by_token(&token).await?.is_some() {
-            return Err(Error::bad_param(
-                "key",
-                "key: a key with this value already exists",
-            ));
-        }
+        self.ensure_token_free(&token, "key").await?;
         let mut record = KeyRecord {
             token: token.clone(),
             key_id: uuid::Uuid::new_v4().to_string(),
@@ -518,16 +538,7 @@ impl KeyService {
         if let (Some(mirror), Some(name)) = (&inner.mirror, &record.vault_secret_name) {
             store::outbox_cancel(&mut tx, name).await.map_err(db_err)?;
             // The copy is written before the key exists: no key without its Vault copy.
-            if let Err(e) = mirror
-                .mirror
-                .put(
-                    name,
-                    &raw,
-                    mirror.description.as_deref(),
-                    &secret_metadata(&record),
-                )
-                .await
-            {
+            if let Err(e) = put_copy(mirror, name, &raw, &record).await {
                 let _ = tx.rollback().await;
                 tracing::warn!(key = %record.key_name, error = %e, "key not created: Vault write failed");
                 return Err(unavailable("write", &e));
@@ -543,14 +554,7 @@ impl KeyService {
         metrics::counter!("vaultgate_key_admin_total", "op" => "generate").increment(1);
         tracing::info!(key = %record.key_name, alias = ?record.key_alias, "virtual key generated");
 
-        let mut response = record.to_json();
-        if let Some(obj) = response.as_object_mut() {
-            obj.insert("key".into(), Value::String(raw.expose_secret().to_owned()));
-            if let Patch::Set((text, _)) = &fields.duration {
-                obj.insert("duration".into(), Value::String(text.clone()));
-            }
-        }
-        Ok(response)
+        Ok(with_raw_key(record.to_json(), &raw, &fields))
     }
 
     /// `GET /key/info?key=` (raw key or hash): `{"key": token, "info": {...}}`.
@@ -637,16 +641,7 @@ impl KeyService {
         let _admin = inner.admin.lock().await;
         let current = self.find(&key_input).await?;
         let now = inner.now();
-        if let Patch::Set(alias) = &fields.key_alias
-            && current.key_alias.as_deref() != Some(alias.as_str())
-            && inner.store.get_by_alias(alias).await?.is_some()
-        {
-            return Err(duplicate_alias(alias));
-        }
-        if !fields.spend.is_absent() {
-            // Pending increments would otherwise land on top of the value being set.
-            self.flush_spend().await?;
-        }
+        self.prepare_change(&current, &fields).await?;
         let mut record = current.clone();
         fields.apply(&mut record, now);
         record.updated_at = now;
@@ -675,34 +670,15 @@ impl KeyService {
             _ => body.required_string("key")?,
         };
         let fields = KeyFields::parse(&body)?;
-        let new_key = match body.string("new_key")? {
-            Patch::Set(key) => {
-                validate_custom_key("new_key", &key)?;
-                Some(key)
-            }
-            _ => None,
-        };
+        let new_key = body.custom_key("new_key")?;
         let inner = &self.inner;
         let _admin = inner.admin.lock().await;
         let current = self.find(&key_input).await?;
         let now = inner.now();
-        if let Patch::Set(alias) = &fields.key_alias
-            && current.key_alias.as_deref() != Some(alias.as_str())
-            && inner.store.get_by_alias(alias).await?.is_some()
-        {
-            return Err(duplicate_alias(alias));
-        }
-        if !fields.spend.is_absent() {
-            self.flush_spend().await?;
-        }
+        self.prepare_change(&current, &fields).await?;
         let raw = SecretString::from(new_key.unwrap_or_else(generate_raw_key));
         let new_token = hash_key(raw.expose_secret());
-        if inner.store.get_by_token(&new_token).await?.is_some() {
-            return Err(Error::bad_param(
-                "new_key",
-                "new_key: a key with this value already exists",
-            ));
-        }
+        self.ensure_token_free(&new_token, "new_key").await?;
         let mut record = current.clone();
         fields.apply(&mut record, now);
         record.token = new_token;
@@ -714,14 +690,44 @@ impl KeyService {
             .await?;
         metrics::counter!("vaultgate_key_admin_total", "op" => "regenerate").increment(1);
         tracing::info!(old = %current.key_name, new = %record.key_name, "virtual key regenerated");
-        let mut response = self.with_live(record).to_json();
-        if let Some(obj) = response.as_object_mut() {
-            obj.insert("key".into(), Value::String(raw.expose_secret().to_owned()));
-            if let Patch::Set((text, _)) = &fields.duration {
-                obj.insert("duration".into(), Value::String(text.clone()));
-            }
+        Ok(with_raw_key(
+            self.with_live(record).to_json(),
+            &raw,
+            &fields,
+        ))
+    }
+
+    /// A new alias must not be another key's (`current`, the key being changed, keeps its own).
+    async fn ensure_alias_free(
+        &self,
+        fields: &KeyFields,
+        current: Option<&KeyRecord>,
+    ) -> Result<()> {
+        if let Some(alias) = fields.key_alias.value()
+            && current.is_none_or(|key| key.key_alias.as_deref() != Some(alias.as_str()))
+            && self.inner.store.get_by_alias(alias).await?.is_some()
+        {
+            return Err(duplicate_alias(alias));
         }
-        Ok(response)
+        Ok(())
+    }
+
+    /// A new key value must not be another key's.
+    async fn ensure_token_free(&self, token: &str, field: &str) -> Result<()> {
+        if self.inner.store.get_by_token(token).await?.is_some() {
+            return Err(duplicate_key(field));
+        }
+        Ok(())
+    }
+
+    /// Checks of update and regenerate before the record changes. Called with the admin lock held.
+    async fn prepare_change(&self, current: &KeyRecord, fields: &KeyFields) -> Result<()> {
+        self.ensure_alias_free(fields, Some(current)).await?;
+        if !fields.spend.is_absent() {
+            // Pending increments would otherwise land on top of the value being set.
+            self.flush_spend().await?;
+        }
+        Ok(())
     }
 
     /// Writes a changed record (update or regenerate) with its Vault side effects. Must be called
@@ -809,16 +815,7 @@ impl KeyService {
             if let Some(old) = &old_to_delete {
                 store::outbox_add(&mut tx, old, now).await.map_err(db_err)?;
             }
-            if let Err(e) = mirror
-                .mirror
-                .put(
-                    name,
-                    value,
-                    mirror.description.as_deref(),
-                    &secret_metadata(&record),
-                )
-                .await
-            {
+            if let Err(e) = put_copy(mirror, name, value, &record).await {
                 let _ = tx.rollback().await;
                 tracing::warn!(key = %current.key_name, error = %e, "key not changed: Vault write failed");
                 return Err(unavailable("write", &e));

@@ -154,19 +154,18 @@ impl Store {
     }
 
     pub async fn get_by_token(&self, token: &str) -> Result<Option<KeyRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM keys WHERE token = $1");
-        let row = sqlx::query(&sql)
-            .bind(token)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| from_row(&r)).transpose()
+        self.get_where("token", token).await
     }
 
     pub async fn get_by_alias(&self, alias: &str) -> Result<Option<KeyRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM keys WHERE key_alias = $1");
+        self.get_where("key_alias", alias).await
+    }
+
+    /// The key whose unique `column` holds `value`.
+    async fn get_where(&self, column: &str, value: &str) -> Result<Option<KeyRecord>> {
+        let sql = format!("SELECT {COLUMNS} FROM keys WHERE {column} = $1");
         let row = sqlx::query(&sql)
-            .bind(alias)
+            .bind(value)
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)?;
@@ -201,12 +200,8 @@ impl Store {
         for value in &values {
             count = count.bind(value.clone());
         }
-        let total: i64 = count
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?
-            .try_get("n")
-            .map_err(db_err)?;
+        let row = count.fetch_one(&self.pool).await.map_err(db_err)?;
+        let total: i64 = col(&row, "n")?;
         let limit = i64::try_from(size).unwrap_or(i64::MAX);
         let offset = i64::try_from(page.saturating_sub(1).saturating_mul(size)).unwrap_or(i64::MAX);
         let list_sql = format!(
@@ -244,7 +239,7 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .map_err(db_err)?;
-        let n: i64 = row.try_get("n").map_err(db_err)?;
+        let n: i64 = col(&row, "n")?;
         Ok(n > 0)
     }
 
@@ -259,12 +254,7 @@ impl Store {
         .await
         .map_err(db_err)?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("key_id").map_err(db_err)?,
-                    r.try_get("budget_duration").map_err(db_err)?,
-                ))
-            })
+            .map(|r| Ok((col(r, "key_id")?, col(r, "budget_duration")?)))
             .collect()
     }
 
@@ -282,8 +272,8 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(OutboxEntry {
-                    secret_name: r.try_get("secret_name").map_err(db_err)?,
-                    attempts: r.try_get("attempts").map_err(db_err)?,
+                    secret_name: col(r, "secret_name")?,
+                    attempts: col(r, "attempts")?,
                 })
             })
             .collect()
@@ -294,9 +284,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        rows.iter()
-            .map(|r| r.try_get("secret_name").map_err(db_err))
-            .collect()
+        rows.iter().map(|r| col(r, "secret_name")).collect()
     }
 
     /// The earliest time an outbox entry is due, if any.
@@ -305,7 +293,7 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .map_err(db_err)?;
-        row.try_get::<Option<i64>, _>("t").map_err(db_err)
+        col::<Option<i64>>(&row, "t")
     }
 
     pub async fn outbox_remove(&self, name: &str) -> Result<()> {
@@ -401,11 +389,11 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get("day").map_err(db_err)?,
-                    r.try_get("spend").map_err(db_err)?,
-                    r.try_get("prompt_tokens").map_err(db_err)?,
-                    r.try_get("completion_tokens").map_err(db_err)?,
-                    r.try_get("requests").map_err(db_err)?,
+                    col(r, "day")?,
+                    col(r, "spend")?,
+                    col(r, "prompt_tokens")?,
+                    col(r, "completion_tokens")?,
+                    col(r, "requests")?,
                 ))
             })
             .collect()
@@ -473,12 +461,7 @@ pub(crate) async fn set_spend(
     key_id: &str,
     spend: f64,
 ) -> std::result::Result<(), sqlx::Error> {
-    sqlx::query("UPDATE keys SET spend = $1 WHERE key_id = $2")
-        .bind(spend)
-        .bind(key_id.to_owned())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    set_column(tx, "spend", key_id, spend).await
 }
 
 /// Starts a new budget period (an admin changed `budget_duration`).
@@ -487,8 +470,22 @@ pub(crate) async fn set_budget_reset(
     key_id: &str,
     reset_at: Option<i64>,
 ) -> std::result::Result<(), sqlx::Error> {
-    sqlx::query("UPDATE keys SET budget_reset_at = $1 WHERE key_id = $2")
-        .bind(reset_at)
+    set_column(tx, "budget_reset_at", key_id, reset_at).await
+}
+
+/// Writes one column of a key alone, so the rest of the row (spend above all) is left as it is.
+async fn set_column<T>(
+    tx: &mut Tx,
+    column: &str,
+    key_id: &str,
+    value: T,
+) -> std::result::Result<(), sqlx::Error>
+where
+    T: for<'q> sqlx::Encode<'q, Any> + sqlx::Type<Any> + Send + 'static,
+{
+    let sql = format!("UPDATE keys SET {column} = $1 WHERE key_id = $2");
+    sqlx::query(&sql)
+        .bind(value)
         .bind(key_id.to_owned())
         .execute(&mut **tx)
         .await?;
@@ -580,41 +577,49 @@ fn json_text(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
 
+/// One column of a row; a missing or mistyped column is a database error.
+fn col<'r, T>(row: &'r AnyRow, name: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(name).map_err(db_err)
+}
+
 fn from_row(r: &AnyRow) -> Result<KeyRecord> {
     let get_list = |name: &str| -> Result<Vec<String>> {
-        let text: String = r.try_get(name).map_err(db_err)?;
+        let text: String = col(r, name)?;
         serde_json::from_str(&text).map_err(|e| Error::Database(format!("column {name}: {e}")))
     };
     let get_u64 = |name: &str| -> Result<Option<u64>> {
-        let v: Option<i64> = r.try_get(name).map_err(db_err)?;
+        let v: Option<i64> = col(r, name)?;
         Ok(v.and_then(|v| u64::try_from(v).ok()))
     };
-    let metadata_text: String = r.try_get("metadata").map_err(db_err)?;
+    let metadata_text: String = col(r, "metadata")?;
     let metadata: Map<String, Value> = serde_json::from_str(&metadata_text)
         .map_err(|e| Error::Database(format!("column metadata: {e}")))?;
-    let blocked: i64 = r.try_get("blocked").map_err(db_err)?;
+    let blocked: i64 = col(r, "blocked")?;
     Ok(KeyRecord {
-        token: r.try_get("token").map_err(db_err)?,
-        key_id: r.try_get("key_id").map_err(db_err)?,
-        key_name: r.try_get("key_name").map_err(db_err)?,
-        key_alias: r.try_get("key_alias").map_err(db_err)?,
+        token: col(r, "token")?,
+        key_id: col(r, "key_id")?,
+        key_name: col(r, "key_name")?,
+        key_alias: col(r, "key_alias")?,
         models: get_list("models")?,
-        max_budget: r.try_get("max_budget").map_err(db_err)?,
-        budget_duration: r.try_get("budget_duration").map_err(db_err)?,
-        budget_reset_at: r.try_get("budget_reset_at").map_err(db_err)?,
-        spend: r.try_get("spend").map_err(db_err)?,
+        max_budget: col(r, "max_budget")?,
+        budget_duration: col(r, "budget_duration")?,
+        budget_reset_at: col(r, "budget_reset_at")?,
+        spend: col(r, "spend")?,
         metadata,
         tpm_limit: get_u64("tpm_limit")?,
         rpm_limit: get_u64("rpm_limit")?,
         max_parallel_requests: get_u64("max_parallel_requests")?,
-        user_id: r.try_get("user_id").map_err(db_err)?,
-        team_id: r.try_get("team_id").map_err(db_err)?,
+        user_id: col(r, "user_id")?,
+        team_id: col(r, "team_id")?,
         tags: get_list("tags")?,
         blocked: blocked != 0,
-        expires: r.try_get("expires").map_err(db_err)?,
-        created_at: r.try_get("created_at").map_err(db_err)?,
-        updated_at: r.try_get("updated_at").map_err(db_err)?,
-        vault_secret_name: r.try_get("vault_secret_name").map_err(db_err)?,
+        expires: col(r, "expires")?,
+        created_at: col(r, "created_at")?,
+        updated_at: col(r, "updated_at")?,
+        vault_secret_name: col(r, "vault_secret_name")?,
     })
 }
 
