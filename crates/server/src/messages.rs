@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Value, json};
 use vaultgate_core::{Error, Result};
+use vaultgate_providers::anthropic;
 
 use crate::proxy::{Admitted, admit, json_response, record_request, sse_response, with_outcome};
 use crate::sse::{self, UsageFormat, anthropic_usage};
@@ -88,18 +89,7 @@ fn anthropic_error(error: Error) -> Response {
             .unwrap_or_else(|| format!("upstream answered {}", status.as_u16())),
         other => other.to_string(),
     };
-    let kind = match status.as_u16() {
-        400 | 422 => "invalid_request_error",
-        401 => "authentication_error",
-        402 => "billing_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        504 => "timeout_error",
-        503 | 529 => "overloaded_error",
-        _ => "api_error",
-    };
+    let kind = anthropic::error_type_for_status(status.as_u16());
     let body = json!({"type": "error", "error": {"type": kind, "message": message}});
     // The error's own response keeps its status and headers (Retry-After); only the body changes.
     let mut response = error.into_response();
