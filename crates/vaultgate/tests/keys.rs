@@ -595,3 +595,23 @@ async fn virtual_keys_never_appear_in_trace_logs() {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spend_recorded_just_before_a_graceful_shutdown_is_not_lost() {
+    let env = Env::new().await;
+    let gateway = env.gateway(&env.sqlite_url());
+    let (_, generated) = admin(&gateway, "/key/generate", json!({"key_alias": "spender"})).await;
+    let key = generated["key"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        assert_eq!(status_as(&gateway, &key, "gpt-a").await, 200);
+    }
+    let status = gateway.stop().expect("the gateway did not stop on SIGTERM");
+    assert!(status.success(), "{status}");
+    let restarted = env.gateway(&env.sqlite_url());
+    let (_, info) = admin_get(&restarted, &format!("/key/info?key={key}")).await;
+    let spend = info["info"]["spend"].as_f64().unwrap();
+    assert!(
+        (spend - 3.0 * 0.19).abs() < 1e-9,
+        "spend after restart: {spend}"
+    );
+}
