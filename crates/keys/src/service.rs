@@ -381,6 +381,12 @@ impl KeyService {
         self.inner.store.backend()
     }
 
+    /// Whether the database answers (readiness). The request path never needs this: hot keys
+    /// are served from memory while the database is away.
+    pub async fn ping(&self) -> Result<()> {
+        self.inner.store.ping().await
+    }
+
     /// Stops the background tasks after writing all recorded spend. Call once at shutdown.
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();

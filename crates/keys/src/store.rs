@@ -153,6 +153,15 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// A round trip to the database, for readiness probes.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
     pub async fn get_by_token(&self, token: &str) -> Result<Option<KeyRecord>> {
         self.get_where("token", token).await
     }

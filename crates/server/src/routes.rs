@@ -92,17 +92,27 @@ async fn liveliness() -> Json<&'static str> {
     Json("I'm alive!")
 }
 
+/// How long readiness waits for the database before calling it down.
+const DB_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn readiness(State(app): State<Arc<AppState>>) -> Json<Value> {
     let vault = app.secrets.readiness();
-    let status = if vault.status == "degraded" {
-        "degraded"
-    } else {
-        "healthy"
+    let db = match &app.keys {
+        None => json!({"status": "disabled"}),
+        Some(keys) => match tokio::time::timeout(DB_PING_TIMEOUT, keys.ping()).await {
+            Ok(Ok(())) => {
+                json!({"status": "connected", "backend": format!("{:?}", keys.backend()).to_lowercase()})
+            }
+            Ok(Err(error)) => json!({"status": "disconnected", "error": error.to_string()}),
+            Err(_) => json!({"status": "disconnected", "error": "no answer within 2 s"}),
+        },
     };
+    let degraded = vault.status == "degraded" || db["status"] == "disconnected";
     Json(json!({
-        "status": status,
+        "status": if degraded { "degraded" } else { "healthy" },
         "version": env!("CARGO_PKG_VERSION"),
         "vault": vault,
+        "db": db,
     }))
 }
 

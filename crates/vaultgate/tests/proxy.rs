@@ -497,6 +497,8 @@ async fn models_health_and_metrics() {
         .unwrap();
     assert_eq!(readiness["status"], "healthy");
     assert_eq!(readiness["vault"]["status"], "disabled");
+    assert_eq!(readiness["db"]["status"], "connected", "{readiness}");
+    assert_eq!(readiness["db"]["backend"], "sqlite", "{readiness}");
 
     post(
         &gateway,
