@@ -180,19 +180,8 @@ pub fn build_request(
     body: &ChatBody,
     want_usage: bool,
 ) -> Result<reqwest::RequestBuilder> {
-    let mut fields = body.fields.clone();
-    fields.insert(
-        "model".into(),
-        Value::String(deployment.upstream_model.clone()),
-    );
-    if body.stream && want_usage && endpoint != Endpoint::Embeddings {
-        let options = fields
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(options) = options {
-            options.insert("include_usage".into(), Value::Bool(true));
-        }
-    }
+    let include_usage = body.stream && want_usage && endpoint != Endpoint::Embeddings;
+    let upstream_body = upstream_body(&body.fields, &deployment.upstream_model, include_usage)?;
     let request = match deployment.provider {
         Provider::OpenAi => {
             let base = resolved
@@ -247,11 +236,106 @@ pub fn build_request(
     };
     let mut request = request
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(serde_json::to_vec(&fields).map_err(|e| Error::Internal(e.to_string()))?);
+        .body(upstream_body);
     for (name, value) in &resolved.extra_headers {
         request = request.header(*name, *value);
     }
     Ok(request)
+}
+
+/// The client's body as the upstream gets it: `model` replaced by the upstream's name and, when
+/// `include_usage`, `stream_options.include_usage` set to `true` (an existing non-object
+/// `stream_options` is left alone). Written straight from the parsed fields, without copying
+/// them; byte for byte what inserting into a copy of the map and serialising it would give.
+pub fn upstream_body(
+    fields: &Map<String, Value>,
+    model: &str,
+    include_usage: bool,
+) -> Result<Vec<u8>> {
+    let options = match fields.get("stream_options") {
+        None => Some(None),
+        Some(Value::Object(options)) => Some(Some(options)),
+        Some(_) => None,
+    };
+    let usage_patch;
+    let patches: &[(&str, Patch<'_>)] = match options {
+        Some(options) if include_usage => {
+            usage_patch = [
+                ("model", Patch::Str(model)),
+                ("stream_options", Patch::IncludeUsage(options)),
+            ];
+            &usage_patch
+        }
+        _ => &[("model", Patch::Str(model))],
+    };
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(
+        &mut out,
+        &Patched {
+            map: Some(fields),
+            patches,
+        },
+    )
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(out)
+}
+
+/// A value put into a map by [`Patched`].
+enum Patch<'a> {
+    Str(&'a str),
+    /// `stream_options` (the client's object, if any) with `include_usage: true`.
+    IncludeUsage(Option<&'a Map<String, Value>>),
+    True,
+}
+
+impl serde::Serialize for Patch<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Self::Str(text) => serializer.serialize_str(text),
+            Self::IncludeUsage(options) => Patched {
+                map: *options,
+                patches: &[("include_usage", Patch::True)],
+            }
+            .serialize(serializer),
+            Self::True => serializer.serialize_bool(true),
+        }
+    }
+}
+
+/// `map` with the `patches` (sorted by key) inserted or replacing, in the map's (sorted) key
+/// order, as `Map::insert` into a copy would have placed them.
+struct Patched<'a> {
+    map: Option<&'a Map<String, Value>>,
+    patches: &'a [(&'a str, Patch<'a>)],
+}
+
+impl serde::Serialize for Patched<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut out = serializer.serialize_map(None)?;
+        let mut patches = self.patches.iter().peekable();
+        for (key, value) in self.map.into_iter().flatten() {
+            while let Some((name, patch)) = patches.next_if(|(name, _)| *name <= key.as_str()) {
+                out.serialize_entry(name, patch)?;
+                if *name == key.as_str() {
+                    break;
+                }
+            }
+            if !self.patches.iter().any(|(name, _)| *name == key.as_str()) {
+                out.serialize_entry(key, value)?;
+            }
+        }
+        for (name, patch) in patches {
+            out.serialize_entry(name, patch)?;
+        }
+        out.end()
+    }
 }
 
 /// The default Anthropic base URL, for the Anthropic adapter.

@@ -109,3 +109,54 @@ fn mock_stream_ends_with_usage_then_done() {
     let usage_frame = std::str::from_utf8(&frames[frames.len() - 2]).unwrap();
     assert!(usage_frame.contains("\"choices\":[]") && usage_frame.contains("\"total_tokens\":5"));
 }
+
+/// What `build_request` sent before it wrote the body without copying the request.
+fn copied_and_serialised(fields: &Map<String, Value>, model: &str, include_usage: bool) -> Vec<u8> {
+    let mut fields = fields.clone();
+    fields.insert("model".into(), Value::String(model.into()));
+    if include_usage {
+        let options = fields
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(options) = options {
+            options.insert("include_usage".into(), Value::Bool(true));
+        }
+    }
+    serde_json::to_vec(&fields).unwrap()
+}
+
+#[test]
+fn upstream_body_is_byte_for_byte_the_patched_copy() {
+    let bodies = [
+        r#"{"model":"public","messages":[{"role":"user","content":"hi \"there\" \u00e9"}]}"#,
+        r#"{"messages":[],"model":"public","stream":true}"#,
+        r#"{"model":"public","stream":true,"stream_options":{"include_usage":false,"x":1}}"#,
+        r#"{"model":"public","stream":true,"stream_options":{"a":1,"z":[1,2,{"k":null}]}}"#,
+        r#"{"model":"public","stream":true,"stream_options":null,"temperature":0.5}"#,
+        r#"{"model":"public","a":1,"mode":"m","modelx":2,"stream_optionsz":3,"zz":{}}"#,
+        r#"{"model":"public"}"#,
+        r#"{"input":["a","b"],"model":"public","user":"u"}"#,
+    ];
+    for text in bodies {
+        let fields = body(text).fields;
+        for include_usage in [false, true] {
+            assert_eq!(
+                String::from_utf8(upstream_body(&fields, "real-model", include_usage).unwrap())
+                    .unwrap(),
+                String::from_utf8(copied_and_serialised(&fields, "real-model", include_usage))
+                    .unwrap(),
+                "{text} include_usage={include_usage}"
+            );
+        }
+    }
+    // A body without `model` (translated requests) gets one, in its place.
+    let mut fields = Map::new();
+    fields.insert("messages".into(), Value::Array(vec![]));
+    fields.insert("n".into(), Value::from(1));
+    for include_usage in [false, true] {
+        assert_eq!(
+            upstream_body(&fields, "m", include_usage).unwrap(),
+            copied_and_serialised(&fields, "m", include_usage)
+        );
+    }
+}

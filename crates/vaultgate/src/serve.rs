@@ -62,6 +62,13 @@ pub async fn serve(path: &Path, host: &str, port: u16) -> Result<ExitCode> {
         tracing::info!("shutting down: draining in-flight requests");
         signal.cancel();
     });
+    // Without TCP_NODELAY, a stream's second small write waits for the client's delayed ACK
+    // (~40 ms on Linux) under Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await

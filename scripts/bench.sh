@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# vaultgate benchmark: gateway overhead against a fast local upstream, on the realistic path.
+#
+#   scripts/bench.sh            10 s per run (stable numbers), writes .bench/results.md
+#   scripts/bench.sh --smoke    2 s per run, small counts: CI checks that it works (no assertions)
+#   scripts/bench.sh --soak     the default runs, then a 2-minute soak at 2,000 req/s with the
+#                               gateway's RSS sampled every 10 s, then 100k requests
+#
+# It builds the release binaries, installs the load tool (oha, from crates.io, into .tools/),
+# starts a local OpenBao dev server that holds the provider key and the master key, the mock
+# upstream (accepting only that provider key) and the gateway (SQLite, virtual keys, provider key
+# from OpenBao), creates a virtual key with limits through POST /key/generate and drives load
+# directly at the mock and through the gateway. Everything listens on 127.0.0.1 and every process
+# started here is stopped by pid on exit.
+#
+# Optional comparison with another gateway: BENCH_COMPARE_CMD is run with BENCH_COMPARE_PORT,
+# BENCH_UPSTREAM_URL (the mock's base URL, ending in /v1), BENCH_PROVIDER_KEY and BENCH_MODEL in its
+# environment; it must serve BENCH_MODEL on 127.0.0.1:$BENCH_COMPARE_PORT/v1/chat/completions
+# accepting `Authorization: Bearer ${BENCH_COMPARE_KEY:-$BENCH_PROVIDER_KEY}`. BENCH_COMPARE_NAME
+# labels its rows.
+#
+# Environment: OHA=path uses that oha binary; BENCH_BIN_DIR=dir takes vaultgate and
+# vaultgate-mock-upstream from dir instead of building them (before/after comparisons);
+# BENCH_OUT=file also copies the Markdown there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+mode=default
+case "${1:-}" in
+  "") ;;
+  --smoke) mode=smoke ;;
+  --soak) mode=soak ;;
+  *) echo "usage: scripts/bench.sh [--smoke|--soak]" >&2; exit 2 ;;
+esac
+case $mode in
+  smoke) duration=2; ttfb_iterations=200; bulk_requests=5000 ;;
+  *) duration=10; ttfb_iterations=3000; bulk_requests=100000 ;;
+esac
+rate=2000
+model=gpt-4o-mini
+state="$root/.bench"
+log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+log "setup: OpenBao CLI, release build, load tool"
+scripts/setup.sh
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+  bin=$(cd "$BENCH_BIN_DIR" && pwd)
+else
+  cargo build --release --quiet --bin vaultgate --bin vaultgate-mock-upstream
+  bin="$root/target/release"
+fi
+oha="${OHA:-}"
+if [ -z "$oha" ]; then
+  if [ -x "$root/.tools/bin/oha" ]; then
+    oha="$root/.tools/bin/oha"
+  elif command -v oha >/dev/null 2>&1; then
+    oha=$(command -v oha)
+  else
+    log "installing oha into .tools/ (cargo install --locked --no-default-features oha: plain HTTP only, once, a few minutes)"
+    cargo install --locked --quiet --no-default-features oha --root "$root/.tools"
+    oha="$root/.tools/bin/oha"
+  fi
+fi
+"$oha" --version >/dev/null
+py=python3
+
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    local alive=false
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=true; done
+    $alive || break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # url, what
+  for _ in $(seq 1 150); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "$2 did not come up within 15 s; see $state/*.log" >&2
+  exit 1
+}
+random() { $py -c 'import secrets; print(secrets.token_urlsafe(18))'; }
+
+rm -rf "$state" && mkdir -p "$state/runs"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+log "starting OpenBao (dev server), the mock upstream and vaultgate on 127.0.0.1"
+bao_port=$(free_port)
+export VAULT_ADDR="http://127.0.0.1:$bao_port" VAULT_TOKEN=root
+.venv/bin/bao server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$bao_port" \
+  -dev-no-store-token >"$state/openbao.log" 2>&1 &
+pids+=($!)
+wait_for "$VAULT_ADDR/v1/sys/health" OpenBao
+provider_key="sk-provider-$(random)"
+master_key="sk-master-$(random)"
+.venv/bin/bao kv put -mount=secret OPENAI_API_KEY key="$provider_key" >/dev/null
+.venv/bin/bao kv put -mount=secret LITELLM_MASTER_KEY key="$master_key" >/dev/null
+
+mock_port=$(free_port)
+"$bin/vaultgate-mock-upstream" --port "$mock_port" --require-key "$provider_key" \
+  >"$state/mock.log" 2>&1 &
+pids+=($!)
+upstream="http://127.0.0.1:$mock_port/v1"
+
+cat >"$state/config.yaml" <<YAML
+# Written by scripts/bench.sh: the provider key and the master key come from OpenBao.
+model_list:
+  - model_name: $model
+    litellm_params:
+      model: openai/$model
+      api_base: os.environ/BENCH_UPSTREAM_BASE
+      api_key: os.environ/OPENAI_API_KEY
+    model_info:
+      input_cost_per_token: 0.00000015
+      output_cost_per_token: 0.0000006
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+  database_url: sqlite://$state/vaultgate.db
+  key_management_system: hashicorp_vault
+  key_management_settings:
+    hosted_keys: [OPENAI_API_KEY, LITELLM_MASTER_KEY]
+YAML
+
+gw_port=$(free_port)
+HCP_VAULT_ADDR="$VAULT_ADDR" HCP_VAULT_TOKEN=root BENCH_UPSTREAM_BASE="$upstream" \
+  "$bin/vaultgate" --config "$state/config.yaml" --host 127.0.0.1 --port "$gw_port" \
+  >"$state/vaultgate.log" 2>&1 &
+gw_pid=$!
+pids+=($gw_pid)
+gateway="http://127.0.0.1:$gw_port"
+wait_for "$gateway/health/readiness" vaultgate
+wait_for_mock() {
+  for _ in $(seq 1 150); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$upstream/chat/completions" \
+      -H "Authorization: Bearer $provider_key" -H 'Content-Type: application/json' \
+      -d "{\"model\":\"$model\",\"messages\":[]}" || true)
+    [ "$code" = 200 ] && return 0
+    sleep 0.1
+  done
+  echo "the mock upstream did not come up; see $state/mock.log" >&2
+  exit 1
+}
+wait_for_mock
+
+log "creating a virtual key with limits (POST /key/generate)"
+virtual_key=$(curl -fsS "$gateway/key/generate" -H "Authorization: Bearer $master_key" \
+  -H 'Content-Type: application/json' \
+  -d "{\"key_alias\":\"bench\",\"models\":[\"$model\"],\"max_budget\":1000000,\"rpm_limit\":100000000,\"tpm_limit\":10000000000,\"max_parallel_requests\":1000}" |
+  $py -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+
+body_file="$state/body.json"
+printf '{"model":"%s","messages":[{"role":"user","content":"Say hello."}]}' "$model" >"$body_file"
+
+# oha NAME URL KEY ARGS...: one load run, JSON kept in $state/runs/NAME.json
+run() {
+  local name=$1 url=$2 key=$3
+  shift 3
+  "$oha" --no-tui --output-format json -m POST -H "Authorization: Bearer $key" \
+    -T application/json -D "$body_file" "$@" "$url/chat/completions" >"$state/runs/$name.json"
+}
+vault_requests() {
+  curl -fsS "$gateway/metrics" |
+    awk '/^vaultgate_vault_requests_total/ {sum += $NF} END {printf "%d\n", sum}'
+}
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$gw_pid/status"; }
+
+log "warm-up"
+run warm-direct "$upstream" "$provider_key" -z 1s -c 16
+run warm-gateway "$gateway/v1" "$virtual_key" -z 1s -c 16
+
+vault_before=$(vault_requests)
+log "saturation, 1 and 16 connections, ${duration}s each"
+for c in 1 16; do
+  run "direct-c$c" "$upstream" "$provider_key" -z "${duration}s" -c "$c"
+  run "gateway-c$c" "$gateway/v1" "$virtual_key" -z "${duration}s" -c "$c"
+done
+log "fixed rate $rate req/s, ${duration}s each (latency corrected)"
+run direct-rate "$upstream" "$provider_key" -z "${duration}s" -c 32 -q "$rate" --latency-correction
+run gateway-rate "$gateway/v1" "$virtual_key" -z "${duration}s" -c 32 -q "$rate" --latency-correction
+
+log "stream time to first frame, 1 connection, $ttfb_iterations requests each"
+$py scripts/bench/ttfb.py "$upstream/chat/completions" "$provider_key" "$model" "$ttfb_iterations" \
+  >"$state/runs/ttfb-direct.json"
+$py scripts/bench/ttfb.py "$gateway/v1/chat/completions" "$virtual_key" "$model" "$ttfb_iterations" \
+  >"$state/runs/ttfb-gateway.json"
+
+if [ "$mode" = soak ]; then
+  log "soak: 120 s at $rate req/s through the gateway, RSS every 10 s"
+  run soak "$gateway/v1" "$virtual_key" -z 120s -c 32 -q "$rate" --latency-correction &
+  soak_pid=$!
+  pids+=($soak_pid)
+  : >"$state/rss.txt"
+  for t in $(seq 0 10 120); do
+    echo "$t $(rss_kb)" >>"$state/rss.txt"
+    [ "$t" -lt 120 ] && sleep 10
+  done
+  wait "$soak_pid"
+fi
+
+log "$bulk_requests requests through the gateway, 16 connections"
+run bulk "$gateway/v1" "$virtual_key" -n "$bulk_requests" -c 16
+vault_after=$(vault_requests)
+hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$gw_pid/status")
+rss_end_kb=$(rss_kb)
+served=$(curl -fsS "$gateway/metrics" |
+  awk '/^vaultgate_requests_total/ && /status="200"/ {sum += $NF} END {printf "%d\n", sum}')
+# Spend reaches SQLite through the batch writer, never on the request path: give it a moment.
+sleep 2
+spend=$(curl -fsS "$gateway/key/info?key=$virtual_key" -H "Authorization: Bearer $master_key" |
+  $py -c 'import json,sys; print(json.load(sys.stdin)["info"]["spend"])' 2>/dev/null || echo "?")
+
+compare=false
+if [ -n "${BENCH_COMPARE_CMD:-}" ]; then
+  name="${BENCH_COMPARE_NAME:-comparison}"
+  log "comparison: $name"
+  compare_port=$(free_port)
+  BENCH_COMPARE_PORT=$compare_port BENCH_UPSTREAM_URL=$upstream BENCH_PROVIDER_KEY=$provider_key \
+    BENCH_MODEL=$model bash -c "$BENCH_COMPARE_CMD" >"$state/compare.log" 2>&1 &
+  compare_pid=$!
+  pids+=($compare_pid)
+  compare_key="${BENCH_COMPARE_KEY:-$provider_key}"
+  compare_url="http://127.0.0.1:$compare_port/v1"
+  ok=false
+  for _ in $(seq 1 600); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$compare_url/chat/completions" \
+      -H "Authorization: Bearer $compare_key" -H 'Content-Type: application/json' -d @"$body_file" || true)
+    [ "$code" = 200 ] && { ok=true; break; }
+    kill -0 "$compare_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if $ok; then
+    compare=true
+    run warm-compare "$compare_url" "$compare_key" -z 1s -c 16
+    run compare-c1 "$compare_url" "$compare_key" -z "${duration}s" -c 1
+    run compare-c16 "$compare_url" "$compare_key" -z "${duration}s" -c 16
+    run compare-rate "$compare_url" "$compare_key" -z "${duration}s" -c 32 -q "$rate" --latency-correction
+    compare_hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$compare_pid/status" 2>/dev/null || echo 0)
+    echo "${compare_hwm_kb:-0}" >"$state/runs/compare-hwm.txt"
+    $py scripts/bench/ttfb.py "$compare_url/chat/completions" "$compare_key" "$model" \
+      "$ttfb_iterations" >"$state/runs/compare-ttfb.json" || rm -f "$state/runs/compare-ttfb.json"
+  else
+    echo "the comparison gateway did not answer within 60 s; see $state/compare.log" >&2
+  fi
+fi
+
+cat >"$state/facts.json" <<JSON
+{"mode": "$mode", "duration": $duration, "rate": $rate, "ttfb_iterations": $ttfb_iterations,
+ "bulk_requests": $bulk_requests, "vault_before": $vault_before, "vault_after": $vault_after,
+ "hwm_kb": $hwm_kb, "rss_end_kb": $rss_end_kb, "served": $served, "spend": "$spend",
+ "compare": $compare, "compare_name": "${BENCH_COMPARE_NAME:-comparison}",
+ "load_start": "$load_start", "load_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
+ "command": "scripts/bench.sh${1:+ $1}"}
+JSON
+$py scripts/bench/report.py "$state" | tee "$state/results.md"
+if [ -n "${BENCH_OUT:-}" ]; then cp "$state/results.md" "$BENCH_OUT"; fi
