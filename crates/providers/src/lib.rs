@@ -60,6 +60,8 @@ pub struct Deployment {
     pub max_tokens: Option<u64>,
     pub mock_response: Option<String>,
     pub model_info: ModelInfo,
+    /// Upstream URLs already parsed, so requests skip URL parsing (and IDNA).
+    urls: UrlCache,
 }
 
 impl Deployment {
@@ -109,12 +111,58 @@ impl Deployment {
             max_tokens: params.max_tokens,
             mock_response: params.mock_response.clone(),
             model_info: entry.model_info.clone(),
+            urls: UrlCache::default(),
         })
     }
 
     /// The secret references whose values this deployment sends upstream.
     pub fn api_key_reference(&self) -> Option<&str> {
         self.api_key.as_ref().and_then(ConfigValue::reference)
+    }
+}
+
+/// Upstream URLs of one deployment parsed once each. The base (and Azure's API version) may come
+/// from a secret that changes on refresh, so an entry remembers what it was built from.
+#[derive(Debug, Default)]
+struct UrlCache(std::sync::RwLock<Vec<CachedUrl>>);
+
+#[derive(Debug)]
+struct CachedUrl {
+    endpoint: Endpoint,
+    base: String,
+    version: Option<String>,
+    url: reqwest::Url,
+}
+
+impl UrlCache {
+    /// The URL for `endpoint` on `base`: cached, else from `parse` (and cached, replacing any
+    /// entry of the endpoint built from another base). `None` when `parse` fails.
+    fn get(
+        &self,
+        endpoint: Endpoint,
+        base: &str,
+        version: Option<&str>,
+        parse: impl FnOnce() -> Option<reqwest::Url>,
+    ) -> Option<reqwest::Url> {
+        let matches = |entry: &CachedUrl| {
+            entry.endpoint == endpoint && entry.base == base && entry.version.as_deref() == version
+        };
+        if let Ok(entries) = self.0.read()
+            && let Some(entry) = entries.iter().find(|e| matches(e))
+        {
+            return Some(entry.url.clone());
+        }
+        let url = parse()?;
+        if let Ok(mut entries) = self.0.write() {
+            entries.retain(|entry| entry.endpoint != endpoint);
+            entries.push(CachedUrl {
+                endpoint,
+                base: base.to_owned(),
+                version: version.map(str::to_owned),
+                url: url.clone(),
+            });
+        }
+        Some(url)
     }
 }
 
@@ -188,7 +236,13 @@ pub fn build_request(
                 .api_base
                 .unwrap_or(OPENAI_DEFAULT_BASE)
                 .trim_end_matches('/');
-            let mut request = client.post(format!("{base}/{}", endpoint.path()));
+            let mut request = match deployment.urls.get(endpoint, base, None, || {
+                reqwest::Url::parse(&format!("{base}/{}", endpoint.path())).ok()
+            }) {
+                Some(url) => client.post(url),
+                // Not a URL: reqwest reports it when the request is sent, as before.
+                None => client.post(format!("{base}/{}", endpoint.path())),
+            };
             if let Some(key) = resolved.api_key {
                 request = request.bearer_auth(key);
             }
@@ -208,17 +262,25 @@ pub fn build_request(
                 })?
                 .trim_end_matches('/');
             let version = resolved.api_version.unwrap_or(AZURE_DEFAULT_API_VERSION);
-            let url = reqwest::Url::parse_with_params(
-                &format!(
-                    "{base}/openai/deployments/{}/{}",
-                    deployment.upstream_model,
-                    endpoint.path()
-                ),
-                [("api-version", version)],
-            )
-            .map_err(|e| {
-                Error::Config(format!("deployment {}: bad api_base: {e}", deployment.id))
-            })?;
+            let parse = || {
+                reqwest::Url::parse_with_params(
+                    &format!(
+                        "{base}/openai/deployments/{}/{}",
+                        deployment.upstream_model,
+                        endpoint.path()
+                    ),
+                    [("api-version", version)],
+                )
+            };
+            let url = match deployment
+                .urls
+                .get(endpoint, base, Some(version), || parse().ok())
+            {
+                Some(url) => url,
+                None => parse().map_err(|e| {
+                    Error::Config(format!("deployment {}: bad api_base: {e}", deployment.id))
+                })?,
+            };
             // Azure takes the deployment from the URL; the body's model is ignored but harmless.
             let mut request = client.post(url);
             if let Some(key) = resolved.api_key {

@@ -160,3 +160,94 @@ fn upstream_body_is_byte_for_byte_the_patched_copy() {
         );
     }
 }
+
+#[test]
+fn cached_upstream_urls_follow_a_changed_base() {
+    let d = deployment(
+        "model_list:\n  - model_name: public\n    litellm_params: {model: openai/real-model}\n",
+    );
+    let client = reqwest::Client::new();
+    let url = |base: &'static str, endpoint: Endpoint| {
+        let resolved = Resolved {
+            api_base: Some(base),
+            ..Resolved::default()
+        };
+        build_request(
+            &client,
+            &d,
+            &resolved,
+            endpoint,
+            &body(r#"{"model":"public"}"#),
+            false,
+        )
+        .unwrap()
+        .build()
+        .unwrap()
+        .url()
+        .to_string()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            url("http://a.test/v1", Endpoint::ChatCompletions),
+            "http://a.test/v1/chat/completions"
+        );
+        assert_eq!(
+            url("http://a.test/v1", Endpoint::Embeddings),
+            "http://a.test/v1/embeddings"
+        );
+    }
+    assert_eq!(
+        url("http://b.test/v1/", Endpoint::ChatCompletions),
+        "http://b.test/v1/chat/completions"
+    );
+    // Not a URL: the error comes when the request is built, as before.
+    let resolved = Resolved {
+        api_base: Some("not a url"),
+        ..Resolved::default()
+    };
+    assert!(
+        build_request(
+            &client,
+            &d,
+            &resolved,
+            Endpoint::ChatCompletions,
+            &body(r#"{"model":"public"}"#),
+            false
+        )
+        .unwrap()
+        .build()
+        .is_err()
+    );
+}
+
+#[test]
+fn cached_azure_urls_follow_a_changed_api_version() {
+    let d = deployment(
+        "model_list:\n  - model_name: gpt\n    litellm_params: {model: azure/dep-1, api_base: 'https://x.openai.azure.com/', api_key: k}\n",
+    );
+    let client = reqwest::Client::new();
+    for version in ["2024-02-01", "2024-10-21", "2024-02-01"] {
+        let resolved = Resolved {
+            api_base: Some("https://x.openai.azure.com/"),
+            api_version: Some(version),
+            ..Resolved::default()
+        };
+        let request = build_request(
+            &client,
+            &d,
+            &resolved,
+            Endpoint::ChatCompletions,
+            &body(r#"{"model":"gpt"}"#),
+            false,
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        assert_eq!(
+            request.url().as_str(),
+            format!(
+                "https://x.openai.azure.com/openai/deployments/dep-1/chat/completions?api-version={version}"
+            )
+        );
+    }
+}
