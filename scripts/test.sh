@@ -8,4 +8,4 @@ scripts/setup.sh
 export VAULTGATE_BAO_BIN="$PWD/.venv/bin/bao"
 export VAULTGATE_PYTHON="$PWD/.venv/bin/python"
 export VAULTGATE_TEST_POSTGRES_URL="${VAULTGATE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
-cargo test --workspace --all-targets "$@"
+cargo test --workspace --all-targets --no-fail-fast "$@"
