@@ -380,7 +380,7 @@ async fn limits_budgets_and_spend_are_enforced_on_model_routes() {
     .await;
     let single = single["key"].as_str().unwrap().to_owned();
     env.mock.push(vaultgate_mock_upstream::Script {
-        delay: Duration::from_millis(1500),
+        delay: Duration::from_millis(3000),
         ..Default::default()
     });
     let slow = tokio::spawn({
@@ -398,8 +398,8 @@ async fn limits_budgets_and_spend_are_enforced_on_model_routes() {
         }
     });
     let mut saw_429 = false;
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
         if env.mock.requests().len() >= 3 {
             saw_429 = status_as(&gateway, &single, "gpt-b").await == 429;
             break;
