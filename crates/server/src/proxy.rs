@@ -28,8 +28,73 @@ pub async fn handle(
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
-    record_request(endpoint.path(), model, &response, started);
+    app.request_metrics.record(
+        endpoint.path(),
+        model.as_deref(),
+        response.status(),
+        started,
+    );
     response
+}
+
+/// The request counter and latency histogram of each (route, model, status), registered once:
+/// `metrics::counter!` with owned labels allocates and hashes three labels on every request.
+/// Models are the configured ones (or none), so the set stays small.
+#[derive(Default)]
+pub struct RequestMetrics {
+    by_model: std::sync::RwLock<std::collections::HashMap<String, Vec<RequestSeries>>>,
+}
+
+struct RequestSeries {
+    route: &'static str,
+    status: StatusCode,
+    count: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl RequestMetrics {
+    /// Same series as [`record_request`].
+    pub(crate) fn record(
+        &self,
+        route: &'static str,
+        model: Option<&str>,
+        status: StatusCode,
+        started: Instant,
+    ) {
+        let model = model.unwrap_or_default();
+        let seconds = started.elapsed().as_secs_f64();
+        let find = |series: &[RequestSeries]| {
+            series
+                .iter()
+                .position(|s| s.route == route && s.status == status)
+        };
+        if let Ok(map) = self.by_model.read()
+            && let Some(series) = map.get(model)
+            && let Some(index) = find(series)
+            && let Some(found) = series.get(index)
+        {
+            found.count.increment(1);
+            found.duration.record(seconds);
+            return;
+        }
+        let count = metrics::counter!("vaultgate_requests_total", "route" => route,
+            "model" => model.to_owned(), "status" => status.as_u16().to_string());
+        let duration = metrics::histogram!("vaultgate_request_duration_seconds",
+            "route" => route, "model" => model.to_owned());
+        count.increment(1);
+        duration.record(seconds);
+        if let Ok(mut map) = self.by_model.write() {
+            let series = map.entry(model.to_owned()).or_default();
+            if find(series).is_none() {
+                series.push(RequestSeries {
+                    route,
+                    status,
+                    count,
+                    duration,
+                });
+            }
+        }
+    }
 }
 
 /// Counts a finished model request and its latency, by route, model and status.

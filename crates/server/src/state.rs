@@ -30,6 +30,8 @@ pub struct AppState {
     pub body_limit: usize,
     pub metrics: PrometheusHandle,
     pub keys: Option<KeyService>,
+    /// Handles of the per-request metrics, registered on first use.
+    pub(crate) request_metrics: crate::proxy::RequestMetrics,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             body_limit,
             metrics: options.metrics,
             keys: options.keys,
+            request_metrics: Default::default(),
         })
     }
 }
