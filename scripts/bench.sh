@@ -66,8 +66,10 @@ fi
 py=python3
 
 pids=()
+groups=() # process groups of commands we did not write (BENCH_COMPARE_CMD), by their leader's pid
 cleanup() {
   local pid
+  for pid in "${groups[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for _ in $(seq 1 50); do
     local alive=false
@@ -76,6 +78,7 @@ cleanup() {
     sleep 0.1
   done
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${groups[@]}"; do kill -9 -- "-$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -162,7 +165,7 @@ printf '{"model":"%s","messages":[{"role":"user","content":"Say hello."}]}' "$mo
 run() {
   local name=$1 url=$2 key=$3
   shift 3
-  "$oha" --no-tui --output-format json -m POST -H "Authorization: Bearer $key" \
+  timeout 900 "$oha" --no-tui --output-format json -t 10s -m POST -H "Authorization: Bearer $key" \
     -T application/json -D "$body_file" "$@" "$url/chat/completions" >"$state/runs/$name.json"
 }
 vault_requests() {
@@ -222,9 +225,10 @@ if [ -n "${BENCH_COMPARE_CMD:-}" ]; then
   log "comparison: $name"
   compare_port=$(free_port)
   BENCH_COMPARE_PORT=$compare_port BENCH_UPSTREAM_URL=$upstream BENCH_PROVIDER_KEY=$provider_key \
-    BENCH_MODEL=$model bash -c "$BENCH_COMPARE_CMD" >"$state/compare.log" 2>&1 &
+    BENCH_MODEL=$model setsid bash -c "$BENCH_COMPARE_CMD" >"$state/compare.log" 2>&1 &
   compare_pid=$!
   pids+=($compare_pid)
+  groups+=($compare_pid)
   compare_key="${BENCH_COMPARE_KEY:-$provider_key}"
   compare_url="http://127.0.0.1:$compare_port/v1"
   ok=false
