@@ -57,8 +57,8 @@ if [ -z "$oha" ]; then
   elif command -v oha >/dev/null 2>&1; then
     oha=$(command -v oha)
   else
-    log "installing oha into .tools/ (cargo install --locked --no-default-features oha: plain HTTP only, once, a few minutes)"
-    cargo install --locked --quiet --no-default-features oha --root "$root/.tools"
+    log "installing oha into .tools/ (cargo install --locked oha: once, several minutes)"
+    cargo install --locked --quiet oha --root "$root/.tools"
     oha="$root/.tools/bin/oha"
   fi
 fi
