@@ -48,7 +48,7 @@ if [ -n "${BENCH_BIN_DIR:-}" ]; then
   bin=$(cd "$BENCH_BIN_DIR" && pwd)
 else
   cargo build --release --quiet --bin vaultgate --bin vaultgate-mock-upstream
-  bin="$root/target/release"
+  bin=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release
 fi
 oha="${OHA:-}"
 if [ -z "$oha" ]; then
