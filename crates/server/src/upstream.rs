@@ -69,26 +69,14 @@ pub struct MessagesRequest {
     pub stream: bool,
     /// Protocol headers of the client (`anthropic-version`, `anthropic-beta`).
     pub protocol_headers: Vec<(HeaderName, HeaderValue)>,
-    /// The same request as an OpenAI chat request, for OpenAI/Azure deployments; built once.
-    pub as_chat: Result<ChatBody>,
+    /// The same request as an OpenAI chat request, built the first time an OpenAI/Azure
+    /// deployment needs it (never for a pure Anthropic pass-through).
+    as_chat: std::sync::OnceLock<Result<ChatBody>>,
 }
 
 impl MessagesRequest {
     pub fn new(body: Map<String, Value>, model: String, client_headers: &HeaderMap) -> Self {
         let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-        let as_chat =
-            anthropic::messages_to_chat_request(&Value::Object(body.clone())).and_then(|chat| {
-                match chat {
-                    Value::Object(fields) => Ok(ChatBody {
-                        fields,
-                        model: model.clone(),
-                        stream,
-                    }),
-                    _ => Err(Error::Internal(
-                        "the translated request is not an object".into(),
-                    )),
-                }
-            });
         let protocol_headers = ANTHROPIC_CLIENT_HEADERS
             .iter()
             .filter_map(|name| {
@@ -101,8 +89,24 @@ impl MessagesRequest {
             model,
             stream,
             protocol_headers,
-            as_chat,
+            as_chat: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The request as an OpenAI chat request (translated once, on first use).
+    fn as_chat(&self) -> &Result<ChatBody> {
+        self.as_chat.get_or_init(|| {
+            match anthropic::messages_to_chat_request(&Value::Object(self.body.clone()))? {
+                Value::Object(fields) => Ok(ChatBody {
+                    fields,
+                    model: self.model.clone(),
+                    stream: self.stream,
+                }),
+                _ => Err(Error::Internal(
+                    "the translated request is not an object".into(),
+                )),
+            }
+        })
     }
 }
 
@@ -120,7 +124,7 @@ pub async fn attempt_messages(
         .await?;
         return Ok(track_stream(app, &deployment, reply));
     }
-    let chat = match &request.as_chat {
+    let chat = match request.as_chat() {
         Ok(chat) => chat,
         Err(error) => return Err(copy_error(error)),
     };
