@@ -5,6 +5,8 @@
 #   scripts/bench.sh --smoke    2 s per run, small counts: CI checks that it works (no assertions)
 #   scripts/bench.sh --soak     the default runs, then a 2-minute soak at 2,000 req/s with the
 #                               gateway's RSS sampled every 10 s, then 100k requests
+#   scripts/bench.sh --profile  the gateway under valgrind's callgrind: user-space instructions per
+#                               request (repeatable whatever else the machine does) and where they go
 #
 # It builds the release binaries, installs the load tool (oha, from crates.io, into .tools/),
 # starts a local OpenBao dev server that holds the provider key and the master key, the mock
@@ -31,7 +33,8 @@ case "${1:-}" in
   "") ;;
   --smoke) mode=smoke ;;
   --soak) mode=soak ;;
-  *) echo "usage: scripts/bench.sh [--smoke|--soak]" >&2; exit 2 ;;
+  --profile) mode=profile ;;
+  *) echo "usage: scripts/bench.sh [--smoke|--soak|--profile]" >&2; exit 2 ;;
 esac
 case $mode in
   smoke) duration=2; ttfb_iterations=200; bulk_requests=5000 ;;
@@ -63,46 +66,26 @@ if [ -z "$oha" ]; then
   fi
 fi
 "$oha" --version >/dev/null
-py=python3
+source scripts/lib.sh
 
 pids=()
 groups=() # process groups of commands we did not write (BENCH_COMPARE_CMD), by their leader's pid
 cleanup() {
   local pid
   for pid in "${groups[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for _ in $(seq 1 50); do
-    local alive=false
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=true; done
-    $alive || break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  stop_pids
   for pid in "${groups[@]}"; do kill -9 -- "-$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # url, what
-  for _ in $(seq 1 150); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "$2 did not come up within 15 s; see $state/*.log" >&2
-  exit 1
-}
-random() { $py -c 'import secrets; print(secrets.token_urlsafe(18))'; }
-
 rm -rf "$state" && mkdir -p "$state/runs"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log "starting OpenBao (dev server), the mock upstream and vaultgate on 127.0.0.1"
-bao_port=$(free_port)
-export VAULT_ADDR="http://127.0.0.1:$bao_port" VAULT_TOKEN=root
-.venv/bin/bao server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$bao_port" \
-  -dev-no-store-token >"$state/openbao.log" 2>&1 &
-pids+=($!)
-wait_for "$VAULT_ADDR/v1/sys/health" OpenBao
-provider_key="sk-provider-$(random)"
-master_key="sk-master-$(random)"
+start_openbao
+provider_key="sk-provider-$(random_secret)"
+master_key="sk-master-$(random_secret)"
 .venv/bin/bao kv put -mount=secret OPENAI_API_KEY key="$provider_key" >/dev/null
 .venv/bin/bao kv put -mount=secret LITELLM_MASTER_KEY key="$master_key" >/dev/null
 
@@ -132,13 +115,17 @@ general_settings:
 YAML
 
 gw_port=$(free_port)
+wrap=()
+if [ "$mode" = profile ]; then
+  wrap=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$state/callgrind.out")
+fi
 HCP_VAULT_ADDR="$VAULT_ADDR" HCP_VAULT_TOKEN=root BENCH_UPSTREAM_BASE="$upstream" \
-  "$bin/vaultgate" --config "$state/config.yaml" --host 127.0.0.1 --port "$gw_port" \
+  "${wrap[@]}" "$bin/vaultgate" --config "$state/config.yaml" --host 127.0.0.1 --port "$gw_port" \
   >"$state/vaultgate.log" 2>&1 &
 gw_pid=$!
 pids+=($gw_pid)
 gateway="http://127.0.0.1:$gw_port"
-wait_for "$gateway/health/readiness" vaultgate
+wait_for "$gateway/health/readiness" vaultgate 120
 wait_for_mock() {
   for _ in $(seq 1 150); do
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$upstream/chat/completions" \
@@ -173,6 +160,29 @@ vault_requests() {
     awk '/^vaultgate_vault_requests_total/ {sum += $NF} END {printf "%d\n", sum}'
 }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$gw_pid/status"; }
+
+if [ "$mode" = profile ]; then
+  requests=5000
+  log "profile: $requests requests at 4 connections through the gateway under callgrind"
+  run warm-gateway "$gateway/v1" "$virtual_key" -n 500 -c 4
+  callgrind_control -i on "$gw_pid" >/dev/null
+  run profile "$gateway/v1" "$virtual_key" -n "$requests" -c 4
+  callgrind_control -i off "$gw_pid" >/dev/null
+  callgrind_control -d "$gw_pid" >/dev/null
+  sleep 1
+  out=$(ls -t "$state"/callgrind.out.* | head -1)
+  callgrind_annotate --inclusive=yes "$out" 2>/dev/null | head -60 >"$state/profile.txt"
+  total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  $py - "$state/runs/profile.json" "$total" "$requests" <<'PY'
+import json, sys
+run, total, requests = json.load(open(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3])
+codes = run.get("statusCodeDistribution", {})
+print(f"gateway user-space instructions per request: {total // requests:,} "
+      f"({requests:,} requests, status codes {codes})")
+PY
+  echo "inclusive profile: $state/profile.txt (callgrind_annotate $out for more)"
+  exit 0
+fi
 
 log "warm-up"
 run warm-direct "$upstream" "$provider_key" -z 1s -c 16

@@ -19,32 +19,19 @@ scripts/setup.sh
 cargo build --release --quiet --bin vaultgate --bin vaultgate-mock-upstream
 bin=target/release
 
+source scripts/lib.sh
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
-
-free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # url, what
-  for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "$2 did not come up; see $state/*.log" >&2; exit 1
-}
+trap stop_pids EXIT
+trap 'exit 130' INT TERM
 
 rm -rf "$state" && mkdir -p "$state"
-bao_port=$(free_port)
+step "Starting a local OpenBao dev server"
+start_openbao
+echo "OpenBao dev server on $VAULT_ADDR"
 model_port=$(free_port)
-export VAULT_ADDR="http://127.0.0.1:$bao_port" VAULT_TOKEN=root
 
-step "Starting a local OpenBao dev server on $VAULT_ADDR"
-.venv/bin/bao server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$bao_port" \
-  -dev-no-store-token >"$state/openbao.log" 2>&1 &
-pids+=($!)
-wait_for "$VAULT_ADDR/v1/sys/health" OpenBao
-
-provider_key="sk-offline-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')"
-master_key="sk-master-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')"
+provider_key="sk-offline-$(random_secret)"
+master_key="sk-master-$(random_secret)"
 .venv/bin/bao kv put -mount=secret OPENAI_API_KEY key="$provider_key" >/dev/null
 .venv/bin/bao kv put -mount=secret LITELLM_MASTER_KEY key="$master_key" >/dev/null
 echo "stored secret/OPENAI_API_KEY and secret/LITELLM_MASTER_KEY in OpenBao"
@@ -69,13 +56,13 @@ step "Creating a virtual key (POST /key/generate with the master key)"
 generated=$(curl -fsS "http://127.0.0.1:$port/key/generate" -H "Authorization: Bearer $master_key" \
   -H 'Content-Type: application/json' \
   -d '{"key_alias": "quickstart-demo", "models": ["gpt-4o-mini", "demo-echo"], "max_budget": 1.0}')
-echo "$generated" | .venv/bin/python -m json.tool
-virtual_key=$(echo "$generated" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+echo "$generated" | $py -m json.tool
+virtual_key=$(echo "$generated" | $py -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 
 step "Calling gpt-4o-mini with the virtual key"
 curl -fsS "http://127.0.0.1:$port/v1/chat/completions" -H "Authorization: Bearer $virtual_key" \
   -H 'Content-Type: application/json' \
-  -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}' | .venv/bin/python -m json.tool
+  -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}' | $py -m json.tool
 
 step "The virtual key's copy in OpenBao (bao kv get -mount=secret litellm/quickstart-demo)"
 .venv/bin/bao kv get -mount=secret litellm/quickstart-demo

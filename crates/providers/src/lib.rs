@@ -2,13 +2,16 @@
 //! and how its answer comes back. No routing, no secrets lookup: callers pass resolved values.
 
 pub mod anthropic;
+mod body;
 pub mod mock;
+
+pub use body::ChatBody;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderName;
-use serde_json::{Map, Value};
+use http::{HeaderName, HeaderValue};
+use serde_json::Value;
 use vaultgate_config::{ConfigValue, ModelEntry, ModelInfo, Provider, parse_model};
 use vaultgate_core::{Error, Result};
 
@@ -131,7 +134,7 @@ struct CachedUrl {
     endpoint: Endpoint,
     base: String,
     version: Option<String>,
-    url: reqwest::Url,
+    url: http::Uri,
 }
 
 impl UrlCache {
@@ -142,8 +145,8 @@ impl UrlCache {
         endpoint: Endpoint,
         base: &str,
         version: Option<&str>,
-        parse: impl FnOnce() -> Option<reqwest::Url>,
-    ) -> Option<reqwest::Url> {
+        parse: impl FnOnce() -> Option<http::Uri>,
+    ) -> Option<http::Uri> {
         let matches = |entry: &CachedUrl| {
             entry.endpoint == endpoint && entry.base == base && entry.version.as_deref() == version
         };
@@ -176,80 +179,31 @@ pub struct Resolved<'a> {
     pub extra_headers: Vec<(&'a HeaderName, &'a str)>,
 }
 
-/// The request body with the fields the gateway needs read up front.
-pub struct ChatBody {
-    pub fields: Map<String, Value>,
-    pub model: String,
-    pub stream: bool,
-}
-
-impl ChatBody {
-    /// Parses a client body: a JSON object with a string `model`.
-    pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::bad_request(format!("request body is not valid JSON: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(Error::bad_request("request body must be a JSON object"));
-        };
-        let model = match fields.get("model") {
-            Some(Value::String(model)) if !model.is_empty() => model.clone(),
-            Some(_) => {
-                return Err(Error::bad_param(
-                    "model",
-                    "`model` must be a non-empty string",
-                ));
-            }
-            None => {
-                return Err(Error::bad_param(
-                    "model",
-                    "missing required parameter `model`",
-                ));
-            }
-        };
-        let stream = fields
-            .get("stream")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        Ok(Self {
-            fields,
-            model,
-            stream,
-        })
-    }
-}
+/// An upstream request, ready to send.
+pub type UpstreamRequest = http::Request<Bytes>;
 
 /// Builds the upstream HTTP request for an OpenAI-shaped body.
 /// `want_usage` asks a streaming upstream to append a usage chunk (for spend tracking).
 pub fn build_request(
-    client: &reqwest::Client,
     deployment: &Deployment,
     resolved: &Resolved<'_>,
     endpoint: Endpoint,
     body: &ChatBody,
     want_usage: bool,
-) -> Result<reqwest::RequestBuilder> {
+) -> Result<UpstreamRequest> {
     let include_usage = body.stream && want_usage && endpoint != Endpoint::Embeddings;
-    let upstream_body = upstream_body(&body.fields, &deployment.upstream_model, include_usage)?;
-    let request = match deployment.provider {
+    let upstream_body = body.upstream_body(&deployment.upstream_model, include_usage);
+    let mut request = http::Request::post(match deployment.provider {
         Provider::OpenAi => {
             let base = resolved
                 .api_base
                 .unwrap_or(OPENAI_DEFAULT_BASE)
                 .trim_end_matches('/');
-            let mut request = match deployment.urls.get(endpoint, base, None, || {
-                reqwest::Url::parse(&format!("{base}/{}", endpoint.path())).ok()
-            }) {
-                Some(url) => client.post(url),
-                // Not a URL: reqwest reports it when the request is sent, as before.
-                None => client.post(format!("{base}/{}", endpoint.path())),
-            };
-            if let Some(key) = resolved.api_key {
-                request = request.bearer_auth(key);
-            }
-            if let Some(organization) = resolved.organization {
-                request = request.header("OpenAI-Organization", organization);
-            }
-            request
+            let url = format!("{base}/{}", endpoint.path());
+            deployment
+                .urls
+                .get(endpoint, base, None, || parse_url(&url))
+                .ok_or_else(|| bad_base(deployment))?
         }
         Provider::Azure => {
             let base = resolved
@@ -263,7 +217,7 @@ pub fn build_request(
                 .trim_end_matches('/');
             let version = resolved.api_version.unwrap_or(AZURE_DEFAULT_API_VERSION);
             let parse = || {
-                reqwest::Url::parse_with_params(
+                let url = url::Url::parse_with_params(
                     &format!(
                         "{base}/openai/deployments/{}/{}",
                         deployment.upstream_model,
@@ -271,22 +225,13 @@ pub fn build_request(
                     ),
                     [("api-version", version)],
                 )
+                .ok()?;
+                parse_url(url.as_str())
             };
-            let url = match deployment
+            deployment
                 .urls
-                .get(endpoint, base, Some(version), || parse().ok())
-            {
-                Some(url) => url,
-                None => parse().map_err(|e| {
-                    Error::Config(format!("deployment {}: bad api_base: {e}", deployment.id))
-                })?,
-            };
-            // Azure takes the deployment from the URL; the body's model is ignored but harmless.
-            let mut request = client.post(url);
-            if let Some(key) = resolved.api_key {
-                request = request.header("api-key", key);
-            }
-            request
+                .get(endpoint, base, Some(version), parse)
+                .ok_or_else(|| bad_base(deployment))?
         }
         Provider::Anthropic => {
             return Err(Error::bad_request(format!(
@@ -295,109 +240,69 @@ pub fn build_request(
                 endpoint.path()
             )));
         }
-    };
-    let mut request = request
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(upstream_body);
+    })
+    .body(Bytes::from(upstream_body))
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    let headers = request.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    match deployment.provider {
+        Provider::Azure => {
+            if let Some(key) = resolved.api_key {
+                headers.insert("api-key", secret_header(deployment, key)?);
+            }
+        }
+        _ => {
+            if let Some(key) = resolved.api_key {
+                let value = secret_header(deployment, &format!("Bearer {key}"))?;
+                headers.insert(http::header::AUTHORIZATION, value);
+            }
+            if let Some(organization) = resolved.organization {
+                let value = HeaderValue::from_str(organization)
+                    .map_err(|_| header_error(deployment, "organization"))?;
+                headers.insert("openai-organization", value);
+            }
+        }
+    }
     for (name, value) in &resolved.extra_headers {
-        request = request.header(*name, *value);
+        let value =
+            HeaderValue::from_str(value).map_err(|_| header_error(deployment, name.as_str()))?;
+        headers.append((*name).clone(), value);
     }
     Ok(request)
 }
 
-/// The client's body as the upstream gets it: `model` replaced by the upstream's name and, when
-/// `include_usage`, `stream_options.include_usage` set to `true` (an existing non-object
-/// `stream_options` is left alone). Written straight from the parsed fields, without copying
-/// them; byte for byte what inserting into a copy of the map and serialising it would give.
-pub fn upstream_body(
-    fields: &Map<String, Value>,
-    model: &str,
-    include_usage: bool,
-) -> Result<Vec<u8>> {
-    let options = match fields.get("stream_options") {
-        None => Some(None),
-        Some(Value::Object(options)) => Some(Some(options)),
-        Some(_) => None,
-    };
-    let usage_patch;
-    let patches: &[(&str, Patch<'_>)] = match options {
-        Some(options) if include_usage => {
-            usage_patch = [
-                ("model", Patch::Str(model)),
-                ("stream_options", Patch::IncludeUsage(options)),
-            ];
-            &usage_patch
-        }
-        _ => &[("model", Patch::Str(model))],
-    };
-    let mut out = Vec::with_capacity(512);
-    serde_json::to_writer(
-        &mut out,
-        &Patched {
-            map: Some(fields),
-            patches,
-        },
-    )
-    .map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(out)
-}
-
-/// A value put into a map by [`Patched`].
-enum Patch<'a> {
-    Str(&'a str),
-    /// `stream_options` (the client's object, if any) with `include_usage: true`.
-    IncludeUsage(Option<&'a Map<String, Value>>),
-    True,
-}
-
-impl serde::Serialize for Patch<'_> {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        match self {
-            Self::Str(text) => serializer.serialize_str(text),
-            Self::IncludeUsage(options) => Patched {
-                map: *options,
-                patches: &[("include_usage", Patch::True)],
-            }
-            .serialize(serializer),
-            Self::True => serializer.serialize_bool(true),
-        }
+/// An absolute http(s) URL, normalised (IDNA, percent-encoding) by `url` first.
+pub fn parse_url(text: &str) -> Option<http::Uri> {
+    let url = url::Url::parse(text).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return None;
     }
+    http::Uri::try_from(url.as_str()).ok()
 }
 
-/// `map` with the `patches` (sorted by key) inserted or replacing, in the map's (sorted) key
-/// order, as `Map::insert` into a copy would have placed them.
-struct Patched<'a> {
-    map: Option<&'a Map<String, Value>>,
-    patches: &'a [(&'a str, Patch<'a>)],
+fn bad_base(deployment: &Deployment) -> Error {
+    Error::Config(format!(
+        "deployment {}: api_base is not an http(s) URL",
+        deployment.id
+    ))
 }
 
-impl serde::Serialize for Patched<'_> {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut out = serializer.serialize_map(None)?;
-        let mut patches = self.patches.iter().peekable();
-        for (key, value) in self.map.into_iter().flatten() {
-            while let Some((name, patch)) = patches.next_if(|(name, _)| *name <= key.as_str()) {
-                out.serialize_entry(name, patch)?;
-                if *name == key.as_str() {
-                    break;
-                }
-            }
-            if !self.patches.iter().any(|(name, _)| *name == key.as_str()) {
-                out.serialize_entry(key, value)?;
-            }
-        }
-        for (name, patch) in patches {
-            out.serialize_entry(name, patch)?;
-        }
-        out.end()
-    }
+/// A credential as a header value, marked sensitive (never printed by `Debug`).
+pub fn secret_header(deployment: &Deployment, value: &str) -> Result<HeaderValue> {
+    let mut value =
+        HeaderValue::from_str(value).map_err(|_| header_error(deployment, "the api key"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn header_error(deployment: &Deployment, what: &str) -> Error {
+    Error::Config(format!(
+        "deployment {}: {what} has characters not allowed in an HTTP header",
+        deployment.id
+    ))
 }
 
 /// The default Anthropic base URL, for the Anthropic adapter.

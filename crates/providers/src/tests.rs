@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::{Map, json};
 use vaultgate_config::Config;
 
 fn deployment(yaml: &str) -> Deployment {
@@ -7,7 +8,7 @@ fn deployment(yaml: &str) -> Deployment {
 }
 
 fn body(json: &str) -> ChatBody {
-    ChatBody::parse(json.as_bytes()).unwrap()
+    ChatBody::parse(Bytes::copy_from_slice(json.as_bytes())).unwrap()
 }
 
 #[test]
@@ -15,7 +16,6 @@ fn azure_url_and_header() {
     let d = deployment(
         "model_list:\n  - model_name: gpt\n    litellm_params: {model: azure/dep-1, api_base: 'https://x.openai.azure.com/', api_key: k}\n",
     );
-    let client = reqwest::Client::new();
     let resolved = Resolved {
         api_base: Some("https://x.openai.azure.com/"),
         api_key: Some("azure-key"),
@@ -23,18 +23,15 @@ fn azure_url_and_header() {
         ..Resolved::default()
     };
     let request = build_request(
-        &client,
         &d,
         &resolved,
         Endpoint::Embeddings,
         &body(r#"{"model":"gpt","input":"hi"}"#),
         true,
     )
-    .unwrap()
-    .build()
     .unwrap();
     assert_eq!(
-        request.url().as_str(),
+        request.uri(),
         "https://x.openai.azure.com/openai/deployments/dep-1/embeddings?api-version=2024-02-01"
     );
     assert_eq!(request.headers()["api-key"], "azure-key");
@@ -46,29 +43,23 @@ fn openai_body_gets_upstream_model_and_usage_option() {
     let d = deployment(
         "model_list:\n  - model_name: public\n    litellm_params: {model: openai/real-model}\n",
     );
-    let client = reqwest::Client::new();
     let resolved = Resolved {
         api_base: Some("http://127.0.0.1:9/v1/"),
         api_key: Some("k"),
         ..Resolved::default()
     };
     let request = build_request(
-        &client,
         &d,
         &resolved,
         Endpoint::ChatCompletions,
         &body(r#"{"model":"public","stream":true,"messages":[]}"#),
         true,
     )
-    .unwrap()
-    .build()
     .unwrap();
-    assert_eq!(
-        request.url().as_str(),
-        "http://127.0.0.1:9/v1/chat/completions"
-    );
+    assert_eq!(request.uri(), "http://127.0.0.1:9/v1/chat/completions");
     assert_eq!(request.headers()["authorization"], "Bearer k");
-    let sent: Value = serde_json::from_slice(request.body().unwrap().as_bytes().unwrap()).unwrap();
+    assert!(request.headers()["authorization"].is_sensitive());
+    let sent: Value = serde_json::from_slice(request.body()).unwrap();
     assert_eq!(sent["model"], "real-model");
     assert_eq!(sent["stream_options"]["include_usage"], true);
 }
@@ -81,7 +72,7 @@ fn parse_errors_are_400_naming_the_problem() {
         (r#"{"messages":[]}"#, "`model`"),
         (r#"{"model":5}"#, "`model`"),
     ] {
-        let err = ChatBody::parse(input.as_bytes()).err().unwrap();
+        let err = ChatBody::parse(Bytes::from(input)).err().unwrap();
         assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
         assert!(err.to_string().contains(needle), "{input}: {err}");
     }
@@ -89,13 +80,12 @@ fn parse_errors_are_400_naming_the_problem() {
 
 #[test]
 fn mock_stream_ends_with_usage_then_done() {
-    let request =
-        body(r#"{"model":"m","messages":[{"role":"user","content":"hello there"}]}"#).fields;
+    let request = body(r#"{"model":"m","messages":[{"role":"user","content":"hello there"}]}"#);
     let (frames, usage) = mock::stream(
         Endpoint::ChatCompletions,
         "m",
         "one two three",
-        &request,
+        request.fields().unwrap(),
         true,
     );
     assert_eq!(
@@ -110,9 +100,10 @@ fn mock_stream_ends_with_usage_then_done() {
     assert!(usage_frame.contains("\"choices\":[]") && usage_frame.contains("\"total_tokens\":5"));
 }
 
-/// What `build_request` sent before it wrote the body without copying the request.
-fn copied_and_serialised(fields: &Map<String, Value>, model: &str, include_usage: bool) -> Vec<u8> {
-    let mut fields = fields.clone();
+/// What the upstream should get: the client's JSON with `model` replaced and, when asked, the
+/// usage chunk asked for (a non-object `stream_options` left alone).
+fn patched_copy(text: &str, model: &str, include_usage: bool) -> Value {
+    let mut fields: Map<String, Value> = serde_json::from_str(text).unwrap();
     fields.insert("model".into(), Value::String(model.into()));
     if include_usage {
         let options = fields
@@ -122,42 +113,88 @@ fn copied_and_serialised(fields: &Map<String, Value>, model: &str, include_usage
             options.insert("include_usage".into(), Value::Bool(true));
         }
     }
-    serde_json::to_vec(&fields).unwrap()
+    Value::Object(fields)
 }
 
 #[test]
-fn upstream_body_is_byte_for_byte_the_patched_copy() {
+fn upstream_body_is_the_clients_json_with_the_model_spliced_in() {
     let bodies = [
         r#"{"model":"public","messages":[{"role":"user","content":"hi \"there\" \u00e9"}]}"#,
         r#"{"messages":[],"model":"public","stream":true}"#,
         r#"{"model":"public","stream":true,"stream_options":{"include_usage":false,"x":1}}"#,
         r#"{"model":"public","stream":true,"stream_options":{"a":1,"z":[1,2,{"k":null}]}}"#,
         r#"{"model":"public","stream":true,"stream_options":null,"temperature":0.5}"#,
+        r#"{"stream_options":{"x":1},"stream":true,"model":"public"}"#,
         r#"{"model":"public","a":1,"mode":"m","modelx":2,"stream_optionsz":3,"zz":{}}"#,
         r#"{"model":"public"}"#,
-        r#"{"input":["a","b"],"model":"public","user":"u"}"#,
+        r#" { "input" : ["a","b"] , "model" : "public" , "user":"u" } "#,
+        r#"{"mod\u0065l":"public","messages":[]}"#,
     ];
     for text in bodies {
-        let fields = body(text).fields;
+        let request = body(text);
+        assert_eq!(request.model, "public");
         for include_usage in [false, true] {
+            let sent = request.upstream_body("real \"model\"", include_usage);
+            let sent: Value = serde_json::from_slice(&sent)
+                .unwrap_or_else(|e| panic!("{text}: {e}: {}", String::from_utf8_lossy(&sent)));
             assert_eq!(
-                String::from_utf8(upstream_body(&fields, "real-model", include_usage).unwrap())
-                    .unwrap(),
-                String::from_utf8(copied_and_serialised(&fields, "real-model", include_usage))
-                    .unwrap(),
+                sent,
+                patched_copy(text, "real \"model\"", include_usage),
                 "{text} include_usage={include_usage}"
             );
         }
     }
-    // A body without `model` (translated requests) gets one, in its place.
-    let mut fields = Map::new();
-    fields.insert("messages".into(), Value::Array(vec![]));
-    fields.insert("n".into(), Value::from(1));
-    for include_usage in [false, true] {
-        assert_eq!(
-            upstream_body(&fields, "m", include_usage).unwrap(),
-            copied_and_serialised(&fields, "m", include_usage)
-        );
+}
+
+#[test]
+fn upstream_body_keeps_the_clients_bytes() {
+    // Numbers, escapes and member order pass as sent; only the model changes.
+    let text = r#"{"temperature":0.50,"seed":12345678901234567890123,"model":"public","messages":[{"role":"user","content":"caf\u00e9"}]}"#;
+    let sent = body(text).upstream_body("gpt-4o", false);
+    assert_eq!(
+        String::from_utf8(sent).unwrap(),
+        text.replace(r#""model":"public""#, r#""model":"gpt-4o""#)
+    );
+}
+
+#[test]
+fn translated_bodies_get_a_model() {
+    for (fields, expected) in [
+        (
+            json!({"messages": [], "n": 1}),
+            json!({"model": "m", "messages": [], "n": 1}),
+        ),
+        (json!({}), json!({"model": "m"})),
+    ] {
+        let Value::Object(fields) = fields else {
+            unreachable!()
+        };
+        let request = ChatBody::from_fields(fields, "public".into()).unwrap();
+        assert_eq!(request.model, "public");
+        let sent: Value = serde_json::from_slice(&request.upstream_body("m", false)).unwrap();
+        assert_eq!(sent, expected);
+        let sent: Value = serde_json::from_slice(&request.upstream_body("m", true)).unwrap();
+        let mut expected = expected.clone();
+        expected["stream_options"] = json!({"include_usage": true});
+        assert_eq!(sent, expected);
+    }
+}
+
+#[test]
+fn read_up_front_fields() {
+    let request = body(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#);
+    assert!(request.stream && request.include_usage);
+    let request = body(r#"{"model":"m","stream":"yes","stream_options":[true]}"#);
+    assert!(!request.stream && !request.include_usage);
+    assert_eq!(request.fields().unwrap()["stream"], "yes");
+    for duplicated in [
+        r#"{"model":"a","model":"b"}"#,
+        r#"{"model":"a","stream":true,"stream":false}"#,
+        r#"{"model":"a","stream_options":{},"stream_options":null}"#,
+    ] {
+        let error = ChatBody::parse(Bytes::from(duplicated)).err().unwrap();
+        assert_eq!(error.status(), http::StatusCode::BAD_REQUEST);
+        assert!(error.to_string().contains("more than once"), "{error}");
     }
 }
 
@@ -166,14 +203,12 @@ fn cached_upstream_urls_follow_a_changed_base() {
     let d = deployment(
         "model_list:\n  - model_name: public\n    litellm_params: {model: openai/real-model}\n",
     );
-    let client = reqwest::Client::new();
     let url = |base: &'static str, endpoint: Endpoint| {
         let resolved = Resolved {
             api_base: Some(base),
             ..Resolved::default()
         };
         build_request(
-            &client,
             &d,
             &resolved,
             endpoint,
@@ -181,9 +216,7 @@ fn cached_upstream_urls_follow_a_changed_base() {
             false,
         )
         .unwrap()
-        .build()
-        .unwrap()
-        .url()
+        .uri()
         .to_string()
     };
     for _ in 0..2 {
@@ -200,24 +233,23 @@ fn cached_upstream_urls_follow_a_changed_base() {
         url("http://b.test/v1/", Endpoint::ChatCompletions),
         "http://b.test/v1/chat/completions"
     );
-    // Not a URL: the error comes when the request is built, as before.
-    let resolved = Resolved {
-        api_base: Some("not a url"),
-        ..Resolved::default()
-    };
-    assert!(
-        build_request(
-            &client,
+    // Not an http(s) URL: a configuration error naming the deployment.
+    for base in ["not a url", "ftp://a.test/v1"] {
+        let resolved = Resolved {
+            api_base: Some(base),
+            ..Resolved::default()
+        };
+        let error = build_request(
             &d,
             &resolved,
             Endpoint::ChatCompletions,
             &body(r#"{"model":"public"}"#),
-            false
+            false,
         )
-        .unwrap()
-        .build()
-        .is_err()
-    );
+        .err()
+        .unwrap();
+        assert!(error.to_string().contains("api_base"), "{error}");
+    }
 }
 
 #[test]
@@ -225,7 +257,6 @@ fn cached_azure_urls_follow_a_changed_api_version() {
     let d = deployment(
         "model_list:\n  - model_name: gpt\n    litellm_params: {model: azure/dep-1, api_base: 'https://x.openai.azure.com/', api_key: k}\n",
     );
-    let client = reqwest::Client::new();
     for version in ["2024-02-01", "2024-10-21", "2024-02-01"] {
         let resolved = Resolved {
             api_base: Some("https://x.openai.azure.com/"),
@@ -233,18 +264,15 @@ fn cached_azure_urls_follow_a_changed_api_version() {
             ..Resolved::default()
         };
         let request = build_request(
-            &client,
             &d,
             &resolved,
             Endpoint::ChatCompletions,
             &body(r#"{"model":"gpt"}"#),
             false,
         )
-        .unwrap()
-        .build()
         .unwrap();
         assert_eq!(
-            request.url().as_str(),
+            request.uri().to_string(),
             format!(
                 "https://x.openai.azure.com/openai/deployments/dep-1/chat/completions?api-version={version}"
             )

@@ -2,6 +2,7 @@
 
 mod access;
 mod auth;
+mod http_client;
 mod messages;
 mod proxy;
 mod routes;

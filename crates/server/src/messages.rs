@@ -37,10 +37,10 @@ async fn forward(
     model_label: &mut Option<String>,
 ) -> Result<Response> {
     let Admitted { request, access } = admit(app, headers, body, model_label).await?;
-    let request = MessagesRequest::new(request.fields, request.model, headers);
+    let request = MessagesRequest::new(request, headers);
     let (result, outcome) = app
         .router
-        .execute(&request.model, |deployment| {
+        .execute(&request.body.model, |deployment| {
             attempt_messages(app, &request, deployment)
         })
         .await;

@@ -128,7 +128,7 @@ pub(crate) async fn admit(
 ) -> Result<Admitted> {
     let principal = app.authenticate(headers).await?;
     let bytes = read_body(body, headers, app.body_limit).await?;
-    let request = ChatBody::parse(&bytes)?;
+    let request = ChatBody::parse(bytes)?;
     if app.router.group(&request.model).is_none() {
         return Err(Error::bad_param(
             "model",
@@ -151,12 +151,7 @@ async fn forward(
     model_label: &mut Option<String>,
 ) -> Result<Response> {
     let Admitted { request, access } = admit(app, headers, body, model_label).await?;
-    let client_wants_usage = request
-        .fields
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
+    let client_wants_usage = request.include_usage;
     let (result, outcome) = app
         .router
         .execute(&request.model, |deployment| {

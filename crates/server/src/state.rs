@@ -1,5 +1,4 @@
 use std::sync::Arc;
-use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use vaultgate_config::{Config, ConfigValue};
@@ -25,7 +24,7 @@ pub struct AppState {
     pub router: Router,
     pub secrets: Arc<LiveSecrets>,
     /// One pooled HTTP client for every upstream call.
-    pub http: reqwest::Client,
+    pub http: crate::http_client::HttpClient,
     pub master_key: Option<ConfigValue>,
     pub body_limit: usize,
     pub metrics: PrometheusHandle,
@@ -48,7 +47,7 @@ impl AppState {
         Ok(Self {
             router: Router::from_config(config)?,
             secrets,
-            http: upstream_client()?,
+            http: crate::http_client::HttpClient::new()?,
             master_key: config.general_settings.master_key.clone(),
             body_limit,
             metrics: options.metrics,
@@ -56,13 +55,4 @@ impl AppState {
             request_metrics: Default::default(),
         })
     }
-}
-
-fn upstream_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot build the upstream HTTP client: {e}")))
 }

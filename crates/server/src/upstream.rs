@@ -9,16 +9,19 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use serde_json::{Map, Value};
+use http_body_util::BodyExt;
+use serde_json::Value;
 use tokio::time::Instant;
 use vaultgate_config::Provider;
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::anthropic::{self, TranslateOptions};
 use vaultgate_providers::{
-    ChatBody, Deployment, Endpoint, Resolved, Usage, anthropic_base, build_request, mock,
+    ChatBody, Deployment, Endpoint, Resolved, UpstreamRequest, Usage, anthropic_base,
+    build_request, mock, parse_url,
 };
 use vaultgate_secrets::SecretMap;
 
+use crate::http_client::{UpstreamBody, read_all};
 use crate::sse::ByteStream;
 use crate::state::AppState;
 
@@ -52,7 +55,7 @@ pub async fn attempt(
     deployment: Arc<Deployment>,
 ) -> Result<Reply> {
     if let Some(text) = &deployment.mock_response {
-        return Ok(mock_reply(endpoint, &deployment, request, text));
+        return mock_reply(endpoint, &deployment, request, text);
     }
     let reply = with_key_reread(app, &deployment, || {
         call_openai_shaped(app, endpoint, request, want_usage, &deployment)
@@ -63,10 +66,8 @@ pub async fn attempt(
 
 /// A request of an Anthropic-native client (`POST /v1/messages`).
 pub struct MessagesRequest {
-    pub body: Map<String, Value>,
-    /// The public model name the client asked for.
-    pub model: String,
-    pub stream: bool,
+    /// The client's body (`model` is the public model name it asked for).
+    pub body: ChatBody,
     /// Protocol headers of the client (`anthropic-version`, `anthropic-beta`).
     pub protocol_headers: Vec<(HeaderName, HeaderValue)>,
     /// The same request as an OpenAI chat request, built the first time an OpenAI/Azure
@@ -75,8 +76,7 @@ pub struct MessagesRequest {
 }
 
 impl MessagesRequest {
-    pub fn new(body: Map<String, Value>, model: String, client_headers: &HeaderMap) -> Self {
-        let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    pub fn new(body: ChatBody, client_headers: &HeaderMap) -> Self {
         let protocol_headers = ANTHROPIC_CLIENT_HEADERS
             .iter()
             .filter_map(|name| {
@@ -86,8 +86,6 @@ impl MessagesRequest {
             .collect();
         Self {
             body,
-            model,
-            stream,
             protocol_headers,
             as_chat: std::sync::OnceLock::new(),
         }
@@ -96,12 +94,9 @@ impl MessagesRequest {
     /// The request as an OpenAI chat request (translated once, on first use).
     fn as_chat(&self) -> &Result<ChatBody> {
         self.as_chat.get_or_init(|| {
-            match anthropic::messages_to_chat_request(&Value::Object(self.body.clone()))? {
-                Value::Object(fields) => Ok(ChatBody {
-                    fields,
-                    model: self.model.clone(),
-                    stream: self.stream,
-                }),
+            let fields = Value::Object(self.body.fields()?.clone());
+            match anthropic::messages_to_chat_request(&fields)? {
+                Value::Object(fields) => ChatBody::from_fields(fields, self.body.model.clone()),
                 _ => Err(Error::Internal(
                     "the translated request is not an object".into(),
                 )),
@@ -132,14 +127,14 @@ pub async fn attempt_messages(
     Ok(match reply {
         Reply::Full { status, body, .. } => {
             let json = parse_answer(&body, "chat completion")?;
-            let message = anthropic::chat_response_to_messages(&json, &request.model);
+            let message = anthropic::chat_response_to_messages(&json, &request.body.model);
             json_reply(status, &message)
         }
         Reply::Stream { status, body } => Reply::Stream {
             status,
             body: translate_stream(
                 body,
-                anthropic::MessagesStreamTranslator::new(&request.model),
+                anthropic::MessagesStreamTranslator::new(&request.body.model),
             ),
         },
     })
@@ -234,11 +229,9 @@ async fn call_openai_shaped(
     let upstream = {
         let secrets = app.secrets.snapshot();
         let resolved = resolve(&secrets, deployment);
-        build_request(
-            &app.http, deployment, &resolved, endpoint, request, want_usage,
-        )?
+        build_request(deployment, &resolved, endpoint, request, want_usage)?
     };
-    send(deployment, upstream, request.stream, ErrorShape::AsIs).await
+    send(app, deployment, upstream, request.stream, ErrorShape::AsIs).await
 }
 
 /// OpenAI chat → Anthropic Messages → OpenAI chat (or chunks).
@@ -253,10 +246,15 @@ async fn call_anthropic_chat(
             .unwrap_or(anthropic::DEFAULT_MAX_TOKENS),
         drop_params: app.router.drop_params(),
     };
-    let body =
-        anthropic::chat_to_messages_request(&request.fields, &deployment.upstream_model, &options)?;
-    let upstream = anthropic_request(app, deployment, &body, &[])?;
+    let body = anthropic::chat_to_messages_request(
+        request.fields()?,
+        &deployment.upstream_model,
+        &options,
+    )?;
+    let body = serde_json::to_vec(&body).map_err(|e| Error::Internal(e.to_string()))?;
+    let upstream = anthropic_request(app, deployment, body, &[])?;
     let reply = send(
+        app,
         deployment,
         upstream,
         request.stream,
@@ -286,18 +284,18 @@ async fn call_anthropic_native(
     request: &MessagesRequest,
     deployment: &Deployment,
 ) -> Result<Reply> {
-    let mut body = request.body.clone();
-    body.insert(
-        "model".into(),
-        Value::String(deployment.upstream_model.clone()),
-    );
-    let upstream = anthropic_request(
+    let body = request
+        .body
+        .upstream_body(&deployment.upstream_model, false);
+    let upstream = anthropic_request(app, deployment, body, &request.protocol_headers)?;
+    send(
         app,
         deployment,
-        &Value::Object(body),
-        &request.protocol_headers,
-    )?;
-    send(deployment, upstream, request.stream, ErrorShape::Anthropic).await
+        upstream,
+        request.body.stream,
+        ErrorShape::Anthropic,
+    )
+    .await
 }
 
 /// POST `{api_base}/v1/messages` with the deployment's key as `x-api-key` and `anthropic-version`
@@ -305,9 +303,9 @@ async fn call_anthropic_native(
 fn anthropic_request(
     app: &AppState,
     deployment: &Deployment,
-    body: &Value,
+    body: Vec<u8>,
     client_headers: &[(HeaderName, HeaderValue)],
-) -> Result<reqwest::RequestBuilder> {
+) -> Result<UpstreamRequest> {
     let secrets = app.secrets.snapshot();
     let resolved = resolve(&secrets, deployment);
     let configured_version = resolved
@@ -339,8 +337,16 @@ fn anthropic_request(
         headers.insert((*name).clone(), value);
     }
     let url = anthropic::messages_url(anthropic_base(&resolved));
-    let body = serde_json::to_vec(body).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(app.http.post(url).headers(headers).body(body))
+    let mut request = http::Request::post(parse_url(&url).ok_or_else(|| {
+        Error::Config(format!(
+            "deployment {}: api_base is not an http(s) URL",
+            deployment.id
+        ))
+    })?)
+    .body(Bytes::from(body))
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
 
 /// Sends one upstream request under the deployment's timeouts: `timeout` for a whole answer,
@@ -348,8 +354,9 @@ fn anthropic_request(
 /// which cancels it. A stream resolves with its first chunk in hand, so a stream that fails or
 /// stalls before it can still be retried.
 async fn send(
+    app: &AppState,
     deployment: &Deployment,
-    upstream: reqwest::RequestBuilder,
+    upstream: UpstreamRequest,
     stream: bool,
     errors: ErrorShape,
 ) -> Result<Reply> {
@@ -359,15 +366,14 @@ async fn send(
         let deadline = Instant::now() + limit;
         let timed_out =
             || Error::UpstreamTimeout(format!("deployment {id}: no first chunk in {limit:?}"));
-        let response = tokio::time::timeout_at(deadline, upstream.send())
+        let response = tokio::time::timeout_at(deadline, app.http.send(id, upstream))
             .await
-            .map_err(|_| timed_out())?
-            .map_err(|e| transport_error(id, e))?;
+            .map_err(|_| timed_out())??;
         let status = response.status();
         if !status.is_success() {
             return Err(upstream_error(response, errors).await);
         }
-        let mut chunks = response.bytes_stream();
+        let mut chunks = response.into_body().into_data_stream();
         let first = match tokio::time::timeout_at(deadline, chunks.next())
             .await
             .map_err(|_| timed_out())?
@@ -378,7 +384,7 @@ async fn send(
                 }
                 Some(Ok(bytes))
             }
-            Some(Err(e)) => return Err(transport_error(id, e)),
+            Some(Err(e)) => return Err(broken_body(id, &*e)),
             None => None,
         };
         let rest = chunks.map(|chunk| chunk.map_err(std::io::Error::other));
@@ -387,13 +393,15 @@ async fn send(
     }
     let timeout = deployment.timeout;
     tokio::time::timeout(timeout, async {
-        let response = upstream.send().await.map_err(|e| transport_error(id, e))?;
+        let response = app.http.send(id, upstream).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(upstream_error(response, errors).await);
         }
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-        let body = response.bytes().await.map_err(|e| transport_error(id, e))?;
+        let body = read_all(response.into_body())
+            .await
+            .map_err(|e| broken_body(id, &*e))?;
         Ok(Reply::Full {
             status,
             content_type,
@@ -408,20 +416,17 @@ async fn send(
     })?
 }
 
-fn transport_error(deployment: &str, error: reqwest::Error) -> Error {
-    // The URL may carry credentials of an OpenAI-compatible server: never repeat it.
-    let error = error.without_url();
-    if error.is_timeout() {
-        Error::UpstreamTimeout(format!("deployment {deployment}: {error}"))
-    } else {
-        Error::UpstreamUnreachable(format!("deployment {deployment}: {error}"))
-    }
+/// The upstream's answer broke off while we read it.
+fn broken_body(deployment: &str, error: &(dyn std::error::Error + Send + Sync)) -> Error {
+    Error::UpstreamUnreachable(format!(
+        "deployment {deployment}: the answer broke off: {error}"
+    ))
 }
 
-async fn upstream_error(response: reqwest::Response, shape: ErrorShape) -> Error {
+async fn upstream_error(response: http::Response<UpstreamBody>, shape: ErrorShape) -> Error {
     let status = response.status();
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, response.bytes())
+    let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, read_all(response.into_body()))
         .await
         .ok()
         .and_then(|body| body.ok())
@@ -583,22 +588,22 @@ fn mock_reply(
     deployment: &Deployment,
     request: &ChatBody,
     text: &str,
-) -> Reply {
+) -> Result<Reply> {
     let model = &deployment.upstream_model;
-    if request.stream {
+    Ok(if request.stream {
         let (frames, _usage): (Vec<Bytes>, Usage) =
-            mock::stream(endpoint, model, text, &request.fields, true);
+            mock::stream(endpoint, model, text, request.fields()?, true);
         let body: ByteStream = Box::pin(futures_util::stream::iter(frames.into_iter().map(Ok)));
         Reply::Stream {
             status: StatusCode::OK,
             body,
         }
     } else {
-        let (json, _usage) = mock::response(endpoint, model, text, &request.fields);
+        let (json, _usage) = mock::response(endpoint, model, text, request.fields()?);
         Reply::Full {
             status: StatusCode::OK,
             content_type: None,
             body: Bytes::from(json.to_string()),
         }
-    }
+    })
 }

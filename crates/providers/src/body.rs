@@ -1,0 +1,257 @@
+//! A client's JSON request body, kept as the bytes it arrived in. The gateway reads only
+//! `model`, `stream` and `stream_options` up front; the upstream gets the client's bytes with the
+//! model name (and, when spend tracking needs it, `stream_options`) spliced in. Nothing is
+//! re-serialised on the way: prompts, numbers and key order reach the upstream exactly as sent.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use vaultgate_core::{Error, Result};
+
+/// The request body with the fields the gateway needs read up front.
+pub struct ChatBody {
+    raw: Bytes,
+    /// Where the value of `model` sits in `raw`; `None` for a translated request without one.
+    model_span: Option<Range<usize>>,
+    /// Where the value of `stream_options` sits in `raw`, when it is an object.
+    options_span: Option<Range<usize>>,
+    /// `stream_options` is present but not an object: left alone.
+    options_other: bool,
+    pub model: String,
+    pub stream: bool,
+    /// The client asked for the usage chunk (`stream_options.include_usage: true`).
+    pub include_usage: bool,
+    /// The whole body as JSON, parsed only when an adapter needs it (translation, mock answers).
+    fields: OnceLock<std::result::Result<Map<String, Value>, String>>,
+}
+
+/// The top-level members the gateway reads, found in one borrowed pass over the body.
+#[derive(Default)]
+struct Members<'a> {
+    model: Option<&'a RawValue>,
+    stream: Option<&'a RawValue>,
+    stream_options: Option<&'a RawValue>,
+    duplicate: Option<&'static str>,
+}
+
+impl ChatBody {
+    /// Parses a client body: a JSON object with a non-empty string `model`.
+    pub fn parse(bytes: Bytes) -> Result<Self> {
+        let body = Self::scan(bytes)?;
+        if body.model_span.is_none() {
+            return Err(Error::bad_param(
+                "model",
+                "missing required parameter `model`",
+            ));
+        }
+        Ok(body)
+    }
+
+    /// A body built by the gateway (a translated request), for the public `model`.
+    pub fn from_fields(fields: Map<String, Value>, model: String) -> Result<Self> {
+        let bytes = serde_json::to_vec(&fields).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut body = Self::scan(Bytes::from(bytes))?;
+        body.model = model;
+        body.fields = OnceLock::from(Ok(fields));
+        Ok(body)
+    }
+
+    fn scan(raw: Bytes) -> Result<Self> {
+        let members: Members<'_> = serde_json::from_slice(&raw).map_err(|e| {
+            if e.is_data() {
+                Error::bad_request("request body must be a JSON object")
+            } else {
+                Error::bad_request(format!("request body is not valid JSON: {e}"))
+            }
+        })?;
+        if let Some(name) = members.duplicate {
+            return Err(Error::bad_param(
+                name,
+                format!("`{name}` appears more than once in the request body"),
+            ));
+        }
+        let model = match members.model {
+            Some(value) => match serde_json::from_str::<String>(value.get()) {
+                Ok(model) if !model.is_empty() => model,
+                _ => {
+                    return Err(Error::bad_param(
+                        "model",
+                        "`model` must be a non-empty string",
+                    ));
+                }
+            },
+            None => String::new(),
+        };
+        let stream = members
+            .stream
+            .is_some_and(|v| serde_json::from_str::<bool>(v.get()).unwrap_or(false));
+        let options = members
+            .stream_options
+            .map(|v| serde_json::from_str::<Value>(v.get()).unwrap_or(Value::Null));
+        let include_usage = options
+            .as_ref()
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let options_is_object = options.as_ref().is_some_and(Value::is_object);
+        let span = |value: &RawValue| span_of(&raw, value);
+        Ok(Self {
+            model_span: members.model.map(span),
+            options_span: members
+                .stream_options
+                .filter(|_| options_is_object)
+                .map(span),
+            options_other: members.stream_options.is_some() && !options_is_object,
+            model,
+            stream,
+            include_usage,
+            fields: OnceLock::new(),
+            raw,
+        })
+    }
+
+    /// The body as a JSON object (parsed on first use).
+    pub fn fields(&self) -> Result<&Map<String, Value>> {
+        self.fields
+            .get_or_init(|| serde_json::from_slice(&self.raw).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| Error::bad_request(format!("request body is not valid JSON: {e}")))
+    }
+
+    /// The client's bytes with `model` set to `model` and, when `include_usage`, the usage chunk
+    /// asked for (`stream_options.include_usage: true`; a non-object `stream_options` is left
+    /// alone). Everything else is copied as sent.
+    pub fn upstream_body(&self, model: &str, include_usage: bool) -> Vec<u8> {
+        let model_json = json_string(model);
+        let mut patches: Vec<(Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
+        let add_options = include_usage && !self.options_other && self.options_span.is_none();
+        let mut model_patch = model_json;
+        if add_options {
+            model_patch.extend_from_slice(br#","stream_options":{"include_usage":true}"#);
+        }
+        match &self.model_span {
+            Some(span) => patches.push((span.clone(), model_patch)),
+            None => {
+                // No `model` member: insert one as the first member.
+                let open = self.raw.iter().position(|&b| b == b'{').unwrap_or(0) + 1;
+                let empty = self.raw[open..]
+                    .iter()
+                    .find(|b| !b.is_ascii_whitespace())
+                    .is_some_and(|&b| b == b'}');
+                let mut member = br#""model":"#.to_vec();
+                member.extend_from_slice(&model_patch);
+                if !empty {
+                    member.push(b',');
+                }
+                patches.push((open..open, member));
+            }
+        }
+        if include_usage && let Some(span) = &self.options_span {
+            patches.push((span.clone(), self.options_with_usage(span)));
+        }
+        patches.sort_by_key(|(span, _)| span.start);
+        let mut out = Vec::with_capacity(self.raw.len() + 64);
+        let mut at = 0;
+        for (span, bytes) in patches {
+            out.extend_from_slice(&self.raw[at..span.start]);
+            out.extend_from_slice(&bytes);
+            at = span.end;
+        }
+        out.extend_from_slice(&self.raw[at..]);
+        out
+    }
+
+    /// The client's `stream_options` object with `include_usage: true`.
+    fn options_with_usage(&self, span: &Range<usize>) -> Vec<u8> {
+        let mut options: Map<String, Value> =
+            serde_json::from_slice(&self.raw[span.clone()]).unwrap_or_default();
+        options.insert("include_usage".into(), Value::Bool(true));
+        serde_json::to_vec(&options).unwrap_or_else(|_| br#"{"include_usage":true}"#.to_vec())
+    }
+}
+
+/// Where `value` (borrowed from `raw` by the parser) sits in `raw`.
+fn span_of(raw: &[u8], value: &RawValue) -> Range<usize> {
+    let text = value.get();
+    let start = (text.as_ptr() as usize).saturating_sub(raw.as_ptr() as usize);
+    start..start + text.len()
+}
+
+fn json_string(text: &str) -> Vec<u8> {
+    serde_json::to_vec(text).unwrap_or_else(|_| b"\"\"".to_vec())
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_map(MembersVisitor(std::marker::PhantomData))
+    }
+}
+
+struct MembersVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for MembersVisitor<'a> {
+    type Value = Members<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(
+        self,
+        mut map: M,
+    ) -> std::result::Result<Members<'a>, M::Error> {
+        let mut members = Members::default();
+        while let Some(Key(key)) = map.next_key()? {
+            let slot = match key.as_ref() {
+                "model" => &mut members.model,
+                "stream" => &mut members.stream,
+                "stream_options" => &mut members.stream_options,
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            let value: &'de RawValue = map.next_value()?;
+            if slot.replace(value).is_some() {
+                members.duplicate = Some(match key.as_ref() {
+                    "model" => "model",
+                    "stream" => "stream",
+                    _ => "stream_options",
+                });
+            }
+        }
+        Ok(members)
+    }
+}
+
+/// A member name, borrowed unless it has escapes (`"mod\u0065l"` is `model` too).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                v: &'de str,
+            ) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
