@@ -632,3 +632,46 @@ fn unknown_litellm_settings_give_one_warning() {
             && warnings[0].contains("litellm_settings.cache")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstreams_behind_an_http_proxy_are_reached_through_it() {
+    // The mock plays the proxy: a proxied request reaches it for a host that does not resolve;
+    // NO_PROXY hosts are called directly.
+    let mock = MockUpstream::start().await.unwrap();
+    let models = format!(
+        r#"  - model_name: direct
+    litellm_params:
+      model: openai/direct-model
+      api_base: {}/v1
+      api_key: os.environ/TEST_PROVIDER_KEY
+"#,
+        mock.url()
+    );
+    let gateway = Gateway::builder(BIN, &config("http://upstream.invalid", &models))
+        .env("TEST_PROVIDER_KEY", PROVIDER_KEY)
+        .env("TEST_MASTER_KEY", MASTER)
+        .env("HTTP_PROXY", &mock.url())
+        .env("NO_PROXY", "127.0.0.1")
+        .start()
+        .unwrap();
+    let chat =
+        |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+
+    let response = post(&gateway, "/v1/chat/completions", chat("gpt-test")).await;
+    assert_eq!(response.status(), 200);
+    let seen = mock.last_request().unwrap();
+    assert_eq!(seen.uri, "/v1/chat/completions");
+    assert_eq!(seen.header("host"), Some("upstream.invalid"));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {PROVIDER_KEY}").as_str())
+    );
+    assert_eq!(seen.body["model"], "real-model");
+
+    let response = post(&gateway, "/v1/chat/completions", chat("direct")).await;
+    assert_eq!(response.status(), 200);
+    let seen = mock.last_request().unwrap();
+    assert_eq!(seen.uri, "/v1/chat/completions");
+    assert_ne!(seen.header("host"), Some("upstream.invalid"));
+    assert_eq!(seen.body["model"], "direct-model");
+}
