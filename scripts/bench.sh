@@ -165,13 +165,13 @@ if [ "$mode" = profile ]; then
   requests=5000
   log "profile: $requests requests at 4 connections through the gateway under callgrind"
   run warm-gateway "$gateway/v1" "$virtual_key" -n 500 -c 4
-  callgrind_control -i on "$gw_pid" >/dev/null
+  callgrind_control -i on "$gw_pid" >/dev/null 2>&1
   run profile "$gateway/v1" "$virtual_key" -n "$requests" -c 4
-  callgrind_control -i off "$gw_pid" >/dev/null
-  callgrind_control -d "$gw_pid" >/dev/null
+  callgrind_control -i off "$gw_pid" >/dev/null 2>&1
+  callgrind_control -d "$gw_pid" >/dev/null 2>&1
   sleep 1
   out=$(ls -t "$state"/callgrind.out.* | head -1)
-  callgrind_annotate --inclusive=yes "$out" 2>/dev/null | head -60 >"$state/profile.txt"
+  callgrind_annotate --inclusive=yes "$out" 2>/dev/null | sed -n 1,80p >"$state/profile.txt"
   total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   $py - "$state/runs/profile.json" "$total" "$requests" <<'PY'
 import json, sys

@@ -372,10 +372,10 @@ impl KeyService {
                 s.reserved = (s.reserved - admission.reserved).max(0.0);
             }
         }
-        metrics::gauge!("vaultgate_spend_usd_total").increment(cost);
-        metrics::counter!("vaultgate_tokens_total", "type" => "prompt").increment(prompt_tokens);
-        metrics::counter!("vaultgate_tokens_total", "type" => "completion")
-            .increment(completion_tokens);
+        let hot = crate::service::hot_metrics();
+        hot.spend_usd.increment(cost);
+        hot.prompt_tokens.increment(prompt_tokens);
+        hot.completion_tokens.increment(completion_tokens);
         inner.send_spend(SpendMsg::Usage {
             key_id: key.key_id.clone(),
             cost,

@@ -108,7 +108,14 @@ impl KeyRecord {
 
 /// SHA-256 hex of a raw key: the only form in which a key is stored.
 pub fn hash_key(raw: &str) -> String {
-    hex::encode(Sha256::digest(raw.as_bytes()))
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(raw.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 /// A fresh raw key: `sk-` + 32 URL-safe characters from 24 CSPRNG bytes (192 bits).
@@ -235,6 +242,10 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
         assert_eq!(hash_key(&a).len(), 64);
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(key_name("sk-abcdef1234"), "sk-...1234");
         assert_eq!(token_of(&a), hash_key(&a));
     }

@@ -317,6 +317,28 @@ fn secret_metadata(record: &KeyRecord) -> BTreeMap<String, String> {
     m
 }
 
+/// The metrics every request touches, registered once: the `metrics` macros hash their name and
+/// labels and look them up in the registry on every call.
+pub(crate) struct HotMetrics {
+    pub cache_hits: metrics::Counter,
+    pub auth_ok: metrics::Counter,
+    pub spend_usd: metrics::Gauge,
+    pub prompt_tokens: metrics::Counter,
+    pub completion_tokens: metrics::Counter,
+}
+
+/// Registered on first use, which is after the recorder is installed (the first request).
+pub(crate) fn hot_metrics() -> &'static HotMetrics {
+    static HOT: std::sync::LazyLock<HotMetrics> = std::sync::LazyLock::new(|| HotMetrics {
+        cache_hits: metrics::counter!("vaultgate_key_cache_total", "result" => "hit"),
+        auth_ok: metrics::counter!("vaultgate_key_auth_total", "result" => "ok"),
+        spend_usd: metrics::gauge!("vaultgate_spend_usd_total"),
+        prompt_tokens: metrics::counter!("vaultgate_tokens_total", "type" => "prompt"),
+        completion_tokens: metrics::counter!("vaultgate_tokens_total", "type" => "completion"),
+    });
+    &HOT
+}
+
 impl KeyService {
     /// Opens the store (running migrations) and starts the spend writer and the budget-reset task.
     /// Call [`KeyService::spawn_outbox_worker`] too when a mirror is configured, and
@@ -433,7 +455,7 @@ impl KeyService {
             ))
         };
         let record = if let Some(cached) = inner.cache.get(&token) {
-            metrics::counter!("vaultgate_key_cache_total", "result" => "hit").increment(1);
+            hot_metrics().cache_hits.increment(1);
             if cached.loaded_at.elapsed() >= inner.options.cache_ttl
                 && !cached.refreshing.swap(true, Ordering::SeqCst)
             {
@@ -490,7 +512,7 @@ impl KeyService {
                 format_ms(now)
             )));
         }
-        metrics::counter!("vaultgate_key_auth_total", "result" => "ok").increment(1);
+        hot_metrics().auth_ok.increment(1);
         Ok(record)
     }
 

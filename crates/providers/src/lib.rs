@@ -199,10 +199,11 @@ pub fn build_request(
                 .api_base
                 .unwrap_or(OPENAI_DEFAULT_BASE)
                 .trim_end_matches('/');
-            let url = format!("{base}/{}", endpoint.path());
             deployment
                 .urls
-                .get(endpoint, base, None, || parse_url(&url))
+                .get(endpoint, base, None, || {
+                    parse_url(&format!("{base}/{}", endpoint.path()))
+                })
                 .ok_or_else(|| bad_base(deployment))?
         }
         Provider::Azure => {
@@ -256,7 +257,10 @@ pub fn build_request(
         }
         _ => {
             if let Some(key) = resolved.api_key {
-                let value = secret_header(deployment, &format!("Bearer {key}"))?;
+                let mut bearer = String::with_capacity(7 + key.len());
+                bearer.push_str("Bearer ");
+                bearer.push_str(key);
+                let value = secret_header(deployment, &bearer)?;
                 headers.insert(http::header::AUTHORIZATION, value);
             }
             if let Some(organization) = resolved.organization {

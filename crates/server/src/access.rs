@@ -40,28 +40,9 @@ impl Access {
 
     /// Records the usage of a complete (non-streaming) answer body.
     pub fn record_body(self, deployment: &Deployment, body: &[u8]) {
-        #[derive(Deserialize)]
-        struct Counts {
-            #[serde(default)]
-            prompt_tokens: u64,
-            #[serde(default)]
-            completion_tokens: u64,
+        if self.grant.is_some() {
+            self.record(deployment, usage_of(body).unwrap_or_default());
         }
-        #[derive(Deserialize)]
-        struct WithUsage {
-            usage: Option<Counts>,
-        }
-        if self.grant.is_none() {
-            return;
-        }
-        let usage = serde_json::from_slice::<WithUsage>(body)
-            .ok()
-            .and_then(|answer| answer.usage)
-            .map(|c| Usage {
-                prompt_tokens: c.prompt_tokens,
-                completion_tokens: c.completion_tokens,
-            });
-        self.record(deployment, usage.unwrap_or_default());
     }
 
     pub fn record(self, deployment: &Deployment, usage: Usage) {
@@ -83,5 +64,87 @@ impl Access {
         Some(Box::new(move |usage: Usage| {
             self.record(&deployment, usage)
         }))
+    }
+}
+
+#[derive(Deserialize)]
+struct Counts {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+impl From<Counts> for Usage {
+    fn from(counts: Counts) -> Self {
+        Usage {
+            prompt_tokens: counts.prompt_tokens,
+            completion_tokens: counts.completion_tokens,
+        }
+    }
+}
+
+/// The `usage` of an OpenAI-shaped answer. OpenAI-compatible servers put it last, so the last
+/// `"usage":` member is read on its own first (an unescaped `"usage"` followed by `:` can only be
+/// a member name); the whole answer is parsed only when that fails.
+fn usage_of(body: &[u8]) -> Option<Usage> {
+    const NAME: &[u8] = b"\"usage\"";
+    let tail = body
+        .windows(NAME.len())
+        .rposition(|window| window == NAME)
+        .and_then(|at| {
+            let rest = &body[at + NAME.len()..];
+            let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+            (rest[colon] == b':').then(|| &rest[colon + 1..])
+        });
+    if let Some(value) = tail {
+        let mut values = serde_json::Deserializer::from_slice(value).into_iter::<Counts>();
+        if let Some(Ok(counts)) = values.next() {
+            return Some(counts.into());
+        }
+    }
+    #[derive(Deserialize)]
+    struct WithUsage {
+        usage: Option<Counts>,
+    }
+    serde_json::from_slice::<WithUsage>(body)
+        .ok()?
+        .usage
+        .map(Usage::from)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn usage_is_read_from_the_answer() {
+        let usage = |text: &str| usage_of(text.as_bytes());
+        let expected = Some(Usage {
+            prompt_tokens: 3,
+            completion_tokens: 5,
+        });
+        assert_eq!(
+            usage(
+                r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#
+            ),
+            expected
+        );
+        assert_eq!(
+            usage(
+                r#"{"usage" : {"completion_tokens":5,"prompt_tokens":3},"choices":[{"message":{"content":"\"usage\": {}"}}]}"#
+            ),
+            expected
+        );
+        // A content that mentions usage is not the member.
+        assert_eq!(
+            usage(
+                r#"{"usage":{"prompt_tokens":3,"completion_tokens":5},"choices":[{"message":{"content":"usage"}}]}"#
+            ),
+            expected
+        );
+        assert_eq!(usage(r#"{"choices":[]}"#), None);
+        assert_eq!(usage("not json"), None);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::{ChatBody, Endpoint};
 use vaultgate_router::Outcome;
@@ -225,9 +225,12 @@ pub(crate) fn with_outcome(mut response: Response, outcome: Option<&Outcome>) ->
     if let Some(outcome) = outcome {
         let headers = response.headers_mut();
         if let Ok(id) = HeaderValue::from_str(&outcome.deployment.id) {
-            headers.insert("x-vaultgate-model-id", id);
+            headers.insert(HeaderName::from_static("x-vaultgate-model-id"), id);
         }
-        headers.insert("x-vaultgate-attempts", HeaderValue::from(outcome.attempts));
+        headers.insert(
+            HeaderName::from_static("x-vaultgate-attempts"),
+            HeaderValue::from(outcome.attempts),
+        );
     }
     response
 }
