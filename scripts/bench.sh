@@ -23,7 +23,8 @@
 #
 # Environment: OHA=path uses that oha binary; BENCH_BIN_DIR=dir takes vaultgate and
 # vaultgate-mock-upstream from dir instead of building them (before/after comparisons);
-# BENCH_OUT=file also copies the Markdown there.
+# BENCH_OUT=file also copies the Markdown there; BENCH_GATEWAY_WORKERS=n runs the gateway with n
+# serving threads (default 1: the gateway's fair share of this two-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -42,6 +43,8 @@ case $mode in
 esac
 rate=2000
 model=gpt-4o-mini
+# The gateway's serving threads: one, as it shares two cores with the mock and the load tool.
+workers="${BENCH_GATEWAY_WORKERS:-1}"
 state="$root/.bench"
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
@@ -121,6 +124,7 @@ if [ "$mode" = profile ]; then
 fi
 HCP_VAULT_ADDR="$VAULT_ADDR" HCP_VAULT_TOKEN=root BENCH_UPSTREAM_BASE="$upstream" \
   "${wrap[@]}" "$bin/vaultgate" --config "$state/config.yaml" --host 127.0.0.1 --port "$gw_port" \
+  --num_workers "$workers" \
   >"$state/vaultgate.log" 2>&1 &
 gw_pid=$!
 pids+=($gw_pid)
@@ -268,7 +272,7 @@ cat >"$state/facts.json" <<JSON
 {"mode": "$mode", "duration": $duration, "rate": $rate, "ttfb_iterations": $ttfb_iterations,
  "bulk_requests": $bulk_requests, "vault_before": $vault_before, "vault_after": $vault_after,
  "hwm_kb": $hwm_kb, "rss_end_kb": $rss_end_kb, "served": $served, "spend": "$spend",
- "compare": $compare, "compare_name": "${BENCH_COMPARE_NAME:-comparison}",
+ "workers": $workers, "compare": $compare, "compare_name": "${BENCH_COMPARE_NAME:-comparison}",
  "load_start": "$load_start", "load_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
  "command": "scripts/bench.sh${1:+ $1}"}
 JSON

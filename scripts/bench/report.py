@@ -28,7 +28,8 @@ def main():
         f"{platform.release()}; load average {facts['load_start']} at start, "
         f"{facts['load_end']} at end. The gateway, the mock upstream and the load tool (oha) "
         "share these cores; OpenBao is idle during the load. Each saturation run lasts "
-        f"{facts['duration']} s."
+        f"{facts['duration']} s. The gateway runs with `--num_workers "
+        f"{facts.get('workers', 'default')}`."
     )
     add("")
     add("| measure | direct to mock | through vaultgate | gateway vs direct |")

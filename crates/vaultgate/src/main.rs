@@ -34,6 +34,11 @@ struct Cli {
     /// Log JSON lines instead of text.
     #[arg(long, env = "JSON_LOGS", global = true)]
     json_logs: bool,
+    /// Threads serving requests (default: one per CPU). Fewer than the CPUs suits a machine
+    /// shared with other busy processes: each thread that sleeps and wakes costs a hand-off.
+    #[arg(long = "num_workers", visible_alias = "num-workers", env = "NUM_WORKERS",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    num_workers: Option<u16>,
 }
 
 #[derive(Subcommand)]
@@ -46,7 +51,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.json_logs);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = cli.num_workers {
+        runtime.worker_threads(usize::from(workers));
+    }
+    let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("vaultgate: cannot start the runtime: {error}");

@@ -30,10 +30,13 @@ general_settings:
     )
 }
 
+/// One serving thread here (`--num_workers 1`); the other suites run with the default.
 fn start(config: &str) -> Gateway {
     Gateway::builder(BIN, config)
         .env("TEST_PROVIDER_KEY", PROVIDER_KEY)
         .env("TEST_MASTER_KEY", MASTER)
+        .arg("--num_workers")
+        .arg("1")
         .start()
         .unwrap()
 }
