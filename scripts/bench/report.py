@@ -42,8 +42,8 @@ def main():
         )
         add(
             f"| {c} connection{'s' if c > 1 else ''}: p50 / p99 latency | {lat(d, 'p50')} / "
-            f"{lat(d, 'p99')} | {lat(g, 'p50')} / {lat(g, 'p99')} | +{added(d, g, 'p50')} / "
-            f"+{added(d, g, 'p99')} |"
+            f"{lat(d, 'p99')} | {lat(g, 'p50')} / {lat(g, 'p99')} | {added(d, g, 'p50')} / "
+            f"{added(d, g, 'p99')} |"
         )
     d, g = oha("direct-rate"), oha("gateway-rate")
     rate = facts["rate"]
@@ -52,20 +52,20 @@ def main():
     )
     add(
         f"| {rate:,} req/s fixed rate: p50 / p99 latency | {lat(d, 'p50')} / {lat(d, 'p99')} | "
-        f"{lat(g, 'p50')} / {lat(g, 'p99')} | **+{added(d, g, 'p50')} median, "
-        f"+{added(d, g, 'p99')} p99** |"
+        f"{lat(g, 'p50')} / {lat(g, 'p99')} | **{added(d, g, 'p50')} median, "
+        f"{added(d, g, 'p99')} p99** |"
     )
     td, tg = ttfb("ttfb-direct"), ttfb("ttfb-gateway")
     add(
         f"| stream, 1 connection: time to first SSE frame p50 / p99 "
         f"({td['iterations']:,} streams) | {us(td['first_frame']['p50_us'])} / "
         f"{us(td['first_frame']['p99_us'])} | {us(tg['first_frame']['p50_us'])} / "
-        f"{us(tg['first_frame']['p99_us'])} | **+{us(tg['first_frame']['p50_us'] - td['first_frame']['p50_us'])}** "
-        f"median, +{us(tg['first_frame']['p99_us'] - td['first_frame']['p99_us'])} p99 |"
+        f"{us(tg['first_frame']['p99_us'])} | **{signed((tg['first_frame']['p50_us'] - td['first_frame']['p50_us']) / 1e6)}** "
+        f"median, {signed((tg['first_frame']['p99_us'] - td['first_frame']['p99_us']) / 1e6)} p99 |"
     )
     add(
         f"| stream, 1 connection: whole stream p50 | {us(td['total']['p50_us'])} | "
-        f"{us(tg['total']['p50_us'])} | +{us(tg['total']['p50_us'] - td['total']['p50_us'])} |"
+        f"{us(tg['total']['p50_us'])} | {signed((tg['total']['p50_us'] - td['total']['p50_us']) / 1e6)} |"
     )
     add("")
     errors = {
@@ -160,9 +160,9 @@ def targets(facts, oha, td, tg):
     lines = [
         "Targets (this run):",
         f"- saturation at 16 connections ≥ 40% of direct: {sat:.0%} — {mark(sat >= 0.40)}",
-        f"- added median at {facts['rate']:,} req/s ≤ 150 µs: {fmt(add50)} — {mark(add50 <= 150e-6)}",
-        f"- added p99 at {facts['rate']:,} req/s ≤ 1 ms: {fmt(add99)} — {mark(add99 <= 1e-3)}",
-        f"- stream first-frame overhead ≤ 0.5 ms: {fmt(ttfb_add)} — {mark(ttfb_add <= 0.5e-3)}",
+        f"- added median at {facts['rate']:,} req/s ≤ 150 µs: {signed(add50)} — {mark(add50 <= 150e-6)}",
+        f"- added p99 at {facts['rate']:,} req/s ≤ 1 ms: {signed(add99)} — {mark(add99 <= 1e-3)}",
+        f"- stream first-frame overhead ≤ 0.5 ms: {signed(ttfb_add)} — {mark(ttfb_add <= 0.5e-3)}",
         f"- peak RSS ≤ 50 MB after {facts['served']:,} requests: {mib:.1f} MiB — "
         f"{mark(mib * 1.048576 <= 50)}",
         f"- Vault requests during load = 0: {vault} — {mark(vault == 0)}",
@@ -218,12 +218,17 @@ def us(micros):
     return fmt(micros / 1e6)
 
 
+def signed(seconds):
+    """A difference with its sign: +120 µs, −95 µs."""
+    return ("+" if seconds >= 0 else "−") + fmt(abs(seconds))
+
+
 def lat(run, name):
     return fmt(pct(run, name))
 
 
 def added(d, g, name):
-    return fmt(pct(g, name) - pct(d, name))
+    return signed(pct(g, name) - pct(d, name))
 
 
 if __name__ == "__main__":
