@@ -17,7 +17,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "Installing OpenBao and building vaultgate (first run takes a few minutes)"
 scripts/setup.sh
 cargo build --release --quiet --bin vaultgate --bin vaultgate-mock-upstream
-bin=target/release
+bin=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release
 
 source scripts/lib.sh
 pids=()
