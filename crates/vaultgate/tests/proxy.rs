@@ -678,3 +678,36 @@ async fn upstreams_behind_an_http_proxy_are_reached_through_it() {
     assert_ne!(seen.header("host"), Some("upstream.invalid"));
     assert_eq!(seen.body["model"], "direct-model");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_upstreams_are_verified_against_the_trusted_roots() {
+    // OpenBao's -dev-tls server plays an HTTPS upstream whose CA only SSL_CERT_FILE trusts.
+    let bao = vaultgate_testkit::openbao::OpenBao::start_tls().unwrap();
+    let ca = bao.ca_path().unwrap();
+    let config = config(&bao.addr(), "");
+    let chat = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]});
+    let gateway = |trust: bool| {
+        let mut builder = Gateway::builder(BIN, &config)
+            .env("TEST_PROVIDER_KEY", PROVIDER_KEY)
+            .env("TEST_MASTER_KEY", MASTER);
+        if trust {
+            builder = builder.env("SSL_CERT_FILE", ca.to_str().unwrap());
+        }
+        builder.start().unwrap()
+    };
+
+    // Trusted: the handshake succeeds and OpenBao's own refusal (no such route for this token)
+    // comes back as the upstream's answer.
+    let trusted = gateway(true);
+    let response = post(&trusted, "/v1/chat/completions", chat.clone()).await;
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert!(status.is_client_error(), "{status}: {body}");
+
+    // Not trusted: no request is sent; a 502 that says why.
+    let untrusted = gateway(false);
+    let (status, body) = error_of(post(&untrusted, "/v1/chat/completions", chat).await).await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("certificate"), "{message}");
+}
