@@ -103,11 +103,12 @@ impl ChatBody {
         let options_is_object = options.as_ref().is_some_and(Value::is_object);
         let span = |value: &RawValue| span_of(&raw, value);
         Ok(Self {
-            model_span: members.model.map(span),
+            model_span: members.model.map(span).transpose()?,
             options_span: members
                 .stream_options
                 .filter(|_| options_is_object)
-                .map(span),
+                .map(span)
+                .transpose()?,
             options_other: members.stream_options.is_some() && !options_is_object,
             model,
             stream,
@@ -177,11 +178,17 @@ impl ChatBody {
     }
 }
 
-/// Where `value` (borrowed from `raw` by the parser) sits in `raw`.
-fn span_of(raw: &[u8], value: &RawValue) -> Range<usize> {
+/// Where `value` (borrowed from `raw` by the parser) sits in `raw`, checked.
+fn span_of(raw: &[u8], value: &RawValue) -> Result<Range<usize>> {
     let text = value.get();
-    let start = (text.as_ptr() as usize).saturating_sub(raw.as_ptr() as usize);
-    start..start + text.len()
+    let start = (text.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+    let span = start..start.wrapping_add(text.len());
+    match raw.get(span.clone()) {
+        Some(bytes) if bytes == text.as_bytes() => Ok(span),
+        _ => Err(Error::Internal(
+            "a request member was not found in the request body".into(),
+        )),
+    }
 }
 
 fn json_string(text: &str) -> Vec<u8> {
