@@ -24,6 +24,7 @@ pub type UpstreamBody = BoxBody<Bytes, BoxError>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
 const PROXY_VARIABLES: &[&str] = &[
     "HTTPS_PROXY",
     "https_proxy",
@@ -49,6 +50,8 @@ impl HttpClient {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        // Probes idle pooled connections, so one a middlebox dropped is noticed before use.
+        http.set_keepalive(Some(TCP_KEEPALIVE));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_platform_verifier(provider)
             .map_err(|e| build_error(&e))?
@@ -65,6 +68,7 @@ impl HttpClient {
             let client = reqwest::Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
                 .pool_idle_timeout(IDLE_TIMEOUT)
+                .tcp_keepalive(TCP_KEEPALIVE)
                 .tcp_nodelay(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
