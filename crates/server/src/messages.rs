@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::anthropic;
 
-use crate::proxy::{Admitted, admit, json_response, record_request, sse_response, with_outcome};
+use crate::proxy::{Admitted, admit, json_response, sse_response, with_outcome};
 use crate::sse::{self, UsageFormat, anthropic_usage};
 use crate::state::AppState;
 use crate::upstream::{MessagesRequest, Reply, attempt_messages};
@@ -26,7 +26,8 @@ pub async fn handle(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
         Ok(response) => response,
         Err(error) => anthropic_error(error),
     };
-    record_request(ROUTE, model, &response, started);
+    app.request_metrics
+        .record(ROUTE, model.as_deref(), response.status(), started);
     response
 }
 

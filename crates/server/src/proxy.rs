@@ -53,7 +53,7 @@ struct RequestSeries {
 }
 
 impl RequestMetrics {
-    /// Same series as [`record_request`].
+    /// Counts a finished model request and its latency, by route, model and status.
     pub(crate) fn record(
         &self,
         route: &'static str,
@@ -95,21 +95,6 @@ impl RequestMetrics {
             }
         }
     }
-}
-
-/// Counts a finished model request and its latency, by route, model and status.
-pub(crate) fn record_request(
-    route: &'static str,
-    model: Option<String>,
-    response: &Response,
-    started: Instant,
-) {
-    let model = model.unwrap_or_default();
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("vaultgate_requests_total", "route" => route, "model" => model.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("vaultgate_request_duration_seconds", "route" => route, "model" => model)
-        .record(started.elapsed().as_secs_f64());
 }
 
 /// The shared front of every model route: who calls, what they sent, whether they may.
