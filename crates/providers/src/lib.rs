@@ -131,24 +131,31 @@ struct UrlCache(std::sync::RwLock<Vec<CachedUrl>>);
 
 #[derive(Debug)]
 struct CachedUrl {
-    endpoint: Endpoint,
+    target: Target,
     base: String,
     version: Option<String>,
     url: http::Uri,
 }
 
+/// What an upstream URL is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    OpenAi(Endpoint),
+    AnthropicMessages,
+}
+
 impl UrlCache {
-    /// The URL for `endpoint` on `base`: cached, else from `parse` (and cached, replacing any
-    /// entry of the endpoint built from another base). `None` when `parse` fails.
+    /// The URL for `target` on `base`: cached, else from `parse` (and cached, replacing any
+    /// entry of the target built from another base). `None` when `parse` fails.
     fn get(
         &self,
-        endpoint: Endpoint,
+        target: Target,
         base: &str,
         version: Option<&str>,
         parse: impl FnOnce() -> Option<http::Uri>,
     ) -> Option<http::Uri> {
         let matches = |entry: &CachedUrl| {
-            entry.endpoint == endpoint && entry.base == base && entry.version.as_deref() == version
+            entry.target == target && entry.base == base && entry.version.as_deref() == version
         };
         if let Ok(entries) = self.0.read()
             && let Some(entry) = entries.iter().find(|e| matches(e))
@@ -157,9 +164,9 @@ impl UrlCache {
         }
         let url = parse()?;
         if let Ok(mut entries) = self.0.write() {
-            entries.retain(|entry| entry.endpoint != endpoint);
+            entries.retain(|entry| entry.target != target);
             entries.push(CachedUrl {
-                endpoint,
+                target,
                 base: base.to_owned(),
                 version: version.map(str::to_owned),
                 url: url.clone(),
@@ -201,7 +208,7 @@ pub fn build_request(
                 .trim_end_matches('/');
             deployment
                 .urls
-                .get(endpoint, base, None, || {
+                .get(Target::OpenAi(endpoint), base, None, || {
                     parse_url(&format!("{base}/{}", endpoint.path()))
                 })
                 .ok_or_else(|| bad_base(deployment))?
@@ -231,7 +238,7 @@ pub fn build_request(
             };
             deployment
                 .urls
-                .get(endpoint, base, Some(version), parse)
+                .get(Target::OpenAi(endpoint), base, Some(version), parse)
                 .ok_or_else(|| bad_base(deployment))?
         }
         Provider::Anthropic => {
@@ -279,7 +286,7 @@ pub fn build_request(
 }
 
 /// An absolute http(s) URL, normalised (IDNA, percent-encoding) by `url` first.
-pub fn parse_url(text: &str) -> Option<http::Uri> {
+fn parse_url(text: &str) -> Option<http::Uri> {
     let url = url::Url::parse(text).ok()?;
     if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
         return None;
@@ -295,7 +302,7 @@ fn bad_base(deployment: &Deployment) -> Error {
 }
 
 /// A credential as a header value, marked sensitive (never printed by `Debug`).
-pub fn secret_header(deployment: &Deployment, value: &str) -> Result<HeaderValue> {
+fn secret_header(deployment: &Deployment, value: &str) -> Result<HeaderValue> {
     let mut value =
         HeaderValue::from_str(value).map_err(|_| header_error(deployment, "the api key"))?;
     value.set_sensitive(true);
@@ -309,9 +316,19 @@ fn header_error(deployment: &Deployment, what: &str) -> Error {
     ))
 }
 
-/// The default Anthropic base URL, for the Anthropic adapter.
-pub fn anthropic_base<'a>(resolved: &Resolved<'a>) -> &'a str {
-    resolved.api_base.unwrap_or(ANTHROPIC_DEFAULT_BASE)
+/// The deployment's Anthropic Messages URL (`{api_base}/v1/messages`), parsed once like the
+/// OpenAI ones.
+pub fn anthropic_messages_url(
+    deployment: &Deployment,
+    resolved: &Resolved<'_>,
+) -> Result<http::Uri> {
+    let base = resolved.api_base.unwrap_or(ANTHROPIC_DEFAULT_BASE);
+    deployment
+        .urls
+        .get(Target::AnthropicMessages, base, None, || {
+            parse_url(&anthropic::messages_url(base))
+        })
+        .ok_or_else(|| bad_base(deployment))
 }
 
 /// Token counts reported by an upstream (`usage` of an OpenAI-shaped answer).

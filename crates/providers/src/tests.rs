@@ -279,3 +279,26 @@ fn cached_azure_urls_follow_a_changed_api_version() {
         );
     }
 }
+
+#[test]
+fn anthropic_messages_urls() {
+    let d = deployment(
+        "model_list:\n  - model_name: claude\n    litellm_params: {model: anthropic/claude-x}\n",
+    );
+    let url = |base: Option<&str>| {
+        let resolved = Resolved {
+            api_base: base,
+            ..Resolved::default()
+        };
+        anthropic_messages_url(&d, &resolved).map(|uri| uri.to_string())
+    };
+    for _ in 0..2 {
+        assert_eq!(url(None).unwrap(), "https://api.anthropic.com/v1/messages");
+    }
+    assert_eq!(
+        url(Some("http://127.0.0.1:9/v1")).unwrap(),
+        "http://127.0.0.1:9/v1/messages"
+    );
+    let error = url(Some("not a url")).err().unwrap();
+    assert!(error.to_string().contains("api_base"), "{error}");
+}

@@ -16,8 +16,8 @@ use vaultgate_config::Provider;
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::anthropic::{self, TranslateOptions};
 use vaultgate_providers::{
-    ChatBody, Deployment, Endpoint, Resolved, UpstreamRequest, Usage, anthropic_base,
-    build_request, mock, parse_url,
+    ChatBody, Deployment, Endpoint, Resolved, UpstreamRequest, Usage, anthropic_messages_url,
+    build_request, mock,
 };
 use vaultgate_secrets::SecretMap;
 
@@ -336,15 +336,9 @@ fn anthropic_request(
         })?;
         headers.insert((*name).clone(), value);
     }
-    let url = anthropic::messages_url(anthropic_base(&resolved));
-    let mut request = http::Request::post(parse_url(&url).ok_or_else(|| {
-        Error::Config(format!(
-            "deployment {}: api_base is not an http(s) URL",
-            deployment.id
-        ))
-    })?)
-    .body(Bytes::from(body))
-    .map_err(|e| Error::Internal(e.to_string()))?;
+    let mut request = http::Request::post(anthropic_messages_url(deployment, &resolved)?)
+        .body(Bytes::from(body))
+        .map_err(|e| Error::Internal(e.to_string()))?;
     *request.headers_mut() = headers;
     Ok(request)
 }
