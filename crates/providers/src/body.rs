@@ -216,10 +216,10 @@ impl<'de: 'a, 'a> Visitor<'de> for MembersVisitor<'a> {
     ) -> std::result::Result<Members<'a>, M::Error> {
         let mut members = Members::default();
         while let Some(Key(key)) = map.next_key()? {
-            let slot = match key.as_ref() {
-                "model" => &mut members.model,
-                "stream" => &mut members.stream,
-                "stream_options" => &mut members.stream_options,
+            let (name, slot) = match key.as_ref() {
+                "model" => ("model", &mut members.model),
+                "stream" => ("stream", &mut members.stream),
+                "stream_options" => ("stream_options", &mut members.stream_options),
                 _ => {
                     map.next_value::<de::IgnoredAny>()?;
                     continue;
@@ -227,11 +227,7 @@ impl<'de: 'a, 'a> Visitor<'de> for MembersVisitor<'a> {
             };
             let value: &'de RawValue = map.next_value()?;
             if slot.replace(value).is_some() {
-                members.duplicate = Some(match key.as_ref() {
-                    "model" => "model",
-                    "stream" => "stream",
-                    _ => "stream_options",
-                });
+                members.duplicate = Some(name);
             }
         }
         Ok(members)

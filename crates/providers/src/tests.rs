@@ -11,6 +11,12 @@ fn body(json: &str) -> ChatBody {
     ChatBody::parse(Bytes::copy_from_slice(json.as_bytes())).unwrap()
 }
 
+/// The upstream URL `build_request` gives a minimal request, or its error.
+fn upstream_url(d: &Deployment, resolved: &Resolved<'_>, endpoint: Endpoint) -> Result<String> {
+    build_request(d, resolved, endpoint, &body(r#"{"model":"m"}"#), false)
+        .map(|request| request.uri().to_string())
+}
+
 #[test]
 fn azure_url_and_header() {
     let d = deployment(
@@ -208,16 +214,7 @@ fn cached_upstream_urls_follow_a_changed_base() {
             api_base: Some(base),
             ..Resolved::default()
         };
-        build_request(
-            &d,
-            &resolved,
-            endpoint,
-            &body(r#"{"model":"public"}"#),
-            false,
-        )
-        .unwrap()
-        .uri()
-        .to_string()
+        upstream_url(&d, &resolved, endpoint).unwrap()
     };
     for _ in 0..2 {
         assert_eq!(
@@ -239,15 +236,9 @@ fn cached_upstream_urls_follow_a_changed_base() {
             api_base: Some(base),
             ..Resolved::default()
         };
-        let error = build_request(
-            &d,
-            &resolved,
-            Endpoint::ChatCompletions,
-            &body(r#"{"model":"public"}"#),
-            false,
-        )
-        .err()
-        .unwrap();
+        let error = upstream_url(&d, &resolved, Endpoint::ChatCompletions)
+            .err()
+            .unwrap();
         assert!(error.to_string().contains("api_base"), "{error}");
     }
 }
@@ -263,16 +254,8 @@ fn cached_azure_urls_follow_a_changed_api_version() {
             api_version: Some(version),
             ..Resolved::default()
         };
-        let request = build_request(
-            &d,
-            &resolved,
-            Endpoint::ChatCompletions,
-            &body(r#"{"model":"gpt"}"#),
-            false,
-        )
-        .unwrap();
         assert_eq!(
-            request.uri().to_string(),
+            upstream_url(&d, &resolved, Endpoint::ChatCompletions).unwrap(),
             format!(
                 "https://x.openai.azure.com/openai/deployments/dep-1/chat/completions?api-version={version}"
             )
