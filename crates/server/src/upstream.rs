@@ -94,13 +94,8 @@ impl MessagesRequest {
     /// The request as an OpenAI chat request (translated once, on first use).
     fn as_chat(&self) -> &Result<ChatBody> {
         self.as_chat.get_or_init(|| {
-            let fields = Value::Object(self.body.fields()?.clone());
-            match anthropic::messages_to_chat_request(&fields)? {
-                Value::Object(fields) => ChatBody::from_fields(fields, self.body.model.clone()),
-                _ => Err(Error::Internal(
-                    "the translated request is not an object".into(),
-                )),
-            }
+            let fields = anthropic::messages_to_chat_request(self.body.fields()?)?;
+            ChatBody::from_fields(fields, self.body.model.clone())
         })
     }
 }

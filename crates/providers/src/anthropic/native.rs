@@ -12,10 +12,7 @@ use super::{
 /// `model` is copied as is (the caller replaces it with the deployment's upstream name).
 /// Anthropic-only knobs without an OpenAI counterpart (`top_k`, `thinking`, cache_control…)
 /// are left out, since the request can still be served without them.
-pub fn messages_to_chat_request(body: &Value) -> Result<Value> {
-    let body = body
-        .as_object()
-        .ok_or_else(|| Error::bad_request("request body must be a JSON object"))?;
+pub fn messages_to_chat_request(body: &Map<String, Value>) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     if let Some(model) = body.get("model") {
         out.insert("model".into(), model.clone());
@@ -95,7 +92,7 @@ pub fn messages_to_chat_request(body: &Value) -> Result<Value> {
             }
         }
     }
-    Ok(Value::Object(out))
+    Ok(out)
 }
 
 /// Concatenated text of a list of text blocks (Anthropic system prompts, tool results).
