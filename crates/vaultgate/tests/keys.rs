@@ -107,8 +107,12 @@ async fn admin_get(gateway: &Gateway, path: &str) -> (u16, Value) {
 }
 
 async fn chat_as(gateway: &Gateway, key: &str, model: &str) -> reqwest::Response {
+    chat_at(&gateway.url, key, model).await
+}
+
+async fn chat_at(url: &str, key: &str, model: &str) -> reqwest::Response {
     reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", gateway.url))
+        .post(format!("{url}/v1/chat/completions"))
         .bearer_auth(key)
         .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
         .send()
@@ -118,6 +122,12 @@ async fn chat_as(gateway: &Gateway, key: &str, model: &str) -> reqwest::Response
 
 async fn status_as(gateway: &Gateway, key: &str, model: &str) -> u16 {
     chat_as(gateway, key, model).await.status().as_u16()
+}
+
+/// [`status_as`] in a task of its own, for requests in flight together.
+fn spawn_status(gateway: &Gateway, key: &str, model: &'static str) -> tokio::task::JoinHandle<u16> {
+    let (url, key) = (gateway.url.clone(), key.to_owned());
+    tokio::spawn(async move { chat_at(&url, &key, model).await.status().as_u16() })
 }
 
 async fn lifecycle(database_url: &str, env: &Env) {
@@ -383,20 +393,7 @@ async fn limits_budgets_and_spend_are_enforced_on_model_routes() {
         delay: Duration::from_millis(3000),
         ..Default::default()
     });
-    let slow = tokio::spawn({
-        let (url, key) = (gateway.url.clone(), single.clone());
-        async move {
-            reqwest::Client::new()
-                .post(format!("{url}/v1/chat/completions"))
-                .bearer_auth(key)
-                .json(&json!({"model": "gpt-b", "messages": []}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    });
+    let slow = spawn_status(&gateway, &single, "gpt-b");
     let mut saw_429 = false;
     for _ in 0..200 {
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -463,20 +460,7 @@ async fn concurrent_requests_cannot_overspend_by_more_than_one_request() {
     let mut exhausted = false;
     for _ in 0..30 {
         let wave: Vec<_> = (0..8)
-            .map(|_| {
-                let (url, key) = (gateway.url.clone(), key.clone());
-                tokio::spawn(async move {
-                    reqwest::Client::new()
-                        .post(format!("{url}/v1/chat/completions"))
-                        .bearer_auth(key)
-                        .json(&json!({"model": "gpt-a", "messages": []}))
-                        .send()
-                        .await
-                        .unwrap()
-                        .status()
-                        .as_u16()
-                })
-            })
+            .map(|_| spawn_status(&gateway, &key, "gpt-a"))
             .collect();
         for task in wave {
             match task.await.unwrap() {
