@@ -1,12 +1,11 @@
 //! Request-path limits, all in memory: model access, budget (with in-flight reservations),
 //! requests and tokens per minute, parallel requests, and usage recording.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use vaultgate_config::ModelInfo;
-use vaultgate_core::{Error, Result};
+use vaultgate_core::{Error, FastMap, Result};
 
 use crate::model::{ALL_PROXY_MODELS, KeyRecord, model_matches, parse_duration};
 use crate::service::KeyService;
@@ -15,7 +14,7 @@ use crate::spend::SpendMsg;
 /// Live per-key state, keyed by the stable `key_id` (survives regenerate and cache reloads).
 #[derive(Default)]
 pub(crate) struct LiveMap {
-    map: Mutex<HashMap<String, Arc<Live>>>,
+    map: Mutex<FastMap<String, Arc<Live>>>,
 }
 
 #[derive(Default)]

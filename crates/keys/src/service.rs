@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vaultgate_core::{Error, Result};
+use vaultgate_core::{Error, FastHashState, Result};
 
 use crate::clock::{Clock, SystemClock};
 use crate::limits::LiveMap;
@@ -149,8 +149,8 @@ pub struct KeyService {
 pub(crate) struct Inner {
     pub store: Store,
     pub mirror: Option<MirrorConfig>,
-    pub cache: Cache<String, Arc<Cached>>,
-    pub misses: Cache<String, ()>,
+    pub cache: Cache<String, Arc<Cached>, FastHashState>,
+    pub misses: Cache<String, (), FastHashState>,
     /// Bumped on every invalidation, so a lookup that raced with one does not re-cache stale data.
     pub epoch: AtomicU64,
     pub live: Arc<LiveMap>,
@@ -348,11 +348,11 @@ impl KeyService {
         let cache = Cache::builder()
             .max_capacity(options.cache_capacity)
             .time_to_live(options.cache_ttl.saturating_add(options.cache_max_stale))
-            .build();
+            .build_with_hasher(FastHashState::default());
         let misses = Cache::builder()
             .max_capacity(options.cache_capacity)
             .time_to_live(options.negative_cache_ttl)
-            .build();
+            .build_with_hasher(FastHashState::default());
         let live = Arc::new(LiveMap::default());
         let (spend_tx, spend_rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();

@@ -2,13 +2,13 @@
 //! background task, in batches (one transaction per batch), so the request path never waits on a
 //! database write. A failed batch stays queued and is retried; shutdown drains and flushes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use vaultgate_core::Result;
+use vaultgate_core::{FastMap, Result};
 
 use crate::limits::LiveMap;
 use crate::store::{Store, UsageSum};
@@ -35,9 +35,13 @@ pub(crate) enum SpendMsg {
 /// before it and usage after it is not wiped by it.
 #[derive(Default)]
 struct Segment {
-    usage: HashMap<(String, String), UsageSum>,
+    /// Keyed by key id and UTC day number; the day is written out as text only at a flush.
+    usage: FastMap<(String, i64), UsageSum>,
     resets: Vec<(String, i64, i64)>,
 }
+
+/// How many queued messages one wake-up of the writer takes at most.
+const RECEIVE_BATCH: usize = 256;
 
 pub(crate) struct SpendWriter {
     pub store: Store,
@@ -74,6 +78,7 @@ impl SpendWriter {
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(self.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut received = Vec::with_capacity(RECEIVE_BATCH);
         loop {
             tokio::select! {
                 biased;
@@ -84,13 +89,16 @@ impl SpendWriter {
                     self.final_flush().await;
                     return;
                 }
-                msg = self.rx.recv() => match msg {
-                    Some(msg) => self.handle(msg).await,
-                    None => {
+                // Under load many messages wait: one wake-up takes them all.
+                count = self.rx.recv_many(&mut received, RECEIVE_BATCH) => {
+                    if count == 0 {
                         self.final_flush().await;
                         return;
                     }
-                },
+                    for msg in received.drain(..) {
+                        self.handle(msg).await;
+                    }
+                }
                 _ = tick.tick() => {
                     let _ = self.flush().await;
                 }
@@ -111,7 +119,8 @@ impl SpendWriter {
                     self.segments.push_back(Segment::default());
                 }
                 if let Some(segment) = self.segments.back_mut() {
-                    let sum = segment.usage.entry((key_id, day_of(at_ms))).or_default();
+                    let day = at_ms.div_euclid(DAY_MS);
+                    let sum = segment.usage.entry((key_id, day)).or_default();
                     sum.cost += cost;
                     sum.prompt_tokens += i64::try_from(prompt_tokens).unwrap_or(i64::MAX);
                     sum.completion_tokens += i64::try_from(completion_tokens).unwrap_or(i64::MAX);
@@ -147,7 +156,7 @@ impl SpendWriter {
             let usage: Vec<(String, String, UsageSum)> = segment
                 .usage
                 .iter()
-                .map(|((id, day), sum)| (id.clone(), day.clone(), *sum))
+                .map(|((id, day), sum)| (id.clone(), day_text(*day), *sum))
                 .collect();
             match self.store.apply_spend(&usage, &segment.resets).await {
                 Ok(()) => {
@@ -191,9 +200,25 @@ impl SpendWriter {
     }
 }
 
-/// UTC day `YYYY-MM-DD` of a unix-ms time.
-fn day_of(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+const DAY_MS: i64 = 86_400_000;
+
+/// UTC day `YYYY-MM-DD` of a day number (days since the unix epoch).
+fn day_text(day: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(day.saturating_mul(86_400))
         .map(|t| t.date().to_string())
         .unwrap_or_else(|_| "1970-01-01".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_logged_on_its_utc_day() {
+        assert_eq!(day_text(0), "1970-01-01");
+        // 2026-11-18 23:59:59.999 UTC and one millisecond later.
+        let last_ms: i64 = 1_795_046_399_999;
+        assert_eq!(day_text(last_ms.div_euclid(DAY_MS)), "2026-11-18");
+        assert_eq!(day_text((last_ms + 1).div_euclid(DAY_MS)), "2026-11-19");
+    }
 }

@@ -8,14 +8,13 @@ mod classify;
 mod health;
 mod select;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use vaultgate_config::{Config, Fallbacks};
-use vaultgate_core::{Error, Result};
+use vaultgate_core::{Error, FastMap, Result};
 use vaultgate_providers::Deployment;
 
 pub use classify::{FailureKind, classify, retryable};
@@ -65,13 +64,13 @@ pub struct Outcome {
 /// The three fallback tables of `router_settings`, keyed by model group.
 #[derive(Debug, Default)]
 struct FallbackTables {
-    general: HashMap<String, Vec<String>>,
-    context_window: HashMap<String, Vec<String>>,
-    content_policy: HashMap<String, Vec<String>>,
+    general: FastMap<String, Vec<String>>,
+    context_window: FastMap<String, Vec<String>>,
+    content_policy: FastMap<String, Vec<String>>,
 }
 
-fn table(lists: &Fallbacks) -> HashMap<String, Vec<String>> {
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+fn table(lists: &Fallbacks) -> FastMap<String, Vec<String>> {
+    let mut out: FastMap<String, Vec<String>> = FastMap::default();
     for entry in lists {
         for (model, targets) in entry {
             out.entry(model.clone())
@@ -83,7 +82,7 @@ fn table(lists: &Fallbacks) -> HashMap<String, Vec<String>> {
 }
 
 pub struct Router {
-    groups: HashMap<String, ModelGroup>,
+    groups: FastMap<String, ModelGroup>,
     /// Public model names in config order, for `GET /v1/models`.
     order: Vec<String>,
     strategy: Strategy,
@@ -101,7 +100,7 @@ impl Router {
         let settings = &config.router_settings;
         let default_timeout = settings.timeout.or(config.litellm_settings.request_timeout);
         let configured_retries = settings.num_retries.or(config.litellm_settings.num_retries);
-        let mut groups: HashMap<String, ModelGroup> = HashMap::new();
+        let mut groups: FastMap<String, ModelGroup> = FastMap::default();
         let mut order = Vec::new();
         for (index, entry) in config.model_list.iter().enumerate() {
             let deployment = Arc::new(Deployment::from_config(
@@ -413,7 +412,7 @@ impl Router {
 }
 
 /// The fallback list of `model` in `table`, else the `*` list.
-fn lookup<'t>(table: &'t HashMap<String, Vec<String>>, model: &str) -> Option<&'t [String]> {
+fn lookup<'t>(table: &'t FastMap<String, Vec<String>>, model: &str) -> Option<&'t [String]> {
     table
         .get(model)
         .or_else(|| table.get(ANY_MODEL))

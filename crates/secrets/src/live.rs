@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use vaultgate_config::{Config, ConfigValue};
-use vaultgate_core::{Error, Result};
+use vaultgate_core::{Error, FastMap, Result};
 
 use crate::client::VaultClient;
 use crate::env::Env;
@@ -55,7 +55,7 @@ struct Entry {
 /// no await. `Debug` lists names and origins only.
 #[derive(Default)]
 pub struct SecretMap {
-    entries: HashMap<String, Arc<Entry>>,
+    entries: FastMap<String, Arc<Entry>>,
 }
 
 impl SecretMap {
@@ -237,7 +237,7 @@ impl LiveSecrets {
         };
 
         let reads = live.read_vault_names(live.vault_names.clone()).await;
-        let mut entries = HashMap::new();
+        let mut entries = FastMap::default();
         let mut missing = Vec::new();
         let mut read_at = HashMap::new();
         for (name, places) in &live.uses {

@@ -42,7 +42,7 @@ pub async fn handle(
 /// Models are the configured ones (or none), so the set stays small.
 #[derive(Default)]
 pub struct RequestMetrics {
-    by_model: std::sync::RwLock<std::collections::HashMap<String, Vec<RequestSeries>>>,
+    by_model: std::sync::RwLock<vaultgate_core::FastMap<String, Vec<RequestSeries>>>,
 }
 
 struct RequestSeries {
