@@ -316,12 +316,49 @@ fn header_error(deployment: &Deployment, what: &str) -> Error {
     ))
 }
 
-/// The deployment's Anthropic Messages URL (`{api_base}/v1/messages`), parsed once like the
-/// OpenAI ones.
-pub fn anthropic_messages_url(
+/// POST `{api_base}/v1/messages` with the deployment's key as `x-api-key` and `anthropic-version`
+/// (from the deployment's `extra_headers`, else the client's, else the default); the client's
+/// other protocol headers unless the deployment sets them.
+pub fn build_anthropic_request(
     deployment: &Deployment,
     resolved: &Resolved<'_>,
-) -> Result<http::Uri> {
+    body: Bytes,
+    client_headers: &[(HeaderName, HeaderValue)],
+) -> Result<UpstreamRequest> {
+    let configured_version = resolved
+        .extra_headers
+        .iter()
+        .find(|(name, _)| name.as_str() == "anthropic-version")
+        .map(|(_, value)| *value);
+    let client_version = client_headers
+        .iter()
+        .find(|(name, _)| name.as_str() == "anthropic-version")
+        .and_then(|(_, value)| value.to_str().ok());
+    let mut headers =
+        anthropic::upstream_headers(resolved.api_key, configured_version.or(client_version))?;
+    for (name, value) in client_headers {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    for (name, value) in &resolved.extra_headers {
+        if name.as_str() == "anthropic-version" {
+            continue;
+        }
+        let value =
+            HeaderValue::from_str(value).map_err(|_| header_error(deployment, name.as_str()))?;
+        headers.insert((*name).clone(), value);
+    }
+    let mut request = http::Request::post(anthropic_messages_url(deployment, resolved)?)
+        .body(body)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// The deployment's Anthropic Messages URL (`{api_base}/v1/messages`), parsed once like the
+/// OpenAI ones.
+fn anthropic_messages_url(deployment: &Deployment, resolved: &Resolved<'_>) -> Result<http::Uri> {
     let base = resolved.api_base.unwrap_or(ANTHROPIC_DEFAULT_BASE);
     deployment
         .urls

@@ -285,3 +285,45 @@ fn anthropic_messages_urls() {
     let error = url(Some("not a url")).err().unwrap();
     assert!(error.to_string().contains("api_base"), "{error}");
 }
+
+#[test]
+fn anthropic_request_headers() {
+    let d = deployment(
+        "model_list:\n  - model_name: claude\n    litellm_params: {model: anthropic/claude-x}\n",
+    );
+    let version = HeaderName::from_static("anthropic-version");
+    let beta = HeaderName::from_static("anthropic-beta");
+    let team = HeaderName::from_static("x-team");
+    let client = [
+        (version.clone(), HeaderValue::from_static("2023-01-01")),
+        (beta.clone(), HeaderValue::from_static("tools-1")),
+    ];
+    let build = |extra: Vec<(&HeaderName, &str)>| {
+        let resolved = Resolved {
+            api_key: Some("sk-ant-secret"),
+            extra_headers: extra,
+            ..Resolved::default()
+        };
+        build_anthropic_request(&d, &resolved, Bytes::from_static(b"{}"), &client)
+    };
+
+    // The client's protocol headers pass when the deployment does not set them.
+    let request = build(vec![(&team, "blue")]).unwrap();
+    let headers = request.headers();
+    assert_eq!(headers["x-api-key"], "sk-ant-secret");
+    assert!(headers["x-api-key"].is_sensitive());
+    assert_eq!(headers["anthropic-version"], "2023-01-01");
+    assert_eq!(headers["anthropic-beta"], "tools-1");
+    assert_eq!(headers["x-team"], "blue");
+    assert_eq!(request.uri(), "https://api.anthropic.com/v1/messages");
+
+    // The deployment's own headers win over the client's.
+    let request = build(vec![(&version, "2024-10-22"), (&beta, "none")]).unwrap();
+    assert_eq!(request.headers()["anthropic-version"], "2024-10-22");
+    assert_eq!(request.headers()["anthropic-beta"], "none");
+
+    // A value that cannot be a header is a config error naming the header, not the value.
+    let error = build(vec![(&team, "bad\nvalue")]).unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("x-team") && !text.contains("bad"), "{text}");
+}

@@ -16,7 +16,7 @@ use vaultgate_config::Provider;
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::anthropic::{self, TranslateOptions};
 use vaultgate_providers::{
-    ChatBody, Deployment, Endpoint, Resolved, UpstreamRequest, Usage, anthropic_messages_url,
+    ChatBody, Deployment, Endpoint, Resolved, UpstreamRequest, Usage, build_anthropic_request,
     build_request, mock,
 };
 use vaultgate_secrets::SecretMap;
@@ -293,8 +293,7 @@ async fn call_anthropic_native(
     .await
 }
 
-/// POST `{api_base}/v1/messages` with the deployment's key as `x-api-key` and `anthropic-version`
-/// (from the deployment's `extra_headers`, else the client's, else the default).
+/// The Anthropic Messages request for `body`, with the deployment's settings resolved now.
 fn anthropic_request(
     app: &AppState,
     deployment: &Deployment,
@@ -303,39 +302,7 @@ fn anthropic_request(
 ) -> Result<UpstreamRequest> {
     let secrets = app.secrets.snapshot();
     let resolved = resolve(&secrets, deployment);
-    let configured_version = resolved
-        .extra_headers
-        .iter()
-        .find(|(name, _)| name.as_str() == "anthropic-version")
-        .map(|(_, value)| *value);
-    let client_version = client_headers
-        .iter()
-        .find(|(name, _)| name.as_str() == "anthropic-version")
-        .and_then(|(_, value)| value.to_str().ok());
-    let mut headers =
-        anthropic::upstream_headers(resolved.api_key, configured_version.or(client_version))?;
-    for (name, value) in client_headers {
-        if !headers.contains_key(name) {
-            headers.insert(name.clone(), value.clone());
-        }
-    }
-    for (name, value) in &resolved.extra_headers {
-        if name.as_str() == "anthropic-version" {
-            continue;
-        }
-        let value = HeaderValue::from_str(value).map_err(|_| {
-            Error::Config(format!(
-                "deployment {}: extra header {name} is not a valid header value",
-                deployment.id
-            ))
-        })?;
-        headers.insert((*name).clone(), value);
-    }
-    let mut request = http::Request::post(anthropic_messages_url(deployment, &resolved)?)
-        .body(Bytes::from(body))
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    *request.headers_mut() = headers;
-    Ok(request)
+    build_anthropic_request(deployment, &resolved, Bytes::from(body), client_headers)
 }
 
 /// Sends one upstream request under the deployment's timeouts: `timeout` for a whole answer,
