@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # vaultgate benchmark: gateway overhead against a fast local upstream, on the realistic path.
 #
-#   scripts/bench.sh            10 s per run (stable numbers), writes .bench/results.md
-#   scripts/bench.sh --smoke    2 s per run, small counts: CI checks that it works (no assertions)
+#   scripts/bench.sh            3 rounds of 5 s runs (stable numbers), writes .bench/results.md
+#   scripts/bench.sh --smoke    1 round of 2 s runs, small counts: CI checks that it works (no
+#                               assertions)
 #   scripts/bench.sh --soak     the default runs, then a 2-minute soak at 2,000 req/s with the
 #                               gateway's RSS sampled every 10 s, then 100k requests
 #   scripts/bench.sh --profile  the gateway under valgrind's callgrind: user-space instructions per
@@ -37,9 +38,11 @@ case "${1:-}" in
   --profile) mode=profile ;;
   *) echo "usage: scripts/bench.sh [--smoke|--soak|--profile]" >&2; exit 2 ;;
 esac
+# Direct and gateway runs alternate, round after round: the report takes medians over rounds, so
+# a slow moment of this shared machine spoils one round instead of one side of the comparison.
 case $mode in
-  smoke) duration=2; ttfb_iterations=200; bulk_requests=5000 ;;
-  *) duration=10; ttfb_iterations=3000; bulk_requests=100000 ;;
+  smoke) duration=2; rounds=1; ttfb_iterations=200; bulk_requests=5000 ;;
+  *) duration=5; rounds=3; ttfb_iterations=3000; bulk_requests=100000 ;;
 esac
 rate=2000
 model=gpt-4o-mini
@@ -193,14 +196,17 @@ run warm-direct "$upstream" "$provider_key" -z 1s -c 16
 run warm-gateway "$gateway/v1" "$virtual_key" -z 1s -c 16
 
 vault_before=$(vault_requests)
-log "saturation, 1 and 16 connections, ${duration}s each"
-for c in 1 16; do
-  run "direct-c$c" "$upstream" "$provider_key" -z "${duration}s" -c "$c"
-  run "gateway-c$c" "$gateway/v1" "$virtual_key" -z "${duration}s" -c "$c"
+for r in $(seq 1 "$rounds"); do
+  log "round $r of $rounds: saturation at 1 and 16 connections, then $rate req/s (latency corrected), ${duration}s each, direct then through the gateway"
+  for c in 1 16; do
+    run "direct-c$c-r$r" "$upstream" "$provider_key" -z "${duration}s" -c "$c"
+    run "gateway-c$c-r$r" "$gateway/v1" "$virtual_key" -z "${duration}s" -c "$c"
+  done
+  run "direct-rate-r$r" "$upstream" "$provider_key" -z "${duration}s" -c 32 -q "$rate" \
+    --latency-correction
+  run "gateway-rate-r$r" "$gateway/v1" "$virtual_key" -z "${duration}s" -c 32 -q "$rate" \
+    --latency-correction
 done
-log "fixed rate $rate req/s, ${duration}s each (latency corrected)"
-run direct-rate "$upstream" "$provider_key" -z "${duration}s" -c 32 -q "$rate" --latency-correction
-run gateway-rate "$gateway/v1" "$virtual_key" -z "${duration}s" -c 32 -q "$rate" --latency-correction
 
 log "stream time to first frame, 1 connection, $ttfb_iterations requests each"
 $py scripts/bench/ttfb.py "$upstream/chat/completions" "$provider_key" "$model" "$ttfb_iterations" \
@@ -269,7 +275,7 @@ if [ -n "${BENCH_COMPARE_CMD:-}" ]; then
 fi
 
 cat >"$state/facts.json" <<JSON
-{"mode": "$mode", "duration": $duration, "rate": $rate, "ttfb_iterations": $ttfb_iterations,
+{"mode": "$mode", "duration": $duration, "rounds": $rounds, "rate": $rate, "ttfb_iterations": $ttfb_iterations,
  "bulk_requests": $bulk_requests, "vault_before": $vault_before, "vault_after": $vault_after,
  "hwm_kb": $hwm_kb, "rss_end_kb": $rss_end_kb, "served": $served, "spend": "$spend",
  "workers": $workers, "compare": $compare, "compare_name": "${BENCH_COMPARE_NAME:-comparison}",

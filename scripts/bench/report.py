@@ -4,6 +4,7 @@
 import json
 import os
 import platform
+import statistics
 import sys
 
 
@@ -14,6 +15,17 @@ def main():
 
     def oha(name):
         return load(os.path.join(runs, name + ".json"))
+
+    def rounds(name):
+        """Every round of a direct or gateway measure (NAME-r1.json, NAME-r2.json, ...)."""
+        found, n = [], 1
+        while os.path.exists(os.path.join(runs, f"{name}-r{n}.json")):
+            found.append(oha(f"{name}-r{n}"))
+            n += 1
+        return found
+
+    def pair(measure):
+        return Pair(rounds(f"direct-{measure}"), rounds(f"gateway-{measure}"))
 
     def ttfb(name):
         path = os.path.join(runs, name + ".json")
@@ -29,31 +41,34 @@ def main():
         f"{facts['load_end']} at end. The gateway, the mock upstream and the load tool (oha) "
         "share these cores; OpenBao is idle during the load. Each saturation run lasts "
         f"{facts['duration']} s. The gateway runs with `--num_workers "
-        f"{facts.get('workers', 'default')}`."
+        f"{facts.get('workers', 'default')}`. Direct and gateway runs alternate, "
+        f"{facts['rounds']} round{'s' if facts['rounds'] > 1 else ''} of each measure; a figure is "
+        "the median over the rounds, and the last column the median of the per-round differences "
+        "(so a slow moment of the machine weighs on one round, not on the result)."
     )
     add("")
     add("| measure | direct to mock | through vaultgate | gateway vs direct |")
     add("|---|---:|---:|---:|")
     for c in (1, 16):
-        d, g = oha(f"direct-c{c}"), oha(f"gateway-c{c}")
+        m = pair(f"c{c}")
         add(
-            f"| {c} connection{'s' if c > 1 else ''}: requests/s | {rps(d):,.0f} | {rps(g):,.0f} "
-            f"| {rps(g) / rps(d):.0%} of direct |"
+            f"| {c} connection{'s' if c > 1 else ''}: requests/s | {m.direct(rps):,.0f} | "
+            f"{m.gateway(rps):,.0f} | {m.ratio(rps):.0%} of direct |"
         )
         add(
-            f"| {c} connection{'s' if c > 1 else ''}: p50 / p99 latency | {lat(d, 'p50')} / "
-            f"{lat(d, 'p99')} | {lat(g, 'p50')} / {lat(g, 'p99')} | {added(d, g, 'p50')} / "
-            f"{added(d, g, 'p99')} |"
+            f"| {c} connection{'s' if c > 1 else ''}: p50 / p99 latency | {m.latencies('direct')} "
+            f"| {m.latencies('gateway')} | {signed(m.added(p50))} / {signed(m.added(p99))} |"
         )
-    d, g = oha("direct-rate"), oha("gateway-rate")
+    m = pair("rate")
     rate = facts["rate"]
     add(
-        f"| {rate:,} req/s fixed rate: achieved req/s | {rps(d):,.0f} | {rps(g):,.0f} | |"
+        f"| {rate:,} req/s fixed rate: achieved req/s | {m.direct(rps):,.0f} | "
+        f"{m.gateway(rps):,.0f} | |"
     )
     add(
-        f"| {rate:,} req/s fixed rate: p50 / p99 latency | {lat(d, 'p50')} / {lat(d, 'p99')} | "
-        f"{lat(g, 'p50')} / {lat(g, 'p99')} | **{added(d, g, 'p50')} median, "
-        f"{added(d, g, 'p99')} p99** |"
+        f"| {rate:,} req/s fixed rate: p50 / p99 latency | {m.latencies('direct')} | "
+        f"{m.latencies('gateway')} | **{signed(m.added(p50))} median, "
+        f"{signed(m.added(p99))} p99** |"
     )
     td, tg = ttfb("ttfb-direct"), ttfb("ttfb-gateway")
     add(
@@ -69,10 +84,11 @@ def main():
     )
     add("")
     errors = {
-        name: non_200(oha(name))
-        for name in ("direct-c1", "gateway-c1", "direct-c16", "gateway-c16", "direct-rate",
-                     "gateway-rate", "bulk")
+        f"{side}-{measure}": sum(non_200(run) for run in rounds(f"{side}-{measure}"))
+        for side in ("direct", "gateway")
+        for measure in ("c1", "c16", "rate")
     }
+    errors["bulk"] = non_200(oha("bulk"))
     errors = {k: v for k, v in errors.items() if v}
     add(
         f"- Gateway peak RSS (VmHWM) after {facts['served']:,} answered requests "
@@ -112,16 +128,16 @@ def main():
         add(f"| measure | vaultgate | {name} |")
         add("|---|---:|---:|")
         for c in (1, 16):
-            g, x = oha(f"gateway-c{c}"), oha(f"compare-c{c}")
-            add(f"| {c} connection(s): requests/s | {rps(g):,.0f} | {rps(x):,.0f} |")
+            g, x = pair(f"c{c}"), oha(f"compare-c{c}")
+            add(f"| {c} connection(s): requests/s | {g.gateway(rps):,.0f} | {rps(x):,.0f} |")
             add(
-                f"| {c} connection(s): p50 / p99 | {lat(g, 'p50')} / {lat(g, 'p99')} | "
+                f"| {c} connection(s): p50 / p99 | {g.latencies('gateway')} | "
                 f"{lat(x, 'p50')} / {lat(x, 'p99')} |"
             )
-        g, x = oha("gateway-rate"), oha("compare-rate")
+        g, x = pair("rate"), oha("compare-rate")
         add(
-            f"| {rate:,} req/s: achieved, p50 / p99 | {rps(g):,.0f}, {lat(g, 'p50')} / "
-            f"{lat(g, 'p99')} | {rps(x):,.0f}, {lat(x, 'p50')} / {lat(x, 'p99')} |"
+            f"| {rate:,} req/s: achieved, p50 / p99 | {g.gateway(rps):,.0f}, "
+            f"{g.latencies('gateway')} | {rps(x):,.0f}, {lat(x, 'p50')} / {lat(x, 'p99')} |"
         )
         tx = ttfb("compare-ttfb")
         if tx:
@@ -141,15 +157,14 @@ def main():
         if x_errors:
             add(f"\n{name}: {x_errors} non-200 answers.")
     add("")
-    add(targets(facts, oha, td, tg))
+    add(targets(facts, pair, td, tg))
     print("\n".join(out))
 
 
-def targets(facts, oha, td, tg):
-    sat = rps(oha("gateway-c16")) / rps(oha("direct-c16"))
-    d, g = oha("direct-rate"), oha("gateway-rate")
-    add50 = pct(g, "p50") - pct(d, "p50")
-    add99 = pct(g, "p99") - pct(d, "p99")
+def targets(facts, pair, td, tg):
+    sat = pair("c16").ratio(rps)
+    add50 = pair("rate").added(p50)
+    add99 = pair("rate").added(p99)
     ttfb_add = (tg["first_frame"]["p50_us"] - td["first_frame"]["p50_us"]) / 1e6
     vault = facts["vault_after"] - facts["vault_before"]
     mib = facts["hwm_kb"] / 1024
@@ -170,6 +185,39 @@ def targets(facts, oha, td, tg):
     if facts["mode"] == "smoke":
         lines.append("- (smoke mode: runs are too short for these numbers to mean much)")
     return "\n".join(lines)
+
+
+class Pair:
+    """The rounds of one measure, direct and through the gateway, run alternately."""
+
+    def __init__(self, direct, gateway):
+        if not direct or len(direct) != len(gateway):
+            raise SystemExit(f"incomplete rounds: {len(direct)} direct, {len(gateway)} gateway")
+        self.rounds = list(zip(direct, gateway))
+
+    def direct(self, figure):
+        return statistics.median(figure(d) for d, _ in self.rounds)
+
+    def gateway(self, figure):
+        return statistics.median(figure(g) for _, g in self.rounds)
+
+    def added(self, figure):
+        return statistics.median(figure(g) - figure(d) for d, g in self.rounds)
+
+    def ratio(self, figure):
+        return statistics.median(figure(g) / figure(d) for d, g in self.rounds)
+
+    def latencies(self, side):
+        of = self.direct if side == "direct" else self.gateway
+        return f"{fmt(of(p50))} / {fmt(of(p99))}"
+
+
+def p50(run):
+    return pct(run, "p50")
+
+
+def p99(run):
+    return pct(run, "p99")
 
 
 def load(path):
@@ -225,10 +273,6 @@ def signed(seconds):
 
 def lat(run, name):
     return fmt(pct(run, name))
-
-
-def added(d, g, name):
-    return signed(pct(g, name) - pct(d, name))
 
 
 if __name__ == "__main__":
