@@ -5,6 +5,7 @@ mod auth;
 mod http_client;
 mod messages;
 mod proxy;
+mod request_id;
 mod routes;
 mod sse;
 mod state;

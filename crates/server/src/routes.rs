@@ -15,6 +15,7 @@ use vaultgate_providers::Endpoint;
 
 use crate::auth::Principal;
 use crate::proxy;
+use crate::request_id::RequestIdLayer;
 use crate::state::AppState;
 
 pub fn app(state: Arc<AppState>) -> axum::Router {
@@ -45,7 +46,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .fallback(not_found)
         .with_state(state)
         .merge(key_routes)
-        .layer(middleware::from_fn(request_id))
+        .layer(RequestIdLayer)
 }
 
 async fn chat(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -128,46 +129,4 @@ async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
 
 async fn not_found() -> vaultgate_core::Error {
     vaultgate_core::Error::NotFound("no such route".into())
-}
-
-/// Every response carries `x-request-id`: the client's when it sent a sane one, else a new one.
-async fn request_id(request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get("x-request-id")
-        .filter(|v| {
-            v.len() <= 128
-                && v.to_str()
-                    .is_ok_and(|s| s.bytes().all(|b| b.is_ascii_graphic()))
-        })
-        .cloned()
-        .unwrap_or_else(new_request_id);
-    let mut response = next.run(request).await;
-    response.headers_mut().insert("x-request-id", id);
-    response
-}
-
-/// A random (version 4) UUID from the thread-local generator: no system call and no string
-/// allocation per request, unlike `Uuid::new_v4().to_string()`.
-fn new_request_id() -> HeaderValue {
-    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-    let mut buffer = uuid::Uuid::encode_buffer();
-    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buffer))
-        .unwrap_or(HeaderValue::from_static("-"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn new_request_ids_are_distinct_version_4_uuids() {
-        let a = new_request_id();
-        let b = new_request_id();
-        assert_ne!(a, b);
-        let parsed = uuid::Uuid::parse_str(a.to_str().unwrap()).unwrap();
-        assert_eq!(parsed.get_version_num(), 4);
-        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
-        assert_eq!(a.to_str().unwrap(), parsed.hyphenated().to_string());
-    }
 }
