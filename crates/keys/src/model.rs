@@ -108,14 +108,7 @@ impl KeyRecord {
 
 /// SHA-256 hex of a raw key: the only form in which a key is stored.
 pub fn hash_key(raw: &str) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(raw.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    hex
+    hex::encode(Sha256::digest(raw.as_bytes()))
 }
 
 /// A fresh raw key: `sk-` + 32 URL-safe characters from 24 CSPRNG bytes (192 bits).
