@@ -56,7 +56,8 @@ scripts/setup.sh
 if [ -n "${BENCH_BIN_DIR:-}" ]; then
   bin=$(cd "$BENCH_BIN_DIR" && pwd)
 else
-  cargo build --release --quiet --bin vaultgate --bin vaultgate-mock-upstream
+  cargo build --release --quiet --bin vaultgate --bin vaultgate-mock-upstream \
+    --bin vaultgate-bench-relay
   bin=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release
 fi
 oha="${OHA:-}"
@@ -100,6 +101,13 @@ mock_port=$(free_port)
   >"$state/mock.log" 2>&1 &
 pids+=($!)
 upstream="http://127.0.0.1:$mock_port/v1"
+# The machine's floor: a relay that does no work in front of the same mock. What it adds is what
+# one more process on the path costs here, before any gateway does anything.
+relay_port=$(free_port)
+"$bin/vaultgate-bench-relay" --port "$relay_port" --to "127.0.0.1:$mock_port" \
+  >"$state/relay.log" 2>&1 &
+pids+=($!)
+relay="http://127.0.0.1:$relay_port/v1"
 
 cat >"$state/config.yaml" <<YAML
 # Written by scripts/bench.sh: the provider key and the master key come from OpenBao.
@@ -133,18 +141,20 @@ gw_pid=$!
 pids+=($gw_pid)
 gateway="http://127.0.0.1:$gw_port"
 wait_for "$gateway/health/readiness" vaultgate 120
-wait_for_mock() {
+# wait_for_chat URL NAME: until URL answers a chat completion with the provider key.
+wait_for_chat() {
   for _ in $(seq 1 150); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$upstream/chat/completions" \
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$1/chat/completions" \
       -H "Authorization: Bearer $provider_key" -H 'Content-Type: application/json' \
       -d "{\"model\":\"$model\",\"messages\":[]}" || true)
     [ "$code" = 200 ] && return 0
     sleep 0.1
   done
-  echo "the mock upstream did not come up; see $state/mock.log" >&2
+  echo "the $2 did not come up; see $state/$2.log" >&2
   exit 1
 }
-wait_for_mock
+wait_for_chat "$upstream" mock
+wait_for_chat "$relay" relay
 
 log "creating a virtual key with limits (POST /key/generate)"
 virtual_key=$(curl -fsS "$gateway/key/generate" -H "Authorization: Bearer $master_key" \
@@ -193,19 +203,21 @@ fi
 
 log "warm-up"
 run warm-direct "$upstream" "$provider_key" -z 1s -c 16
+run warm-relay "$relay" "$provider_key" -z 1s -c 16
 run warm-gateway "$gateway/v1" "$virtual_key" -z 1s -c 16
 
 vault_before=$(vault_requests)
 for r in $(seq 1 "$rounds"); do
-  log "round $r of $rounds: saturation at 1 and 16 connections, then $rate req/s (latency corrected), ${duration}s each, direct then through the gateway"
-  for c in 1 16; do
-    run "direct-c$c-r$r" "$upstream" "$provider_key" -z "${duration}s" -c "$c"
-    run "gateway-c$c-r$r" "$gateway/v1" "$virtual_key" -z "${duration}s" -c "$c"
+  log "round $r of $rounds: saturation at 1 and 16 connections, then $rate req/s (latency corrected), ${duration}s each, direct, through the relay, through the gateway"
+  for measure in c1 c16 rate; do
+    case $measure in
+      rate) load=(-c 32 -q "$rate" --latency-correction) ;;
+      *) load=(-c "${measure#c}") ;;
+    esac
+    run "direct-$measure-r$r" "$upstream" "$provider_key" -z "${duration}s" "${load[@]}"
+    run "relay-$measure-r$r" "$relay" "$provider_key" -z "${duration}s" "${load[@]}"
+    run "gateway-$measure-r$r" "$gateway/v1" "$virtual_key" -z "${duration}s" "${load[@]}"
   done
-  run "direct-rate-r$r" "$upstream" "$provider_key" -z "${duration}s" -c 32 -q "$rate" \
-    --latency-correction
-  run "gateway-rate-r$r" "$gateway/v1" "$virtual_key" -z "${duration}s" -c 32 -q "$rate" \
-    --latency-correction
 done
 
 log "stream time to first frame, 1 connection, $ttfb_iterations requests each"
