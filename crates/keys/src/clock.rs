@@ -1,6 +1,7 @@
 //! Time source, injectable so tests can move time instead of sleeping.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock time in unix milliseconds.
 pub trait Clock: Send + Sync + 'static {
@@ -13,8 +14,13 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-        i64::try_from(now).unwrap_or(i64::MAX)
+        // Read on every request: std's clock directly, where `time` would build a calendar date
+        // only to turn it back into a timestamp.
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(since) => millis(since),
+            Err(before) => -millis(before.duration()),
+        }
     }
 }
 
@@ -44,5 +50,17 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_reads_unix_milliseconds() {
+        let expected = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let read = i128::from(SystemClock.now_ms());
+        assert!((read - expected).abs() < 1_000, "{read} vs {expected}");
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Value, json};
@@ -19,10 +19,11 @@ use crate::upstream::{MessagesRequest, Reply, attempt_messages};
 
 const ROUTE: &str = "messages";
 
-pub async fn handle(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let started = std::time::Instant::now();
+    let (parts, body) = request.into_parts();
     let mut model = None;
-    let response = match forward(&app, &headers, body, &mut model).await {
+    let response = match forward(&app, &parts.headers, body, &mut model).await {
         Ok(response) => response,
         Err(error) => anthropic_error(error),
     };

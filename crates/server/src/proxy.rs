@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -16,15 +17,12 @@ use crate::sse::{self, ByteStream, UsageFormat};
 use crate::state::AppState;
 use crate::upstream::{Reply, attempt};
 
-pub async fn handle(
-    app: Arc<AppState>,
-    endpoint: Endpoint,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+/// Takes the whole request (not axum's `HeaderMap` extractor, which clones every header).
+pub async fn handle(app: Arc<AppState>, endpoint: Endpoint, request: Request) -> Response {
     let started = Instant::now();
+    let (parts, body) = request.into_parts();
     let mut model = None;
-    let response = match forward(&app, endpoint, &headers, body, &mut model).await {
+    let response = match forward(&app, endpoint, &parts.headers, body, &mut model).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };

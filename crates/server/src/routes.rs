@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -49,16 +48,16 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .layer(RequestIdLayer)
 }
 
-async fn chat(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    proxy::handle(app, Endpoint::ChatCompletions, headers, body).await
+async fn chat(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    proxy::handle(app, Endpoint::ChatCompletions, request).await
 }
 
-async fn completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    proxy::handle(app, Endpoint::Completions, headers, body).await
+async fn completions(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    proxy::handle(app, Endpoint::Completions, request).await
 }
 
-async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    proxy::handle(app, Endpoint::Embeddings, headers, body).await
+async fn embeddings(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    proxy::handle(app, Endpoint::Embeddings, request).await
 }
 
 async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Value>> {
