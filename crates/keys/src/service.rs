@@ -49,9 +49,9 @@ pub struct KeyServiceOptions {
     pub unknown_request_cost_estimate: f64,
     /// Size of the database connection pool (an in-memory SQLite database always uses 1).
     pub max_connections: u32,
-    /// How often recorded spend is written to the store.
+    /// How often recorded spend is written to the store (requests only queue it meanwhile).
     pub spend_flush_interval: Duration,
-    /// Usage events that trigger an early flush.
+    /// Most usage events in one write: a tick that finds more queued writes several batches.
     pub spend_batch_max: usize,
     /// How often the store is scanned for budgets to reset.
     pub budget_reset_interval: Duration,
@@ -155,6 +155,7 @@ pub(crate) struct Inner {
     pub epoch: AtomicU64,
     pub live: Arc<LiveMap>,
     spend_tx: mpsc::UnboundedSender<SpendMsg>,
+    spend_flush_asked: Arc<Notify>,
     /// Serialises key-management writes and outbox processing on this instance.
     admin: tokio::sync::Mutex<()>,
     outbox_wake: Arc<Notify>,
@@ -355,11 +356,13 @@ impl KeyService {
             .build_with_hasher(FastHashState::default());
         let live = Arc::new(LiveMap::default());
         let (spend_tx, spend_rx) = mpsc::unbounded_channel();
+        let spend_flush_asked = Arc::new(Notify::new());
         let stop = CancellationToken::new();
         let writer = SpendWriter::new(
             store.clone(),
             live.clone(),
             spend_rx,
+            spend_flush_asked.clone(),
             stop.clone(),
             options.spend_flush_interval,
             options.spend_batch_max.max(1),
@@ -372,6 +375,7 @@ impl KeyService {
             epoch: AtomicU64::new(0),
             live,
             spend_tx,
+            spend_flush_asked,
             admin: tokio::sync::Mutex::new(()),
             outbox_wake: Arc::new(Notify::new()),
             clock: options.clock.clone(),
@@ -428,6 +432,7 @@ impl KeyService {
         if self.inner.spend_tx.send(SpendMsg::Flush(tx)).is_err() {
             return Err(Error::Unavailable("the spend writer has stopped".into()));
         }
+        self.inner.spend_flush_asked.notify_one();
         rx.await
             .map_err(|_| Error::Unavailable("the spend writer has stopped".into()))?
     }

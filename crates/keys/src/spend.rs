@@ -1,12 +1,16 @@
 //! The spend batch writer: usage is recorded in memory at once and written to the store by one
 //! background task, in batches (one transaction per batch), so the request path never waits on a
 //! database write. A failed batch stays queued and is retried; shutdown drains and flushes.
+//!
+//! Requests only queue their usage: the writer takes the queue at every tick, or when a caller
+//! asks for a flush, so a request costs no wake-up of another task (with several worker threads,
+//! a wake-up can mean waking a parked thread on another core).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use vaultgate_core::{FastMap, Result};
 
@@ -40,13 +44,12 @@ struct Segment {
     resets: Vec<(String, i64, i64)>,
 }
 
-/// How many queued messages one wake-up of the writer takes at most.
-const RECEIVE_BATCH: usize = 256;
-
 pub(crate) struct SpendWriter {
     pub store: Store,
     pub live: Arc<LiveMap>,
     pub rx: mpsc::UnboundedReceiver<SpendMsg>,
+    /// Notified after a `Flush` message is queued.
+    pub flush_asked: Arc<Notify>,
     pub stop: CancellationToken,
     pub flush_interval: Duration,
     pub batch_max: usize,
@@ -59,6 +62,7 @@ impl SpendWriter {
         store: Store,
         live: Arc<LiveMap>,
         rx: mpsc::UnboundedReceiver<SpendMsg>,
+        flush_asked: Arc<Notify>,
         stop: CancellationToken,
         flush_interval: Duration,
         batch_max: usize,
@@ -67,6 +71,7 @@ impl SpendWriter {
             store,
             live,
             rx,
+            flush_asked,
             stop,
             flush_interval,
             batch_max,
@@ -78,30 +83,32 @@ impl SpendWriter {
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(self.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut received = Vec::with_capacity(RECEIVE_BATCH);
         loop {
-            tokio::select! {
+            let open = tokio::select! {
                 biased;
-                () = self.stop.cancelled() => {
-                    while let Ok(msg) = self.rx.try_recv() {
-                        self.handle(msg).await;
-                    }
-                    self.final_flush().await;
-                    return;
-                }
-                // Under load many messages wait: one wake-up takes them all.
-                count = self.rx.recv_many(&mut received, RECEIVE_BATCH) => {
-                    if count == 0 {
-                        self.final_flush().await;
-                        return;
-                    }
-                    for msg in received.drain(..) {
-                        self.handle(msg).await;
-                    }
-                }
+                () = self.stop.cancelled() => false,
+                () = self.flush_asked.notified() => self.take_queued().await,
                 _ = tick.tick() => {
+                    let open = self.take_queued().await;
                     let _ = self.flush().await;
+                    open
                 }
+            };
+            if !open {
+                self.take_queued().await;
+                self.final_flush().await;
+                return;
+            }
+        }
+    }
+
+    /// Handles every queued message; false once every sender is gone.
+    async fn take_queued(&mut self) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(msg) => self.handle(msg).await,
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
             }
         }
     }

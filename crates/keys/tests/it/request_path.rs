@@ -571,3 +571,31 @@ async fn raw_keys_never_reach_the_logs() {
         assert!(!logs.contains(secret), "a raw key was logged");
     }
 }
+
+/// Requests only queue their usage; the writer takes the queue at its tick, unasked.
+#[tokio::test]
+async fn spend_reaches_the_store_at_the_tick_without_a_flush() {
+    let h = Harness::new(Db::Sqlite, false).await;
+    let (raw, _) = key(&h, json!({})).await;
+    let mut options = test_options(&h.db.url, h.clock.clone(), None);
+    options.spend_flush_interval = std::time::Duration::from_millis(50);
+    let ticking = KeyService::open(options).await.unwrap();
+    let record = ticking.authenticate(&raw).await.unwrap();
+    let admission = ticking.admit(&record, "m").unwrap();
+    ticking.record_usage(&admission, "m", 10, 0, Some(&prices()));
+    drop(admission);
+
+    let reader = h.another_instance().await;
+    let mut stored = 0.0;
+    for _ in 0..250 {
+        stored = reader.get_key(&raw).await.unwrap().unwrap().spend;
+        if stored > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!((stored - 0.01).abs() < 1e-9, "stored spend {stored}");
+    reader.shutdown().await;
+    ticking.shutdown().await;
+    h.finish().await;
+}
