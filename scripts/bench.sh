@@ -11,10 +11,11 @@
 #
 # It builds the release binaries, installs the load tool (oha, from crates.io, into .tools/),
 # starts a local OpenBao dev server that holds the provider key and the master key, the mock
-# upstream (accepting only that provider key) and the gateway (SQLite, virtual keys, provider key
-# from OpenBao), creates a virtual key with limits through POST /key/generate and drives load
-# directly at the mock and through the gateway. Everything listens on 127.0.0.1 and every process
-# started here is stopped by pid on exit.
+# upstream (accepting only that provider key), a zero-work TCP relay in front of it (this
+# machine's floor for any proxy) and the gateway (SQLite, virtual keys, provider key from
+# OpenBao), creates a virtual key with limits through POST /key/generate and drives load directly
+# at the mock, through the relay and through the gateway. Everything listens on 127.0.0.1 and
+# every process started here is stopped by pid on exit.
 #
 # Optional comparison with another gateway: BENCH_COMPARE_CMD is run with BENCH_COMPARE_PORT,
 # BENCH_UPSTREAM_URL (the mock's base URL, ending in /v1), BENCH_PROVIDER_KEY and BENCH_MODEL in its
@@ -22,8 +23,8 @@
 # accepting `Authorization: Bearer ${BENCH_COMPARE_KEY:-$BENCH_PROVIDER_KEY}`. BENCH_COMPARE_NAME
 # labels its rows.
 #
-# Environment: OHA=path uses that oha binary; BENCH_BIN_DIR=dir takes vaultgate and
-# vaultgate-mock-upstream from dir instead of building them (before/after comparisons);
+# Environment: OHA=path uses that oha binary; BENCH_BIN_DIR=dir takes vaultgate,
+# vaultgate-mock-upstream and vaultgate-bench-relay from dir instead of building them;
 # BENCH_OUT=file also copies the Markdown there; BENCH_GATEWAY_WORKERS=n runs the gateway with n
 # serving threads (default 1: the gateway's fair share of this two-core machine).
 set -euo pipefail

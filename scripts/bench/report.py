@@ -41,7 +41,7 @@ def main():
         f"{facts['load_end']} at end. The gateway, the mock upstream and the load tool (oha) "
         "share these cores; OpenBao is idle during the load. Each saturation run lasts "
         f"{facts['duration']} s. The gateway runs with `--num_workers "
-        f"{facts.get('workers', 'default')}`. Direct and gateway runs alternate, "
+        f"{facts.get('workers', 'default')}`. Direct, relay and gateway runs alternate, "
         f"{facts['rounds']} round{'s' if facts['rounds'] > 1 else ''} of each measure; a figure is "
         "the median over the rounds, and a comparison the median of the per-round differences "
         "(so a slow moment of the machine weighs on one round, not on the result). The relay is "
