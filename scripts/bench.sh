@@ -39,8 +39,9 @@ case "${1:-}" in
   --profile) mode=profile ;;
   *) echo "usage: scripts/bench.sh [--smoke|--soak|--profile]" >&2; exit 2 ;;
 esac
-# Direct and gateway runs alternate, round after round: the report takes medians over rounds, so
-# a slow moment of this shared machine spoils one round instead of one side of the comparison.
+# Direct, relay and gateway runs alternate, round after round: the report takes medians over
+# rounds, so a slow moment of this shared machine spoils one round instead of one side of the
+# comparison.
 case $mode in
   smoke) duration=2; rounds=1; ttfb_iterations=200; bulk_requests=5000 ;;
   *) duration=5; rounds=3; ttfb_iterations=3000; bulk_requests=100000 ;;

@@ -17,7 +17,7 @@ def main():
         return load(os.path.join(runs, name + ".json"))
 
     def rounds(name):
-        """Every round of a direct or gateway measure (NAME-r1.json, NAME-r2.json, ...)."""
+        """Every round of a direct, relay or gateway measure (NAME-r1.json, NAME-r2.json, ...)."""
         found, n = [], 1
         while os.path.exists(os.path.join(runs, f"{name}-r{n}.json")):
             found.append(oha(f"{name}-r{n}"))
