@@ -14,9 +14,17 @@ state=.quickstart
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Installing OpenBao and building vaultgate (first run takes a few minutes)"
+# Fail before the long build if the port is taken, and say by what.
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  echo "port $port on 127.0.0.1 is already in use:" >&2
+  (ss -ltnp "sport = :$port" 2>/dev/null || true) | tail -n +2 >&2
+  echo "stop that process, or pick another port: PORT=4100 scripts/quickstart.sh" >&2
+  exit 1
+fi
+
+step "Installing OpenBao and building vaultgate (the first build takes several minutes)"
 scripts/setup.sh
-cargo build --release --quiet --bin vaultgate --bin vaultgate-mock-upstream
+cargo build --release --bin vaultgate --bin vaultgate-mock-upstream
 bin=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release
 
 source scripts/lib.sh
@@ -27,7 +35,7 @@ trap 'exit 130' INT TERM
 rm -rf "$state" && mkdir -p "$state"
 step "Starting a local OpenBao dev server"
 start_openbao
-echo "OpenBao dev server on $VAULT_ADDR"
+echo "OpenBao dev server on $VAULT_ADDR (root token for this demo: $VAULT_TOKEN)"
 model_port=$(free_port)
 
 provider_key="sk-offline-$(random_secret)"
@@ -64,7 +72,8 @@ curl -fsS "http://127.0.0.1:$port/v1/chat/completions" -H "Authorization: Bearer
   -H 'Content-Type: application/json' \
   -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}' | $py -m json.tool
 
-step "The virtual key's copy in OpenBao (bao kv get -mount=secret litellm/quickstart-demo)"
+bao="$PWD/.venv/bin/bao"
+step "The virtual key's copy in OpenBao ($bao kv get -mount=secret litellm/quickstart-demo)"
 .venv/bin/bao kv get -mount=secret litellm/quickstart-demo
 
 stored=$(.venv/bin/bao kv get -mount=secret -field=key litellm/quickstart-demo)
@@ -76,6 +85,7 @@ if $once; then
 fi
 step "vaultgate is serving on http://127.0.0.1:$port (logs: $state/vaultgate.log). Ctrl-C stops everything."
 cat <<TXT
+  OpenBao:     VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=$VAULT_TOKEN $bao kv get -mount=secret litellm/quickstart-demo
   master key:  $master_key
   virtual key: $virtual_key
   try:  curl http://127.0.0.1:$port/v1/chat/completions -H "Authorization: Bearer $virtual_key" \\

@@ -19,14 +19,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// OpenAI-compatible LLM gateway whose provider keys live in HashiCorp Vault / OpenBao.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = VERSION, about, after_help = ENVIRONMENT_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// LiteLLM-style config.yaml.
     #[arg(long, short, env = "CONFIG_FILE_PATH", global = true)]
     config: Option<PathBuf>,
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address to listen on (0.0.0.0: every interface; 127.0.0.1: this machine only).
+    #[arg(long, default_value = "0.0.0.0", env = "HOST")]
     host: String,
     /// Port to listen on (0 picks a free one; the chosen address is logged).
     #[arg(long, short, default_value_t = 4000, env = "PORT")]
@@ -40,6 +41,23 @@ struct Cli {
           value_parser = clap::value_parser!(u16).range(1..))]
     num_workers: Option<u16>,
 }
+
+/// The crate version and the git commit it was built from (`build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("VAULTGATE_GIT_COMMIT"),
+    ")"
+);
+
+const ENVIRONMENT_HELP: &str = "\
+Environment:
+  CONFIG_FILE_PATH, HOST, PORT, NUM_WORKERS, JSON_LOGS  the options above
+  LITELLM_MASTER_KEY, DATABASE_URL   used when the config does not set master_key / database_url
+  HCP_VAULT_ADDR, HCP_VAULT_TOKEN, HCP_VAULT_NAMESPACE, ...  Vault / OpenBao (also BAO_*, VAULT_*)
+  RUST_LOG                           log filter (default: info)
+  HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE  upstream proxies and trusted CAs
+See README.md for every setting.";
 
 #[derive(Subcommand)]
 enum Command {

@@ -46,7 +46,7 @@ pub async fn serve(path: &Path, host: &str, port: u16) -> Result<ExitCode> {
         .map_err(|_| Error::Config(format!("--host {host} --port {port} is not an address")))?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|e| Error::Config(format!("cannot listen on {address}: {e}")))?;
+        .map_err(|e| listen_error(address, &e))?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
@@ -138,6 +138,18 @@ pub async fn open_keys(
         );
     }
     KeyService::open(options).await.map(Some)
+}
+
+/// Why the port could not be taken, with what to do about it (not a config error).
+fn listen_error(address: SocketAddr, error: &std::io::Error) -> Error {
+    let hint = match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another process holds this port: stop it, or choose another with --port (or PORT)"
+        }
+        std::io::ErrorKind::PermissionDenied => "; ports below 1024 need privileges: use --port",
+        _ => "",
+    };
+    Error::Unavailable(format!("cannot listen on {address}: {error}{hint}"))
 }
 
 async fn wait_for_signal() {
