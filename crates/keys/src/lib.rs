@@ -20,24 +20,37 @@
 //! budget resets are guarded, and admin changes reach other instances within `cache_ttl`. Rate
 //! limits (rpm/tpm/parallel) and the in-flight budget reservation are per instance.
 
+mod admin;
+mod budget_reset;
+mod cache;
 mod clock;
+mod drift;
 mod headers;
+mod hot_metrics;
 mod limits;
+mod live;
 mod mirror;
 mod model;
+mod options;
+mod outbox;
 mod pricing;
+mod query;
 mod request;
 mod routes;
 mod service;
 mod spend;
+mod state;
 mod store;
+mod vault_copy;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use headers::key_from_headers;
 pub use limits::Admission;
 pub use mirror::{DriftKey, DriftReport, MirrorConfig, SecretMirror};
 pub use model::{ALL_PROXY_MODELS, KeyRecord, hash_key, key_name, parse_duration, secret_name};
+pub use options::KeyServiceOptions;
 pub use pricing::{cost, token_prices};
+pub use query::{DailySpend, ListQuery};
 pub use routes::routes;
-pub use service::{DailySpend, KeyService, KeyServiceOptions, ListQuery};
+pub use service::KeyService;
 pub use store::Backend;

@@ -1,143 +1,30 @@
 //! Request-path limits, all in memory: model access, budget (with in-flight reservations),
 //! requests and tokens per minute, parallel requests, and usage recording.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use vaultgate_config::ModelInfo;
-use vaultgate_core::{Error, FastMap, Result};
+use vaultgate_core::{Error, Result};
 
+use crate::clock::Clock;
+use crate::hot_metrics::hot_metrics;
+use crate::live::{Live, LiveMap, MINUTE_MS};
 use crate::model::{ALL_PROXY_MODELS, KeyRecord, model_matches, parse_duration};
-use crate::service::KeyService;
-use crate::spend::SpendMsg;
+use crate::spend::{SpendMsg, SpendQueue};
 
-/// Live per-key state, keyed by the stable `key_id` (survives regenerate and cache reloads).
-#[derive(Default)]
-pub(crate) struct LiveMap {
-    map: Mutex<FastMap<String, Arc<Live>>>,
-}
-
-#[derive(Default)]
-pub(crate) struct Live {
-    state: Mutex<LiveState>,
-}
-
-#[derive(Debug, Default, Clone)]
-pub(crate) struct LiveState {
-    /// Spend as this instance knows it: the stored figure plus what it recorded since.
-    pub spend: f64,
-    /// Recorded here but not yet written by the batch writer.
-    pub unflushed: f64,
-    pub budget_reset_at: Option<i64>,
-    pub in_flight: u64,
-    /// Sum of the cost estimates of in-flight requests.
-    pub reserved: f64,
-    /// Largest cost of one request seen for this key: the estimate for the next one.
-    pub max_cost: Option<f64>,
-    /// Requests admitted in the current minute.
-    pub rpm: MinuteCount,
-    /// Tokens used in the current minute.
-    pub tpm: MinuteCount,
-    /// `updated_at` of the newest record seen: a newer one means an admin edit.
-    pub seen_updated_at: i64,
-}
-
-/// A count that starts again from 0 each minute (rpm and tpm windows).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct MinuteCount {
-    minute: i64,
-    count: u64,
-}
-
-impl MinuteCount {
-    /// The count of the minute `now_ms` falls in.
-    fn at(&mut self, now_ms: i64) -> &mut u64 {
-        let minute = now_ms.div_euclid(MINUTE_MS);
-        if self.minute != minute {
-            self.minute = minute;
-            self.count = 0;
-        }
-        &mut self.count
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Live {
-    pub fn lock(&self) -> MutexGuard<'_, LiveState> {
-        lock(&self.state)
-    }
-}
-
-impl LiveMap {
-    pub fn get(&self, key_id: &str) -> Option<Arc<Live>> {
-        lock(&self.map).get(key_id).cloned()
-    }
-
-    /// The live state of a key, created from the record on first sight, otherwise reconciled with
-    /// a freshly loaded record (which may carry spend written by other instances).
-    pub fn observe(&self, record: &KeyRecord) -> Arc<Live> {
-        let mut map = lock(&self.map);
-        if let Some(live) = map.get(&record.key_id) {
-            let live = live.clone();
-            drop(map);
-            {
-                let mut s = live.lock();
-                let stored = record.spend + s.unflushed;
-                let edited = record.updated_at > s.seen_updated_at;
-                s.seen_updated_at = s.seen_updated_at.max(record.updated_at);
-                match (record.budget_reset_at, s.budget_reset_at) {
-                    // An admin edited the key (perhaps set its spend) on some instance: take the
-                    // stored figure even if it is lower.
-                    (db, _) if edited => {
-                        s.spend = stored;
-                        s.budget_reset_at = db;
-                    }
-                    // Same period: never go below what this instance has seen.
-                    (db, mem) if db == mem => s.spend = s.spend.max(stored),
-                    // Another instance reset the budget (or the period was changed by an update).
-                    (Some(db), Some(mem)) if db > mem => {
-                        s.spend = stored;
-                        s.budget_reset_at = Some(db);
-                    }
-                    (Some(_), Some(_)) => {} // the store has not seen our reset yet
-                    (db, _) => {
-                        s.budget_reset_at = db;
-                        s.spend = s.spend.max(stored);
-                    }
-                }
-            }
-            return live;
-        }
-        let live = Arc::new(Live {
-            state: Mutex::new(LiveState {
-                spend: record.spend,
-                budget_reset_at: record.budget_reset_at,
-                seen_updated_at: record.updated_at,
-                ..LiveState::default()
-            }),
-        });
-        map.insert(record.key_id.clone(), live.clone());
-        live
-    }
-
-    pub fn remove(&self, key_id: &str) {
-        lock(&self.map).remove(key_id);
-    }
-
-    /// The batch writer stored `cost` of this key.
-    pub fn flushed(&self, key_id: &str, cost: f64) {
-        if let Some(live) = self.get(key_id) {
-            let mut s = live.lock();
-            s.unflushed = (s.unflushed - cost).max(0.0);
-        }
-    }
+/// What the request-path checks need: the live per-key state, the clock, the first-request cost
+/// estimate and the spend queue. Holds no database handle: nothing here waits on the store.
+pub(crate) struct Limits {
+    pub live: Arc<LiveMap>,
+    pub clock: Arc<dyn Clock>,
+    /// See `KeyServiceOptions::unknown_request_cost_estimate`.
+    pub unknown_request_cost_estimate: f64,
+    pub spend: SpendQueue,
 }
 
 /// An admitted request. Holds a parallel slot and a budget reservation until dropped; pass it to
-/// [`KeyService::record_usage`] when the response's usage is known.
+/// `KeyService::record_usage` when the response's usage is known.
 pub struct Admission {
     key: Arc<KeyRecord>,
     live: Arc<Live>,
@@ -172,8 +59,6 @@ impl Drop for Admission {
         }
     }
 }
-
-const MINUTE_MS: i64 = 60_000;
 
 /// Whole seconds until the next minute window (at least 1), for Retry-After.
 fn seconds_to_next_minute(now_ms: i64) -> u64 {
@@ -214,7 +99,7 @@ fn per_minute_limit(
     }
 }
 
-impl KeyService {
+impl Limits {
     /// Whether the key may use `model`: its `models` list is empty (all models), contains
     /// `all-proxy-models`, or names the model (a trailing `*` is a prefix wildcard).
     pub fn authorize_model(&self, key: &KeyRecord, model: &str) -> Result<()> {
@@ -243,9 +128,8 @@ impl KeyService {
     /// or tokens per minute, parallel requests, or a nearly spent budget already covered by
     /// in-flight requests (429 with Retry-After). Never touches the database.
     pub fn admit(&self, key: &Arc<KeyRecord>, model: &str) -> Result<Admission> {
-        let inner = self.inner();
-        let now = inner.clock.now_ms();
-        let live = inner.live.observe_existing(key);
+        let now = self.clock.now_ms();
+        let live = self.live.observe_existing(key);
         let mut s = live.lock();
 
         // Budget period over: start a new one (the store follows through the batch writer).
@@ -255,7 +139,7 @@ impl KeyService {
                     let next = now.saturating_add(duration_ms);
                     s.spend = 0.0;
                     s.budget_reset_at = Some(next);
-                    inner.send_spend(SpendMsg::Reset {
+                    self.spend.send(SpendMsg::Reset {
                         key_id: key.key_id.clone(),
                         now_ms: now,
                         next_reset_ms: next,
@@ -281,9 +165,7 @@ impl KeyService {
             // estimates exceed what is left admit one request at a time, so the budget is
             // overrun by at most one request's cost.
             let remaining = max_budget - s.spend;
-            let guess = s
-                .max_cost
-                .unwrap_or(inner.options.unknown_request_cost_estimate);
+            let guess = s.max_cost.unwrap_or(self.unknown_request_cost_estimate);
             let tight = !guess.is_finite() || s.reserved + guess > remaining;
             if guess.is_finite() {
                 estimate = guess.max(0.0);
@@ -350,8 +232,7 @@ impl KeyService {
         completion_tokens: u64,
         model_info: Option<&ModelInfo>,
     ) -> f64 {
-        let inner = self.inner();
-        let now = inner.clock.now_ms();
+        let now = self.clock.now_ms();
         let cost = match crate::pricing::cost(model, model_info, prompt_tokens, completion_tokens) {
             Some(cost) => cost,
             None => {
@@ -371,11 +252,11 @@ impl KeyService {
                 s.reserved = (s.reserved - admission.reserved).max(0.0);
             }
         }
-        let hot = crate::service::hot_metrics();
+        let hot = hot_metrics();
         hot.spend_usd.increment(cost);
         hot.prompt_tokens.increment(prompt_tokens);
         hot.completion_tokens.increment(completion_tokens);
-        inner.send_spend(SpendMsg::Usage {
+        self.spend.send(SpendMsg::Usage {
             key_id: key.key_id.clone(),
             cost,
             prompt_tokens,
@@ -383,17 +264,6 @@ impl KeyService {
             at_ms: now,
         });
         cost
-    }
-}
-
-impl LiveMap {
-    /// Like [`LiveMap::observe`] but without reconciling an already known key (the request path
-    /// passes cached records, whose stored spend may be older than the live figure).
-    pub fn observe_existing(&self, record: &KeyRecord) -> Arc<Live> {
-        match self.get(&record.key_id) {
-            Some(live) => live,
-            None => self.observe(record),
-        }
     }
 }
 
@@ -438,14 +308,5 @@ mod tests {
             );
             assert_eq!(retry_after, 15);
         }
-    }
-
-    #[test]
-    fn a_minute_count_starts_again_each_minute() {
-        let mut count = MinuteCount::default();
-        *count.at(1_000) += 2;
-        *count.at(59_999) += 1;
-        assert_eq!(*count.at(59_999), 3);
-        assert_eq!(*count.at(60_000), 0);
     }
 }

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use serde_json::Value;
 use vaultgate_core::{Error, Result};
 
-use crate::service::{KeyService, ListQuery};
+use crate::query::ListQuery;
+use crate::service::KeyService;
 
 /// `POST /key/generate`, `GET /key/info`, `GET /key/list`, `POST /key/update`, `POST /key/delete`,
 /// `POST /key/regenerate`, `POST /key/{key}/regenerate`, `POST /key/block`, `POST /key/unblock`.

@@ -12,10 +12,38 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use vaultgate_core::{FastMap, Result};
+use vaultgate_core::{Error, FastMap, Result};
 
-use crate::limits::LiveMap;
+use crate::live::LiveMap;
 use crate::store::{Store, UsageSum};
+
+/// The requests' side of the writer: queue usage and resets, ask for a flush. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct SpendQueue {
+    tx: mpsc::UnboundedSender<SpendMsg>,
+    flush_asked: Arc<Notify>,
+}
+
+impl SpendQueue {
+    /// Queues a message for the writer's next tick (never waits).
+    pub fn send(&self, msg: SpendMsg) {
+        if self.tx.send(msg).is_err() {
+            metrics::counter!("vaultgate_spend_dropped_total").increment(1);
+            tracing::warn!("spend writer stopped; usage kept in memory only");
+        }
+    }
+
+    /// Writes everything queued so far and says whether it reached the store.
+    pub async fn flush(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(SpendMsg::Flush(tx)).is_err() {
+            return Err(Error::Unavailable("the spend writer has stopped".into()));
+        }
+        self.flush_asked.notify_one();
+        rx.await
+            .map_err(|_| Error::Unavailable("the spend writer has stopped".into()))?
+    }
+}
 
 pub(crate) enum SpendMsg {
     Usage {
@@ -45,39 +73,45 @@ struct Segment {
 }
 
 pub(crate) struct SpendWriter {
-    pub store: Store,
-    pub live: Arc<LiveMap>,
-    pub rx: mpsc::UnboundedReceiver<SpendMsg>,
+    store: Store,
+    live: Arc<LiveMap>,
+    rx: mpsc::UnboundedReceiver<SpendMsg>,
     /// Notified after a `Flush` message is queued.
-    pub flush_asked: Arc<Notify>,
-    pub stop: CancellationToken,
-    pub flush_interval: Duration,
-    pub batch_max: usize,
+    flush_asked: Arc<Notify>,
+    stop: CancellationToken,
+    flush_interval: Duration,
+    batch_max: usize,
     segments: VecDeque<Segment>,
     queued_events: usize,
 }
 
 impl SpendWriter {
+    /// The writer (to be run as a task with [`SpendWriter::run`]) and its queue.
     pub fn new(
         store: Store,
         live: Arc<LiveMap>,
-        rx: mpsc::UnboundedReceiver<SpendMsg>,
-        flush_asked: Arc<Notify>,
         stop: CancellationToken,
         flush_interval: Duration,
         batch_max: usize,
-    ) -> Self {
-        Self {
+    ) -> (Self, SpendQueue) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let flush_asked = Arc::new(Notify::new());
+        let queue = SpendQueue {
+            tx,
+            flush_asked: flush_asked.clone(),
+        };
+        let writer = Self {
             store,
             live,
             rx,
             flush_asked,
             stop,
             flush_interval,
-            batch_max,
+            batch_max: batch_max.max(1),
             segments: VecDeque::new(),
             queued_events: 0,
-        }
+        };
+        (writer, queue)
     }
 
     pub async fn run(mut self) {

@@ -1,0 +1,161 @@
+//! Live per-key state in memory: spend as this instance knows it, in-flight requests and the
+//! per-minute windows. Read and written by the request path (limits), the spend writer and the
+//! management API; never waits on the store.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use vaultgate_core::FastMap;
+
+use crate::model::KeyRecord;
+
+pub(crate) const MINUTE_MS: i64 = 60_000;
+
+/// Live per-key state, keyed by the stable `key_id` (survives regenerate and cache reloads).
+#[derive(Default)]
+pub(crate) struct LiveMap {
+    map: Mutex<FastMap<String, Arc<Live>>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Live {
+    state: Mutex<LiveState>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LiveState {
+    /// Spend as this instance knows it: the stored figure plus what it recorded since.
+    pub spend: f64,
+    /// Recorded here but not yet written by the batch writer.
+    pub unflushed: f64,
+    pub budget_reset_at: Option<i64>,
+    pub in_flight: u64,
+    /// Sum of the cost estimates of in-flight requests.
+    pub reserved: f64,
+    /// Largest cost of one request seen for this key: the estimate for the next one.
+    pub max_cost: Option<f64>,
+    /// Requests admitted in the current minute.
+    pub rpm: MinuteCount,
+    /// Tokens used in the current minute.
+    pub tpm: MinuteCount,
+    /// `updated_at` of the newest record seen: a newer one means an admin edit.
+    pub seen_updated_at: i64,
+}
+
+/// A count that starts again from 0 each minute (rpm and tpm windows).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct MinuteCount {
+    minute: i64,
+    count: u64,
+}
+
+impl MinuteCount {
+    /// The count of the minute `now_ms` falls in.
+    pub fn at(&mut self, now_ms: i64) -> &mut u64 {
+        let minute = now_ms.div_euclid(MINUTE_MS);
+        if self.minute != minute {
+            self.minute = minute;
+            self.count = 0;
+        }
+        &mut self.count
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Live {
+    pub fn lock(&self) -> MutexGuard<'_, LiveState> {
+        lock(&self.state)
+    }
+}
+
+impl LiveMap {
+    pub fn get(&self, key_id: &str) -> Option<Arc<Live>> {
+        lock(&self.map).get(key_id).cloned()
+    }
+
+    /// The live state of a key, created from the record on first sight, otherwise reconciled with
+    /// a freshly loaded record (which may carry spend written by other instances).
+    pub fn observe(&self, record: &KeyRecord) -> Arc<Live> {
+        let mut map = lock(&self.map);
+        if let Some(live) = map.get(&record.key_id) {
+            let live = live.clone();
+            drop(map);
+            {
+                let mut s = live.lock();
+                let stored = record.spend + s.unflushed;
+                let edited = record.updated_at > s.seen_updated_at;
+                s.seen_updated_at = s.seen_updated_at.max(record.updated_at);
+                match (record.budget_reset_at, s.budget_reset_at) {
+                    // An admin edited the key (perhaps set its spend) on some instance: take the
+                    // stored figure even if it is lower.
+                    (db, _) if edited => {
+                        s.spend = stored;
+                        s.budget_reset_at = db;
+                    }
+                    // Same period: never go below what this instance has seen.
+                    (db, mem) if db == mem => s.spend = s.spend.max(stored),
+                    // Another instance reset the budget (or the period was changed by an update).
+                    (Some(db), Some(mem)) if db > mem => {
+                        s.spend = stored;
+                        s.budget_reset_at = Some(db);
+                    }
+                    (Some(_), Some(_)) => {} // the store has not seen our reset yet
+                    (db, _) => {
+                        s.budget_reset_at = db;
+                        s.spend = s.spend.max(stored);
+                    }
+                }
+            }
+            return live;
+        }
+        let live = Arc::new(Live {
+            state: Mutex::new(LiveState {
+                spend: record.spend,
+                budget_reset_at: record.budget_reset_at,
+                seen_updated_at: record.updated_at,
+                ..LiveState::default()
+            }),
+        });
+        map.insert(record.key_id.clone(), live.clone());
+        live
+    }
+
+    pub fn remove(&self, key_id: &str) {
+        lock(&self.map).remove(key_id);
+    }
+
+    /// The batch writer stored `cost` of this key.
+    pub fn flushed(&self, key_id: &str, cost: f64) {
+        if let Some(live) = self.get(key_id) {
+            let mut s = live.lock();
+            s.unflushed = (s.unflushed - cost).max(0.0);
+        }
+    }
+}
+
+impl LiveMap {
+    /// Like [`LiveMap::observe`] but without reconciling an already known key (the request path
+    /// passes cached records, whose stored spend may be older than the live figure).
+    pub fn observe_existing(&self, record: &KeyRecord) -> Arc<Live> {
+        match self.get(&record.key_id) {
+            Some(live) => live,
+            None => self.observe(record),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minute_count_starts_again_each_minute() {
+        let mut count = MinuteCount::default();
+        *count.at(1_000) += 2;
+        *count.at(59_999) += 1;
+        assert_eq!(*count.at(59_999), 3);
+        assert_eq!(*count.at(60_000), 0);
+    }
+}

@@ -1,0 +1,213 @@
+//! The persistent outbox of Vault deletions: a copy whose key is gone (deleted, renamed, or
+//! never committed) is deleted at once when Vault answers, else queued in the store and retried
+//! with backoff by a worker until done (also across restarts).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vaultgate_core::Result;
+
+use crate::clock::Clock;
+use crate::mirror::MirrorConfig;
+use crate::options::KeyServiceOptions;
+use crate::store::{self, Store, db_err};
+
+pub(crate) struct Outbox {
+    store: Store,
+    mirror: Option<MirrorConfig>,
+    /// The key service's admin lock: an entry is processed while no key is being written.
+    admin: Arc<tokio::sync::Mutex<()>>,
+    /// Wakes the worker when work is queued on this instance.
+    wake: Arc<Notify>,
+    clock: Arc<dyn Clock>,
+    retry_min: Duration,
+    retry_max: Duration,
+    poll_interval: Duration,
+}
+
+impl Outbox {
+    pub fn new(
+        store: Store,
+        options: &KeyServiceOptions,
+        admin: Arc<tokio::sync::Mutex<()>>,
+    ) -> Self {
+        Self {
+            store,
+            mirror: options.mirror.clone(),
+            admin,
+            wake: Arc::new(Notify::new()),
+            clock: options.clock.clone(),
+            retry_min: options.outbox_retry_min,
+            retry_max: options.outbox_retry_max,
+            poll_interval: options.outbox_poll_interval,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Tries a Vault deletion whose outbox row is committed; on failure the row stays for the
+    /// worker. Called with the admin lock held.
+    pub async fn delete_now(&self, name: &str) {
+        let Some(mirror) = &self.mirror else { return };
+        match mirror.mirror.delete(name).await {
+            Ok(()) => {
+                if let Err(e) = self.store.outbox_remove(name).await {
+                    tracing::warn!(secret = name, error = %e, "Vault copy deleted but outbox row kept");
+                }
+            }
+            Err(e) => {
+                metrics::counter!("vaultgate_key_vault_mirror_errors_total", "op" => "delete")
+                    .increment(1);
+                tracing::warn!(secret = name, error = %e, "Vault deletion failed; queued for retry");
+                let next = self.now().saturating_add(duration_ms(self.retry_min));
+                if let Err(e) = self
+                    .store
+                    .outbox_failed(name, 1, next, &e.to_string())
+                    .await
+                {
+                    tracing::warn!(secret = name, error = %e, "could not note the failed deletion");
+                }
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// A secret was written but its key was not committed: delete it, or queue the deletion.
+    pub async fn remove_after_failure(&self, name: &str) {
+        let Some(mirror) = &self.mirror else { return };
+        if mirror.mirror.delete(name).await.is_ok() {
+            return;
+        }
+        let queued = async {
+            let mut tx = self.store.begin().await?;
+            store::outbox_add(&mut tx, name, self.now())
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)
+        };
+        if let Err(e) = queued.await {
+            tracing::error!(secret = name, error = %e, "orphan Vault copy left; see `vaultgate check`");
+        }
+        self.wake.notify_one();
+    }
+
+    /// Retries the due Vault deletions once. Returns how many are done.
+    pub async fn process(&self) -> Result<usize> {
+        let Some(mirror) = &self.mirror else {
+            return Ok(0);
+        };
+        let due = self.store.outbox_due(self.now()).await?;
+        let mut done = 0;
+        for entry in due {
+            let _admin = self.admin.lock().await;
+            if self.store.secret_in_use(&entry.secret_name).await? {
+                // A key owns this name again (written after the deletion was queued): keep it.
+                self.store.outbox_remove(&entry.secret_name).await?;
+                continue;
+            }
+            match mirror.mirror.delete(&entry.secret_name).await {
+                Ok(()) => {
+                    self.store.outbox_remove(&entry.secret_name).await?;
+                    tracing::info!(secret = %entry.secret_name, attempts = entry.attempts + 1, "queued Vault deletion done");
+                    done += 1;
+                }
+                Err(e) => {
+                    let attempts = entry.attempts + 1;
+                    let backoff = backoff_ms(self.retry_min, self.retry_max, attempts);
+                    metrics::counter!("vaultgate_key_vault_mirror_errors_total", "op" => "delete")
+                        .increment(1);
+                    tracing::warn!(secret = %entry.secret_name, attempts, error = %e, "queued Vault deletion failed; will retry");
+                    self.store
+                        .outbox_failed(
+                            &entry.secret_name,
+                            attempts,
+                            self.now().saturating_add(backoff),
+                            &e.to_string(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let pending = self
+            .store
+            .outbox_all()
+            .await
+            .map(|p| p.len() as f64)
+            .unwrap_or(0.0);
+        metrics::gauge!("vaultgate_vault_outbox_pending").set(pending);
+        Ok(done)
+    }
+
+    /// Names of Vault copies still waiting for deletion.
+    pub async fn pending(&self) -> Result<Vec<String>> {
+        self.store.outbox_all().await
+    }
+
+    /// Starts the task that processes the outbox until `shutdown` is cancelled or the service
+    /// is gone. Without a mirror the task ends at once.
+    pub fn spawn_worker(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let wake = self.wake.clone();
+        let has_mirror = self.mirror.is_some();
+        tokio::spawn(async move {
+            if !has_mirror {
+                return;
+            }
+            loop {
+                let Some(outbox) = weak.upgrade() else { return };
+                let wait = match outbox.process().await {
+                    Ok(_) => match outbox.store.outbox_next_due().await {
+                        Ok(Some(due)) => {
+                            let ms = due.saturating_sub(outbox.now()).max(0);
+                            Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+                                .min(outbox.poll_interval)
+                        }
+                        Ok(None) => outbox.poll_interval,
+                        Err(_) => outbox.retry_min,
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox pass failed");
+                        outbox.retry_min
+                    }
+                };
+                drop(outbox);
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
+                }
+            }
+        })
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn backoff_ms(retry_min: Duration, retry_max: Duration, attempts: i64) -> i64 {
+    let min = duration_ms(retry_min).max(1);
+    let max = duration_ms(retry_max).max(min);
+    let shift = u32::try_from(attempts.clamp(0, 30)).unwrap_or(30);
+    min.saturating_mul(1i64 << shift.saturating_sub(1)).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_backoff_doubles_up_to_the_cap() {
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(300));
+        let delays: Vec<i64> = (1..=12).map(|n| backoff_ms(min, max, n)).collect();
+        assert_eq!(&delays[..5], &[1_000, 2_000, 4_000, 8_000, 16_000]);
+        assert_eq!(delays[11], 300_000);
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+    }
+}

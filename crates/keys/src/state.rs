@@ -1,0 +1,73 @@
+//! The state shared by every handle of a `KeyService`, and the lookups all parts need.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vaultgate_core::{Error, Result};
+
+use crate::cache::KeyCache;
+use crate::clock::Clock;
+use crate::limits::Limits;
+use crate::live::LiveMap;
+use crate::mirror::MirrorConfig;
+use crate::model::{KeyRecord, describe_key, token_of};
+use crate::options::KeyServiceOptions;
+use crate::outbox::Outbox;
+use crate::spend::SpendQueue;
+use crate::store::Store;
+
+pub(crate) struct Inner {
+    pub store: Store,
+    pub mirror: Option<MirrorConfig>,
+    pub cache: Arc<KeyCache>,
+    pub live: Arc<LiveMap>,
+    pub limits: Limits,
+    pub spend: SpendQueue,
+    pub outbox: Arc<Outbox>,
+    /// Serialises key-management writes and outbox processing on this instance.
+    pub admin: Arc<tokio::sync::Mutex<()>>,
+    pub clock: Arc<dyn Clock>,
+    pub options: KeyServiceOptions,
+    pub tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub stop: CancellationToken,
+}
+
+impl Inner {
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Forgets a token on this instance at once (delete, block, update, regenerate).
+    pub fn invalidate(&self, token: &str) {
+        self.cache.invalidate(token);
+    }
+
+    /// The stored record of a key given raw or hashed, or 404.
+    pub async fn find(&self, input: &str) -> Result<KeyRecord> {
+        let input = input.trim();
+        self.store
+            .get_by_token(&token_of(input))
+            .await?
+            .ok_or_else(|| not_found(input))
+    }
+
+    /// The record with this instance's live spend and budget period.
+    pub fn with_live(&self, mut record: KeyRecord) -> KeyRecord {
+        if let Some(live) = self.live.get(&record.key_id) {
+            let s = live.lock();
+            record.spend = record.spend.max(s.spend);
+            if s.budget_reset_at.is_some() && record.budget_reset_at.is_some() {
+                if s.budget_reset_at > record.budget_reset_at {
+                    record.spend = s.spend;
+                }
+                record.budget_reset_at = s.budget_reset_at.max(record.budget_reset_at);
+            }
+        }
+        record
+    }
+}
+
+pub(crate) fn not_found(input: &str) -> Error {
+    Error::NotFound(format!("key not found: {}", describe_key(input)))
+}
