@@ -4,17 +4,21 @@
 #   scripts/bench.sh            3 rounds of 5 s runs (stable numbers), writes .bench/results.md
 #   scripts/bench.sh --smoke    1 round of 2 s runs, small counts: CI checks that it works (no
 #                               assertions)
-#   scripts/bench.sh --soak     the default runs, then a 2-minute soak at 2,000 req/s with the
-#                               gateway's RSS sampled every 10 s, then 100k requests
-#   scripts/bench.sh --profile  the gateway under valgrind's callgrind: user-space instructions per
-#                               request (repeatable whatever else the machine does) and where they go
+#   scripts/bench.sh --soak     the default runs, then a 10-minute soak at 2,000 req/s with the
+#                               gateway's RSS sampled every 30 s, then 100k requests
+#   scripts/bench.sh --profile  the gateway and nginx under valgrind's callgrind: user-space
+#                               instructions per request (repeatable whatever else the machine
+#                               does) and where they go
 #
 # It builds the release binaries, installs the load tool (oha, from crates.io, into .tools/),
 # starts a local OpenBao dev server that holds the provider key and the master key, the mock
 # upstream (accepting only that provider key), a zero-work TCP relay in front of it (this
-# machine's floor for any proxy) and the gateway (SQLite, virtual keys, provider key from
-# OpenBao), creates a virtual key with limits through POST /key/generate and drives load directly
-# at the mock, through the relay and through the gateway. Everything listens on 127.0.0.1 and
+# machine's floor for any proxy), nginx as a reverse proxy in front of it (the best generic proxy:
+# one worker, keep-alive upstream, no buffering, no access log; installed from Debian's packages
+# when missing) and the gateway (SQLite, virtual keys, provider key from OpenBao), creates a
+# virtual key with limits through POST /key/generate and drives load directly at the mock,
+# through the relay, through nginx and through the gateway. A second mock streams 200 content
+# chunks per answer, so the cost per forwarded chunk shows. Everything listens on 127.0.0.1 and
 # every process started here is stopped by pid on exit.
 #
 # Optional comparison with another gateway: BENCH_COMPARE_CMD is run with BENCH_COMPARE_PORT,
@@ -43,9 +47,10 @@ esac
 # rounds, so a slow moment of this shared machine spoils one round instead of one side of the
 # comparison.
 case $mode in
-  smoke) duration=2; rounds=1; ttfb_iterations=200; bulk_requests=5000 ;;
-  *) duration=5; rounds=3; ttfb_iterations=3000; bulk_requests=100000 ;;
+  smoke) duration=2; rounds=1; ttfb_iterations=200; long_iterations=20; bulk_requests=5000 ;;
+  *) duration=5; rounds=3; ttfb_iterations=3000; long_iterations=300; bulk_requests=100000 ;;
 esac
+soak_seconds=600
 rate=2000
 model=gpt-4o-mini
 # The gateway's serving threads: one, as it shares two cores with the mock and the load tool.
@@ -75,6 +80,11 @@ if [ -z "$oha" ]; then
   fi
 fi
 "$oha" --version >/dev/null
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  log "installing nginx (Debian package) for the comparison row"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx
+fi
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 source scripts/lib.sh
 
 pids=()
@@ -110,6 +120,63 @@ relay_port=$(free_port)
   >"$state/relay.log" 2>&1 &
 pids+=($!)
 relay="http://127.0.0.1:$relay_port/v1"
+# The streaming-heavy upstream: every stream is 200 content chunks.
+long_port=$(free_port)
+"$bin/vaultgate-mock-upstream" --port "$long_port" --require-key "$provider_key" --answer-words 200 \
+  >"$state/mock-long.log" 2>&1 &
+pids+=($!)
+long_upstream="http://127.0.0.1:$long_port/v1"
+long_relay_port=$(free_port)
+"$bin/vaultgate-bench-relay" --port "$long_relay_port" --to "127.0.0.1:$long_port" \
+  >"$state/relay-long.log" 2>&1 &
+pids+=($!)
+long_relay="http://127.0.0.1:$long_relay_port/v1"
+
+# nginx as the best generic reverse proxy: one worker (the gateway gets one serving thread too),
+# keep-alive connections to the mock, no buffering either way, no access log. `master_process
+# off` runs that one worker as the only process (same request path; callgrind can follow it).
+nginx_port=$(free_port)
+long_nginx_port=$(free_port)
+mkdir -p "$state/nginx"
+cat >"$state/nginx/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $state/nginx/nginx.pid;
+error_log $state/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $state/nginx/body;
+  proxy_temp_path $state/nginx/proxy;
+  fastcgi_temp_path $state/nginx/fastcgi;
+  uwsgi_temp_path $state/nginx/uwsgi;
+  scgi_temp_path $state/nginx/scgi;
+  keepalive_requests 1000000;
+  upstream mock { server 127.0.0.1:$mock_port; keepalive 64; keepalive_requests 1000000; }
+  upstream mock_long { server 127.0.0.1:$long_port; keepalive 16; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection "";
+                 proxy_buffering off; proxy_request_buffering off; }
+  }
+  server {
+    listen 127.0.0.1:$long_nginx_port;
+    location / { proxy_pass http://mock_long; proxy_http_version 1.1; proxy_set_header Connection "";
+                 proxy_buffering off; proxy_request_buffering off; }
+  }
+}
+NGINX
+nginx_wrap=()
+if [ "$mode" = profile ]; then
+  nginx_wrap=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$state/callgrind-nginx.out")
+fi
+"${nginx_wrap[@]}" "$nginx_bin" -p "$state/nginx" -c "$state/nginx/nginx.conf" -e "$state/nginx/error.log" \
+  >"$state/nginx.log" 2>&1 &
+nginx_pid=$!
+pids+=($nginx_pid)
+nginx="http://127.0.0.1:$nginx_port/v1"
+long_nginx="http://127.0.0.1:$long_nginx_port/v1"
 
 cat >"$state/config.yaml" <<YAML
 # Written by scripts/bench.sh: the provider key and the master key come from OpenBao.
@@ -118,6 +185,14 @@ model_list:
     litellm_params:
       model: openai/$model
       api_base: os.environ/BENCH_UPSTREAM_BASE
+      api_key: os.environ/OPENAI_API_KEY
+    model_info:
+      input_cost_per_token: 0.00000015
+      output_cost_per_token: 0.0000006
+  - model_name: $model-long
+    litellm_params:
+      model: openai/$model
+      api_base: os.environ/BENCH_LONG_UPSTREAM_BASE
       api_key: os.environ/OPENAI_API_KEY
     model_info:
       input_cost_per_token: 0.00000015
@@ -135,14 +210,32 @@ wrap=()
 if [ "$mode" = profile ]; then
   wrap=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$state/callgrind.out")
 fi
+started_ns=$(date +%s%N)
 HCP_VAULT_ADDR="$VAULT_ADDR" HCP_VAULT_TOKEN=root BENCH_UPSTREAM_BASE="$upstream" \
-  "${wrap[@]}" "$bin/vaultgate" --config "$state/config.yaml" --host 127.0.0.1 --port "$gw_port" \
+  BENCH_LONG_UPSTREAM_BASE="$long_upstream" "${wrap[@]}" "$bin/vaultgate" --config "$state/config.yaml" --host 127.0.0.1 --port "$gw_port" \
   --num_workers "$workers" \
   >"$state/vaultgate.log" 2>&1 &
 gw_pid=$!
 pids+=($gw_pid)
 gateway="http://127.0.0.1:$gw_port"
-wait_for "$gateway/health/readiness" vaultgate 120
+# Start-up to ready (Vault warm: OpenBao is already up), polled every 2 ms.
+ready_ms=$($py - "$gateway/health/readiness" "$started_ns" <<'PY'
+import sys, time, urllib.request
+url, started = sys.argv[1], int(sys.argv[2])
+deadline = time.time() + 120
+while time.time() < deadline:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            if answer.status == 200:
+                print(f"{(time.time_ns() - started) / 1e6:.0f}")
+                break
+    except OSError:
+        time.sleep(0.002)
+else:
+    print("-1")
+PY
+)
+[ "$ready_ms" != -1 ] || { echo "vaultgate did not become ready; see $state/vaultgate.log" >&2; exit 1; }
 # wait_for_chat URL NAME: until URL answers a chat completion with the provider key.
 wait_for_chat() {
   for _ in $(seq 1 150); do
@@ -157,11 +250,13 @@ wait_for_chat() {
 }
 wait_for_chat "$upstream" mock
 wait_for_chat "$relay" relay
+wait_for_chat "$nginx" nginx
+wait_for_chat "$long_upstream" mock-long
 
 log "creating a virtual key with limits (POST /key/generate)"
 virtual_key=$(curl -fsS "$gateway/key/generate" -H "Authorization: Bearer $master_key" \
   -H 'Content-Type: application/json' \
-  -d "{\"key_alias\":\"bench\",\"models\":[\"$model\"],\"max_budget\":1000000,\"rpm_limit\":100000000,\"tpm_limit\":10000000000,\"max_parallel_requests\":1000}" |
+  -d "{\"key_alias\":\"bench\",\"models\":[\"$model\",\"$model-long\"],\"max_budget\":1000000,\"rpm_limit\":100000000,\"tpm_limit\":10000000000,\"max_parallel_requests\":1000}" |
   $py -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 
 body_file="$state/body.json"
@@ -188,29 +283,44 @@ if [ "$mode" = profile ]; then
   run profile "$gateway/v1" "$virtual_key" -n "$requests" -c 4
   callgrind_control -i off "$gw_pid" >/dev/null 2>&1
   callgrind_control -d "$gw_pid" >/dev/null 2>&1
+  log "profile: $requests requests at 4 connections through nginx under callgrind"
+  run warm-nginx "$nginx" "$provider_key" -n 500 -c 4
+  callgrind_control -i on "$nginx_pid" >/dev/null 2>&1
+  run profile-nginx "$nginx" "$provider_key" -n "$requests" -c 4
+  callgrind_control -i off "$nginx_pid" >/dev/null 2>&1
+  callgrind_control -d "$nginx_pid" >/dev/null 2>&1
   sleep 1
-  out=$(ls -t "$state"/callgrind.out.* | head -1)
-  callgrind_annotate --inclusive=yes "$out" 2>/dev/null | sed -n 1,80p >"$state/profile.txt"
-  total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  $py - "$state/runs/profile.json" "$total" "$requests" <<'PY'
+  # per_request NAME OUT RUN: instructions per request of one process's dump.
+  per_request() {
+    local total
+    total=$(callgrind_annotate "$2" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+    $py - "$state/runs/$3.json" "$total" "$requests" "$1" <<'PY'
 import json, sys
-run, total, requests = json.load(open(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3])
+run, total, requests, name = json.load(open(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 codes = run.get("statusCodeDistribution", {})
-print(f"gateway user-space instructions per request: {total // requests:,} "
+print(f"{name} user-space instructions per request: {total // requests:,} "
       f"({requests:,} requests, status codes {codes})")
 PY
-  echo "inclusive profile: $state/profile.txt (callgrind_annotate $out for more)"
+  }
+  out=$(ls -t "$state"/callgrind.out.* | head -1)
+  nginx_out=$(ls -t "$state"/callgrind-nginx.out* | head -1)
+  callgrind_annotate --inclusive=yes "$out" 2>/dev/null | sed -n 1,80p >"$state/profile.txt"
+  callgrind_annotate --inclusive=yes "$nginx_out" 2>/dev/null | sed -n 1,60p >"$state/profile-nginx.txt"
+  per_request vaultgate "$out" profile
+  per_request nginx "$nginx_out" profile-nginx
+  echo "inclusive profiles: $state/profile.txt, $state/profile-nginx.txt (callgrind_annotate FILE for more)"
   exit 0
 fi
 
 log "warm-up"
 run warm-direct "$upstream" "$provider_key" -z 1s -c 16
 run warm-relay "$relay" "$provider_key" -z 1s -c 16
+run warm-nginx "$nginx" "$provider_key" -z 1s -c 16
 run warm-gateway "$gateway/v1" "$virtual_key" -z 1s -c 16
 
 vault_before=$(vault_requests)
 for r in $(seq 1 "$rounds"); do
-  log "round $r of $rounds: saturation at 1 and 16 connections, then $rate req/s (latency corrected), ${duration}s each, direct, through the relay, through the gateway"
+  log "round $r of $rounds: saturation at 1 and 16 connections, then $rate req/s (latency corrected), ${duration}s each, direct, through the relay, nginx and the gateway"
   for measure in c1 c16 rate; do
     case $measure in
       rate) load=(-c 32 -q "$rate" --latency-correction) ;;
@@ -218,25 +328,32 @@ for r in $(seq 1 "$rounds"); do
     esac
     run "direct-$measure-r$r" "$upstream" "$provider_key" -z "${duration}s" "${load[@]}"
     run "relay-$measure-r$r" "$relay" "$provider_key" -z "${duration}s" "${load[@]}"
+    run "nginx-$measure-r$r" "$nginx" "$provider_key" -z "${duration}s" "${load[@]}"
     run "gateway-$measure-r$r" "$gateway/v1" "$virtual_key" -z "${duration}s" "${load[@]}"
   done
 done
 
-log "stream time to first frame, 1 connection, $ttfb_iterations requests each"
-$py scripts/bench/ttfb.py "$upstream/chat/completions" "$provider_key" "$model" "$ttfb_iterations" \
-  >"$state/runs/ttfb-direct.json"
-$py scripts/bench/ttfb.py "$gateway/v1/chat/completions" "$virtual_key" "$model" "$ttfb_iterations" \
-  >"$state/runs/ttfb-gateway.json"
+log "streams, 1 connection: time to first frame ($ttfb_iterations streams each), then 200-chunk streams ($long_iterations each)"
+# ttfb SIDE URL KEY MODEL ITERATIONS OUT
+ttfb() { $py scripts/bench/ttfb.py "$2/chat/completions" "$3" "$4" "$5" >"$state/runs/$6.json"; }
+ttfb direct "$upstream" "$provider_key" "$model" "$ttfb_iterations" ttfb-direct
+ttfb relay "$relay" "$provider_key" "$model" "$ttfb_iterations" ttfb-relay
+ttfb nginx "$nginx" "$provider_key" "$model" "$ttfb_iterations" ttfb-nginx
+ttfb gateway "$gateway/v1" "$virtual_key" "$model" "$ttfb_iterations" ttfb-gateway
+ttfb direct "$long_upstream" "$provider_key" "$model" "$long_iterations" long-direct
+ttfb relay "$long_relay" "$provider_key" "$model" "$long_iterations" long-relay
+ttfb nginx "$long_nginx" "$provider_key" "$model" "$long_iterations" long-nginx
+ttfb gateway "$gateway/v1" "$virtual_key" "$model-long" "$long_iterations" long-gateway
 
 if [ "$mode" = soak ]; then
-  log "soak: 120 s at $rate req/s through the gateway, RSS every 10 s"
-  run soak "$gateway/v1" "$virtual_key" -z 120s -c 32 -q "$rate" --latency-correction &
+  log "soak: $soak_seconds s at $rate req/s through the gateway, RSS every 30 s"
+  run soak "$gateway/v1" "$virtual_key" -z "${soak_seconds}s" -c 32 -q "$rate" --latency-correction &
   soak_pid=$!
   pids+=($soak_pid)
   : >"$state/rss.txt"
-  for t in $(seq 0 10 120); do
+  for t in $(seq 0 30 "$soak_seconds"); do
     echo "$t $(rss_kb)" >>"$state/rss.txt"
-    [ "$t" -lt 120 ] && sleep 10
+    [ "$t" -lt "$soak_seconds" ] && sleep 30
   done
   wait "$soak_pid"
 fi
@@ -245,6 +362,7 @@ log "$bulk_requests requests through the gateway, 16 connections"
 run bulk "$gateway/v1" "$virtual_key" -n "$bulk_requests" -c 16
 vault_after=$(vault_requests)
 hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$gw_pid/status")
+nginx_hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$nginx_pid/status")
 rss_end_kb=$(rss_kb)
 served=$(curl -fsS "$gateway/metrics" |
   awk '/^vaultgate_requests_total/ && /status="200"/ {sum += $NF} END {printf "%d\n", sum}')
@@ -291,7 +409,8 @@ fi
 cat >"$state/facts.json" <<JSON
 {"mode": "$mode", "duration": $duration, "rounds": $rounds, "rate": $rate, "ttfb_iterations": $ttfb_iterations,
  "bulk_requests": $bulk_requests, "vault_before": $vault_before, "vault_after": $vault_after,
- "hwm_kb": $hwm_kb, "rss_end_kb": $rss_end_kb, "served": $served, "spend": "$spend",
+ "hwm_kb": $hwm_kb, "rss_end_kb": $rss_end_kb, "nginx_hwm_kb": $nginx_hwm_kb, "ready_ms": $ready_ms, "soak_seconds": $soak_seconds,
+ "long_iterations": $long_iterations, "served": $served, "spend": "$spend",
  "workers": $workers, "compare": $compare, "compare_name": "${BENCH_COMPARE_NAME:-comparison}",
  "load_start": "$load_start", "load_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
  "command": "scripts/bench.sh${1:+ $1}"}
