@@ -15,3 +15,4 @@ pub fn python() -> std::process::Command {
 }
 
 pub mod postgres;
+pub mod redis;
