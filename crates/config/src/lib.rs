@@ -3,7 +3,9 @@
 //! Any string value of the form `os.environ/NAME` is a [`ConfigValue::Reference`]: a secret
 //! reference resolved later through the `SecretSource` seam (environment or Vault), never here.
 
+pub mod known;
 mod model;
+mod unknown;
 mod value;
 
 use std::collections::BTreeMap;
@@ -13,9 +15,11 @@ use serde::{Deserialize, Serialize};
 use vaultgate_core::{Error, Result};
 
 pub use model::{Provider, parse_model};
+pub use unknown::IgnoredSetting;
 pub use value::ConfigValue;
 
-/// The whole config file. Unknown keys are collected in [`Config::unknown_keys`], not rejected.
+/// The whole config file. A key that is neither vaultgate's nor LiteLLM's is an error; LiteLLM's
+/// settings that vaultgate does not implement are listed in [`Config::ignored`].
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Config {
@@ -25,8 +29,9 @@ pub struct Config {
     pub general_settings: GeneralSettings,
     /// Values visible to secret references as if they were in the process environment.
     pub environment_variables: BTreeMap<String, ConfigValue>,
+    /// LiteLLM settings in the file that vaultgate accepts but does not act on, with their line.
     #[serde(skip)]
-    pub unknown_keys: Vec<String>,
+    pub ignored: Vec<IgnoredSetting>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -92,8 +97,9 @@ pub struct LitellmSettings {
     /// Default whole-request timeout in seconds.
     pub request_timeout: Option<f64>,
     pub drop_params: bool,
-    pub set_verbose: Option<bool>,
-    pub json_logs: Option<bool>,
+    /// `false` opens `/metrics` to anyone; by default it takes the master key (or
+    /// `general_settings.metrics_key`), as in LiteLLM.
+    pub require_auth_for_metrics_endpoint: Option<bool>,
 }
 
 /// `[{model: [fallback models]}]`, LiteLLM's shape.
@@ -118,11 +124,19 @@ pub struct RouterSettings {
 #[serde(default)]
 pub struct GeneralSettings {
     pub master_key: Option<ConfigValue>,
+    /// Serve without any key. Without a master key the gateway refuses to start unless this
+    /// (or `--allow-unauthenticated`) says so.
+    pub allow_unauthenticated: bool,
     pub database_url: Option<ConfigValue>,
     pub key_management_system: Option<String>,
     pub key_management_settings: KeyManagementSettings,
     /// Largest accepted request body, in megabytes (LiteLLM's name).
     pub max_request_size_mb: Option<f64>,
+    /// A token that opens `/metrics` (besides the master key), for a Prometheus scraper.
+    pub metrics_key: Option<ConfigValue>,
+    /// Show readiness details (Vault address, errors, database) to callers without the master
+    /// key. Off by default: the public answer is only ready or not.
+    pub public_readiness_details: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -176,20 +190,34 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| match e {
-            Error::Config(message) => Error::Config(format!("{}: {message}", path.display())),
-            other => other,
-        })
+        Self::parse_source(&text, &path.display().to_string())
     }
 
     pub fn parse(text: &str) -> Result<Self> {
+        Self::parse_source(text, "config.yaml")
+    }
+
+    /// Parses `text`; `source` names the file in messages (`source:line:column: …`).
+    pub fn parse_source(text: &str, source: &str) -> Result<Self> {
+        // Keys first: a misspelt key also explains a "missing field" of the typed parse.
+        let keys = unknown::check(text, source);
+        if !keys.errors.is_empty() {
+            return Err(Error::Config(format!(
+                "{} unknown setting(s):\n  {}",
+                keys.errors.len(),
+                keys.errors.join("\n  ")
+            )));
+        }
         let mut config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| Error::Config(e.to_string()))?
+            serde_saphyr::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?
         };
-        config.unknown_keys = unknown_keys(text, &config);
-        config.validate()?;
+        config.ignored = keys.ignored;
+        config.validate().map_err(|e| match e {
+            Error::Config(message) => Error::Config(format!("{source}: {message}")),
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -279,52 +307,15 @@ impl Config {
             &self.general_settings.database_url,
             "general_settings.database_url".into(),
         );
+        push(
+            &self.general_settings.metrics_key,
+            "general_settings.metrics_key".into(),
+        );
         out
-    }
-}
-
-/// Keys present in the file that no typed field took: the settings LiteLLM has and we don't.
-fn unknown_keys(text: &str, config: &Config) -> Vec<String> {
-    let Ok(raw) = serde_saphyr::from_str::<serde_json::Value>(text) else {
-        return Vec::new();
-    };
-    let Ok(known) = serde_json::to_value(config) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    diff_keys(&raw, &known, "", &mut out);
-    out
-}
-
-fn diff_keys(
-    raw: &serde_json::Value,
-    known: &serde_json::Value,
-    path: &str,
-    out: &mut Vec<String>,
-) {
-    use serde_json::Value;
-    match (raw, known) {
-        (Value::Object(raw), Value::Object(known)) => {
-            for (key, value) in raw {
-                let child = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                match known.get(key) {
-                    Some(known_value) => diff_keys(value, known_value, &child, out),
-                    None => out.push(child),
-                }
-            }
-        }
-        (Value::Array(raw), Value::Array(known)) => {
-            for (index, (r, k)) in raw.iter().zip(known).enumerate() {
-                diff_keys(r, k, &format!("{path}[{index}]"), out);
-            }
-        }
-        _ => {}
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_keys;

@@ -42,11 +42,16 @@ fn parses_litellm_shape_and_lists_unknown_keys() -> Result<()> {
         config.router_settings.fallbacks[0]["gpt-4o"],
         vec!["claude".to_owned()]
     );
+    let ignored: Vec<(&str, u64)> = config
+        .ignored
+        .iter()
+        .map(|i| (i.path.as_str(), i.line))
+        .collect();
     assert_eq!(
-        config.unknown_keys,
+        ignored,
         vec![
-            "litellm_settings.success_callback",
-            "model_list[1].litellm_params.some_future_param"
+            ("model_list[1].litellm_params.some_future_param", 16),
+            ("litellm_settings.success_callback", 17),
         ]
     );
     assert_eq!(

@@ -108,9 +108,15 @@ async fn readiness(State(app): State<Arc<AppState>>) -> Json<Value> {
         },
     };
     let degraded = vault.status == "degraded" || db["status"] == "disconnected";
+    let auth = match app.master_key {
+        Some(_) => json!({"mode": "master_key"}),
+        None => json!({"mode": "unauthenticated",
+            "warning": "no master key: anyone who can reach this port can use every model"}),
+    };
     Json(json!({
         "status": if degraded { "degraded" } else { "healthy" },
         "version": env!("CARGO_PKG_VERSION"),
+        "auth": auth,
         "vault": vault,
         "db": db,
     }))

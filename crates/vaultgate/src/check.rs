@@ -7,19 +7,38 @@ use vaultgate_config::Config;
 use vaultgate_core::Result;
 use vaultgate_secrets::{Env, LiveSecrets};
 
-use crate::load;
 use crate::serve::open_keys;
+use crate::{load, refuses_open};
 
-pub async fn check(path: &Path) -> Result<ExitCode> {
-    let config = load(path)?;
+pub async fn check(path: &Path, allow_unauthenticated: bool) -> Result<ExitCode> {
+    let config = load(path, allow_unauthenticated)?;
     println!(
         "config: {} is valid ({} models)",
         path.display(),
         config.model_list.len()
     );
+    for ignored in &config.ignored {
+        println!(
+            "warn ignored: {} (line {}): vaultgate does not implement {}",
+            ignored.path, ignored.line, ignored.feature
+        );
+    }
+    let mut ok = true;
+    match refuses_open(&config) {
+        Some(reason) => {
+            println!("FAIL auth: {reason}");
+            ok = false;
+        }
+        None if config.general_settings.master_key.is_none() => {
+            println!(
+                "warn auth: UNAUTHENTICATED: anyone who can reach the port can use every model"
+            )
+        }
+        None => println!("ok   auth: master key required"),
+    }
     let report = vaultgate_secrets::check(&config, &Env::from_config(&config)).await;
     println!("{report}");
-    let mut ok = report.ok;
+    ok &= report.ok;
     if ok
         && config
             .general_settings

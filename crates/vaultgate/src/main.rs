@@ -40,6 +40,11 @@ struct Cli {
     #[arg(long = "num_workers", visible_alias = "num-workers", env = "NUM_WORKERS",
           value_parser = clap::value_parser!(u16).range(1..))]
     num_workers: Option<u16>,
+    /// Serve without any key when no master key is set (same as
+    /// `general_settings.allow_unauthenticated: true`). Without it, the gateway refuses to start
+    /// open.
+    #[arg(long, global = true)]
+    allow_unauthenticated: bool,
 }
 
 /// The crate version and the git commit it was built from (`build.rs`).
@@ -87,8 +92,8 @@ fn main() -> ExitCode {
             .clone()
             .ok_or_else(|| Error::Config("--config PATH is required".into()))?;
         match cli.command {
-            Some(Command::Check) => check::check(&path).await,
-            None => serve::serve(&path, &cli.host, cli.port).await,
+            Some(Command::Check) => check::check(&path, cli.allow_unauthenticated).await,
+            None => serve::serve(&path, &cli.host, cli.port, cli.allow_unauthenticated).await,
         }
     });
     match result {
@@ -115,8 +120,9 @@ fn init_logging(json: bool) {
     }
 }
 
-/// Loads the config, with LiteLLM's environment defaults, warning once about unknown settings.
-fn load(path: &Path) -> Result<Config> {
+/// Loads the config, with LiteLLM's environment defaults and `--allow-unauthenticated`, warning
+/// about each LiteLLM setting that is ignored.
+fn load(path: &Path, allow_unauthenticated: bool) -> Result<Config> {
     let mut config = Config::load(path)?;
     // LiteLLM takes these from the environment when the config does not name them.
     let env = Env::from_config(&config);
@@ -129,11 +135,26 @@ fn load(path: &Path) -> Result<Config> {
             *setting = Some(ConfigValue::Reference(variable.to_owned()));
         }
     }
-    if !config.unknown_keys.is_empty() {
+    if allow_unauthenticated {
+        config.general_settings.allow_unauthenticated = true;
+    }
+    for ignored in &config.ignored {
         tracing::warn!(
-            "config settings vaultgate does not support yet are ignored: {}",
-            config.unknown_keys.join(", ")
+            setting = %ignored.path, line = ignored.line,
+            "LiteLLM setting ignored: vaultgate does not implement {}", ignored.feature
         );
     }
     Ok(config)
+}
+
+/// Why the gateway will not start open, or `None` when it has a master key or was told to.
+fn refuses_open(config: &Config) -> Option<String> {
+    let general = &config.general_settings;
+    (general.master_key.is_none() && !general.allow_unauthenticated).then(|| {
+        "no authentication is configured: general_settings.master_key (or LITELLM_MASTER_KEY) \
+         is not set, so anyone who can reach the port could use every model and manage keys. \
+         Set a master key, or say that the gateway is meant to be open with \
+         --allow-unauthenticated (or general_settings.allow_unauthenticated: true)"
+            .to_owned()
+    })
 }

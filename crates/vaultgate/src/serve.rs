@@ -12,17 +12,26 @@ use vaultgate_keys::{KeyService, KeyServiceOptions, MirrorConfig};
 use vaultgate_secrets::{Env, LiveSecrets};
 use vaultgate_server::{AppState, Options, VaultMirror};
 
-use crate::load;
+use crate::{load, refuses_open};
 
-pub async fn serve(path: &Path, host: &str, port: u16) -> Result<ExitCode> {
-    let config = load(path)?;
-    let secrets = LiveSecrets::start(&config, Env::from_config(&config)).await?;
+pub async fn serve(
+    path: &Path,
+    host: &str,
+    port: u16,
+    allow_unauthenticated: bool,
+) -> Result<ExitCode> {
+    let config = load(path, allow_unauthenticated)?;
+    if let Some(reason) = refuses_open(&config) {
+        return Err(Error::Config(reason));
+    }
     if config.general_settings.master_key.is_none() {
         tracing::warn!(
-            "NO MASTER KEY: general_settings.master_key is not set, so anyone who can reach this \
-             port can use every model. Set it before exposing the gateway."
+            "UNAUTHENTICATED: no master key is set and the gateway was told to serve without one \
+             (--allow-unauthenticated): anyone who can reach this port can use every model and \
+             manage keys"
         );
     }
+    let secrets = LiveSecrets::start(&config, Env::from_config(&config)).await?;
     let metrics = vaultgate_server::telemetry::install_metrics()?;
     vaultgate_secrets::metrics::describe();
     let keys = open_keys(&config, path, &secrets).await?;

@@ -225,7 +225,7 @@ model_list:
     litellm_params: {model: openai/a, api_key: os.environ/NOT_IN_VAULT_ONE}
   - model_name: b
     litellm_params: {model: openai/b, api_key: os.environ/NOT_IN_VAULT_TWO}
-general_settings: {key_management_system: hashicorp_vault}
+general_settings: {key_management_system: hashicorp_vault, allow_unauthenticated: true}
 "#;
     let output = Gateway::builder(BIN, config)
         .env("HCP_VAULT_ADDR", &bao.addr())
