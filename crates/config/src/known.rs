@@ -51,8 +51,7 @@ const CREDENTIALS: &str = "named credentials";
 const SHARED_LIMITS: &str = "rpm/tpm counters shared across instances through Redis";
 const TAG_ROUTING: &str = "tag-based routing";
 const ROUTER_POLICIES: &str = "per-error retry and cooldown policies";
-const ROUTER_EXTRAS: &str = "other router options (pre-call checks, aliases, priorities, …)";
-const FALLBACKS_HERE: &str = "fallbacks in litellm_settings (router_settings takes them)";
+const ROUTER_EXTRAS: &str = "other router options (pre-call checks, priorities, …)";
 const TRANSPORT: &str = "HTTP transport tuning of LiteLLM's Python client";
 const REQUEST_TWEAKS: &str = "request rewriting (modify_params, JSON schema validation, …)";
 const LOG_LEVEL: &str = "log settings in the file (use RUST_LOG and --json-logs)";
@@ -114,6 +113,7 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("model_list[].litellm_params.weight", Implemented),
     ("model_list[].litellm_params.extra_headers", Implemented),
     ("model_list[].litellm_params.mock_response", Implemented),
+    ("model_list[].litellm_params.mock_timeout", Implemented),
     ("model_list[].litellm_params.max_tokens", Implemented),
     ("model_list[].litellm_params.azure_ad_token", Ignored(AUTH)),
     ("model_list[].litellm_params.vertex_project", Ignored(PROVIDERS)),
@@ -153,7 +153,7 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("model_list[].litellm_params.default_api_key_rpm_limit", Ignored(DEPLOYMENT_LIMITS)),
     ("model_list[].litellm_params.max_budget", Ignored(DEPLOYMENT_LIMITS)),
     ("model_list[].litellm_params.budget_duration", Ignored(DEPLOYMENT_LIMITS)),
-    ("model_list[].litellm_params.num_retries", Ignored(DEPLOYMENT_LIMITS)),
+    ("model_list[].litellm_params.num_retries", Implemented),
     ("model_list[].litellm_params.cooldown_time", Ignored(DEPLOYMENT_LIMITS)),
     ("model_list[].litellm_params.drop_params", Ignored(DEPLOYMENT_LIMITS)),
     ("model_list[].litellm_params.keepalive_seconds", Ignored(KEEPALIVE)),
@@ -253,10 +253,10 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("litellm_settings.cache", Ignored(CACHE)),
     ("litellm_settings.cache_params", Ignored(CACHE)),
     ("litellm_settings.enable_caching_on_provider_specific_optional_params", Ignored(CACHE)),
-    ("litellm_settings.fallbacks", Ignored(FALLBACKS_HERE)),
-    ("litellm_settings.default_fallbacks", Ignored(FALLBACKS_HERE)),
-    ("litellm_settings.context_window_fallbacks", Ignored(FALLBACKS_HERE)),
-    ("litellm_settings.content_policy_fallbacks", Ignored(FALLBACKS_HERE)),
+    ("litellm_settings.fallbacks", Implemented),
+    ("litellm_settings.default_fallbacks", Implemented),
+    ("litellm_settings.context_window_fallbacks", Implemented),
+    ("litellm_settings.content_policy_fallbacks", Implemented),
     ("litellm_settings.mcp_aliases", Ignored(MCP)),
     ("litellm_settings.modify_params", Ignored(REQUEST_TWEAKS)),
     ("litellm_settings.enable_json_schema_validation", Ignored(REQUEST_TWEAKS)),
@@ -313,8 +313,8 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("router_settings.disable_cooldowns", Ignored(ROUTER_POLICIES)),
     ("router_settings.max_retries", Ignored(ROUTER_POLICIES)),
     ("router_settings.max_fallbacks", Ignored(ROUTER_POLICIES)),
-    ("router_settings.default_fallbacks", Ignored(ROUTER_POLICIES)),
-    ("router_settings.model_group_alias", Ignored(ROUTER_EXTRAS)),
+    ("router_settings.default_fallbacks", Implemented),
+    ("router_settings.model_group_alias", Implemented),
     ("router_settings.model_group_affinity_config", Ignored(ROUTER_EXTRAS)),
     ("router_settings.routing_strategy_args", Ignored(ROUTER_EXTRAS)),
     ("router_settings.routing_groups", Ignored(ROUTER_EXTRAS)),

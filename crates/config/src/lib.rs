@@ -5,6 +5,7 @@
 
 pub mod known;
 mod model;
+mod target;
 mod unknown;
 mod value;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use vaultgate_core::{Error, Result};
 
 pub use model::{Provider, parse_model};
+pub use target::{ModelTarget, model_target};
 pub use unknown::IgnoredSetting;
 pub use value::ConfigValue;
 
@@ -76,6 +78,14 @@ pub struct LitellmParams {
     /// Default `max_tokens` for providers that require one (Anthropic).
     #[serde(default)]
     pub max_tokens: Option<u64>,
+    /// Retries of this deployment's group when neither `router_settings` nor
+    /// `litellm_settings` set `num_retries` (LiteLLM's per-deployment setting).
+    #[serde(default)]
+    pub num_retries: Option<u32>,
+    /// Every call waits out the timeout and fails as timed out, without calling the upstream
+    /// (LiteLLM's way to test timeouts and fallbacks).
+    #[serde(default)]
+    pub mock_timeout: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -100,6 +110,12 @@ pub struct LitellmSettings {
     /// `false` opens `/metrics` to anyone; by default it takes the master key (or
     /// `general_settings.metrics_key`), as in LiteLLM.
     pub require_auth_for_metrics_endpoint: Option<bool>,
+    /// LiteLLM reads the fallback tables here too; `router_settings` wins where both are set.
+    pub fallbacks: Fallbacks,
+    pub context_window_fallbacks: Fallbacks,
+    pub content_policy_fallbacks: Fallbacks,
+    /// Fallbacks of every model group without its own (`router_settings.default_fallbacks` wins).
+    pub default_fallbacks: Vec<String>,
 }
 
 /// `[{model: [fallback models]}]`, LiteLLM's shape.
@@ -118,6 +134,34 @@ pub struct RouterSettings {
     pub fallbacks: Fallbacks,
     pub context_window_fallbacks: Fallbacks,
     pub content_policy_fallbacks: Fallbacks,
+    pub default_fallbacks: Vec<String>,
+    /// Other public names of model groups: `{alias: group}` or `{alias: {model, hidden}}`.
+    pub model_group_alias: BTreeMap<String, GroupAlias>,
+}
+
+/// One `router_settings.model_group_alias` entry, in either of LiteLLM's shapes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum GroupAlias {
+    Group(String),
+    Detailed {
+        model: String,
+        /// Left out of `GET /v1/models` (still callable).
+        #[serde(default)]
+        hidden: bool,
+    },
+}
+
+impl GroupAlias {
+    pub fn group(&self) -> &str {
+        match self {
+            Self::Group(group) | Self::Detailed { model: group, .. } => group,
+        }
+    }
+
+    pub fn hidden(&self) -> bool {
+        matches!(self, Self::Detailed { hidden: true, .. })
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -229,7 +273,7 @@ impl Config {
                     "model_list[{index}].model_name is empty"
                 )));
             }
-            parse_model(&entry.litellm_params.model).map_err(|message| {
+            model_target(&entry.litellm_params.model).map_err(|message| {
                 Error::Config(format!("{at}.litellm_params.model: {message}"))
             })?;
             for (name, value) in [
@@ -280,7 +324,8 @@ impl Config {
         Ok(())
     }
 
-    /// Every secret reference in the config, with where it is used, in file order.
+    /// Every secret reference in the config, with where it is used, in file order. References
+    /// of deployments vaultgate cannot serve are left out: nothing would ever use their values.
     pub fn references(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let mut push = |value: &Option<ConfigValue>, place: String| {
@@ -289,6 +334,9 @@ impl Config {
             }
         };
         for (index, entry) in self.model_list.iter().enumerate() {
+            if !model_target(&entry.litellm_params.model).is_ok_and(|t| t.is_supported()) {
+                continue;
+            }
             let p = &entry.litellm_params;
             let at = |field: &str| format!("model_list[{index}].litellm_params.{field}");
             push(&p.api_key, at("api_key"));

@@ -78,16 +78,41 @@ fn yaml_errors_name_line_and_key() {
 }
 
 #[test]
-fn unknown_provider_prefix_is_an_error_naming_the_entry() {
-    let err =
-        Config::parse("model_list:\n  - model_name: x\n    litellm_params: {model: bogus/y}\n")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-    assert!(
-        err.contains("model_list[0]") && err.contains("bogus/"),
-        "{err}"
-    );
+fn unknown_provider_prefixes_parse_and_their_secrets_are_not_needed() -> Result<()> {
+    let config = Config::parse(
+        "model_list:\n  - model_name: x\n    litellm_params: {model: bogus/y, api_key: os.environ/BOGUS_KEY}\n  - model_name: z\n    litellm_params: {model: azure/, api_key: os.environ/AZ}\n",
+    )?;
+    assert_eq!(config.model_list.len(), 2);
+    assert!(config.references().is_empty());
+    let empty = Config::parse("model_list:\n  - model_name: x\n    litellm_params: {model: ''}\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(empty.contains("model_list[0]"), "{empty}");
+    Ok(())
+}
+
+#[test]
+fn litellm_settings_fallbacks_and_group_aliases_in_both_shapes() -> Result<()> {
+    let config = Config::parse(
+        r#"
+litellm_settings:
+  fallbacks: [{a: [b]}]
+  context_window_fallbacks: [{"gpt-3.5-turbo": ["gpt-3.5-turbo-large"]}]
+  default_fallbacks: [c]
+router_settings:
+  model_group_alias: {"short": "a", "secret": {"model": "b", "hidden": true}}
+"#,
+    )?;
+    assert_eq!(config.litellm_settings.fallbacks[0]["a"], ["b"]);
+    assert_eq!(config.litellm_settings.default_fallbacks, ["c"]);
+    let aliases = &config.router_settings.model_group_alias;
+    assert_eq!(aliases["short"].group(), "a");
+    assert!(!aliases["short"].hidden());
+    assert_eq!(aliases["secret"].group(), "b");
+    assert!(aliases["secret"].hidden());
+    assert!(config.ignored.is_empty(), "{:?}", config.ignored);
+    Ok(())
 }
 
 #[test]

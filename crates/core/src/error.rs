@@ -44,6 +44,9 @@ pub enum Error {
     UpstreamUnreachable(String),
     #[error("upstream timed out: {0}")]
     UpstreamTimeout(String),
+    /// Configured but not something vaultgate can do (a deployment of an unsupported provider).
+    #[error("{0}")]
+    NotImplemented(String),
     /// A dependency (Vault, the database) is unavailable; the operation was not done.
     #[error("{0}")]
     Unavailable(String),
@@ -91,6 +94,7 @@ impl Error {
             Self::Upstream { status, .. } => *status,
             Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable(_) | Self::Vault { .. } | Self::Database(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -111,6 +115,7 @@ impl Error {
                 "upstream_error"
             }
             Self::Unavailable(_) | Self::Vault { .. } | Self::Database(_) => "service_unavailable",
+            Self::NotImplemented(_) => "not_implemented_error",
             Self::Config(_) | Self::Internal(_) => "internal_error",
         }
     }

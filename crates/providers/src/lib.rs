@@ -62,9 +62,42 @@ pub struct Deployment {
     pub weight: Option<f64>,
     pub max_tokens: Option<u64>,
     pub mock_response: Option<String>,
+    /// `mock_timeout: true`: every call waits out `timeout` and fails as timed out.
+    pub mock_timeout: bool,
     pub model_info: ModelInfo,
+    /// Answer headers naming this deployment, built once.
+    pub headers: DeploymentHeaders,
     /// Upstream URLs already parsed, so requests skip URL parsing (and IDNA).
     urls: UrlCache,
+}
+
+/// Values of the answer headers that name a deployment (`x-litellm-model-id`,
+/// `x-litellm-model-group`, `x-litellm-timeout`), built at start so no request formats them.
+#[derive(Debug, Clone)]
+pub struct DeploymentHeaders {
+    pub id: Option<HeaderValue>,
+    pub group: Option<HeaderValue>,
+    pub timeout: HeaderValue,
+}
+
+impl DeploymentHeaders {
+    fn new(id: &str, group: &str, timeout: Duration) -> Self {
+        Self {
+            id: HeaderValue::from_str(id).ok(),
+            group: HeaderValue::from_str(group).ok(),
+            timeout: HeaderValue::from_str(&seconds_text(timeout))
+                .unwrap_or(HeaderValue::from_static("0")),
+        }
+    }
+}
+
+/// Seconds as LiteLLM prints them: `600` for whole seconds, else `0.5`.
+pub fn seconds_text(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        duration.as_secs().to_string()
+    } else {
+        duration.as_secs_f64().to_string()
+    }
 }
 
 impl Deployment {
@@ -91,12 +124,15 @@ impl Deployment {
             })
             .collect::<Result<Vec<_>>>()?;
         let seconds = |value: Option<f64>| value.map(Duration::from_secs_f64);
+        let id = entry
+            .model_info
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{index}", entry.model_name));
+        let timeout = seconds(params.timeout.or(default_timeout)).unwrap_or(DEFAULT_TIMEOUT);
         Ok(Self {
-            id: entry
-                .model_info
-                .id
-                .clone()
-                .unwrap_or_else(|| format!("{}-{index}", entry.model_name)),
+            headers: DeploymentHeaders::new(&id, &entry.model_name, timeout),
+            id,
             model_name: entry.model_name.clone(),
             provider,
             upstream_model,
@@ -105,14 +141,15 @@ impl Deployment {
             api_version: params.api_version.clone(),
             organization: params.organization.clone(),
             extra_headers,
-            timeout: seconds(params.timeout.or(default_timeout)).unwrap_or(DEFAULT_TIMEOUT),
+            timeout,
             stream_timeout: seconds(params.stream_timeout.or(default_stream_timeout)),
-            max_retries: params.max_retries,
+            max_retries: params.num_retries.or(params.max_retries),
             rpm: params.rpm,
             tpm: params.tpm,
             weight: params.weight,
             max_tokens: params.max_tokens,
             mock_response: params.mock_response.clone(),
+            mock_timeout: params.mock_timeout.unwrap_or(false),
             model_info: entry.model_info.clone(),
             urls: UrlCache::default(),
         })

@@ -15,6 +15,9 @@ pub enum FailureKind {
     ContextWindow,
     /// The provider's content filter refused the request.
     ContentPolicy,
+    /// No deployment of the group can be called (an unsupported provider): not retried, but
+    /// another group may serve.
+    Unsupported,
     /// The request itself is wrong (or the failure is ours): nobody else would do better.
     Final,
 }
@@ -71,6 +74,7 @@ pub fn classify(error: &Error) -> FailureKind {
                 FailureKind::Final
             }
         }
+        Error::NotImplemented(_) => FailureKind::Unsupported,
         _ => FailureKind::Final,
     }
 }

@@ -4,8 +4,12 @@
 //! The caller's `attempt` resolves before any byte reaches the client (streams resolve at their
 //! first chunk), so everything here may freely retry or fall back.
 
+mod build;
 mod classify;
+mod fallbacks;
 mod health;
+mod request;
+mod resolve;
 mod select;
 
 use std::future::Future;
@@ -13,18 +17,21 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use vaultgate_config::{Config, Fallbacks};
+use vaultgate_config::ModelEntry;
 use vaultgate_core::{Error, FastMap, Result};
 use vaultgate_providers::Deployment;
 
 pub use classify::{FailureKind, classify, retryable};
 pub use health::{CooldownPolicy, DeploymentState, InFlight};
+pub use request::{MockFailures, RequestRouting, mock_error};
+pub use resolve::GroupRef;
 pub use select::Strategy;
 
+use build::BuildSettings;
+use fallbacks::FallbackTables;
+use resolve::{MatchedCache, Pattern};
 use select::Candidate;
 
-/// The key of a fallback list that applies to every model group without its own (LiteLLM's).
-const ANY_MODEL: &str = "*";
 /// Longest wait between two retries, whatever the attempt count.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// First backoff step; doubles per retry.
@@ -33,21 +40,77 @@ const BASE_BACKOFF: Duration = Duration::from_millis(50);
 /// All deployments sharing one public `model_name`.
 pub struct ModelGroup {
     pub name: String,
+    /// The wildcard route this group was built from, if any (`openai/*` for `openai/gpt-4o`).
+    pub pattern: Option<String>,
     pub deployments: Vec<Arc<Deployment>>,
-    states: Vec<DeploymentState>,
+    states: Vec<Arc<DeploymentState>>,
+    /// Deployments of this group vaultgate cannot call (an unsupported provider).
+    pub unavailable: Vec<Unavailable>,
     cursor: AtomicUsize,
     /// Retries after the first attempt before the group gives up (and fallbacks start).
     num_retries: u32,
 }
 
 impl ModelGroup {
+    fn new(name: &str, pattern: Option<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            pattern,
+            deployments: Vec::new(),
+            states: Vec::new(),
+            unavailable: Vec::new(),
+            cursor: AtomicUsize::new(0),
+            num_retries: 0,
+        }
+    }
+
+    fn push(&mut self, deployment: Arc<Deployment>, state: Arc<DeploymentState>) {
+        self.deployments.push(deployment);
+        self.states.push(state);
+    }
+
     pub fn num_retries(&self) -> u32 {
         self.num_retries
     }
 
     /// Live statistics of the deployment at `index`.
     pub fn state(&self, index: usize) -> Option<&DeploymentState> {
-        self.states.get(index)
+        self.states.get(index).map(|s| &**s)
+    }
+
+    /// The names fallbacks are looked up by: the group's, then its route's.
+    fn fallback_names(&self) -> [&str; 2] {
+        [self.name.as_str(), self.pattern.as_deref().unwrap_or("")]
+    }
+}
+
+/// A configured deployment vaultgate cannot call, and why (reported at start, in `/health`,
+/// and in the answer to a request for it).
+#[derive(Debug, Clone)]
+pub struct Unavailable {
+    /// `model_info.id`, else `<model_name>-<index>`.
+    pub id: String,
+    pub model_name: String,
+    /// `litellm_params.model` as configured.
+    pub model: String,
+    /// The provider prefix (`sagemaker`), empty when the model has none.
+    pub provider: String,
+    pub reason: String,
+}
+
+impl Unavailable {
+    fn new(index: usize, entry: &ModelEntry, provider: &str, reason: String) -> Self {
+        Self {
+            id: entry
+                .model_info
+                .id
+                .clone()
+                .unwrap_or_else(|| format!("{}-{index}", entry.model_name)),
+            model_name: entry.model_name.clone(),
+            model: entry.litellm_params.model.clone(),
+            provider: provider.to_owned(),
+            reason,
+        }
     }
 }
 
@@ -59,32 +122,33 @@ pub struct Outcome {
     pub deployment: Arc<Deployment>,
     /// How many upstream attempts were made in all groups, 1 when the first succeeded.
     pub attempts: u32,
+    /// Retries made in the group that produced the result.
+    pub retries: u32,
+    /// Fallback groups tried.
+    pub fallbacks: u32,
+    /// The retry budget of the group that produced the result.
+    pub max_retries: u32,
 }
 
-/// The three fallback tables of `router_settings`, keyed by model group.
-#[derive(Debug, Default)]
-struct FallbackTables {
-    general: FastMap<String, Vec<String>>,
-    context_window: FastMap<String, Vec<String>>,
-    content_policy: FastMap<String, Vec<String>>,
-}
-
-fn table(lists: &Fallbacks) -> FastMap<String, Vec<String>> {
-    let mut out: FastMap<String, Vec<String>> = FastMap::default();
-    for entry in lists {
-        for (model, targets) in entry {
-            out.entry(model.clone())
-                .or_default()
-                .extend(targets.iter().cloned());
-        }
+/// A successful attempt's result that may keep its deployment busy after the attempt returned
+/// (a stream, until its last chunk): it gets the in-flight slot to hold.
+pub trait HoldsSlot {
+    fn hold(&mut self, slot: InFlight) {
+        drop(slot);
     }
-    out
 }
 
 pub struct Router {
     groups: FastMap<String, ModelGroup>,
-    /// Public model names in config order, for `GET /v1/models`.
+    /// Wildcard routes, most specific first.
+    patterns: Vec<Pattern>,
+    matched: MatchedCache,
+    /// `router_settings.model_group_alias`: alias → group.
+    aliases: FastMap<String, String>,
+    /// Public model names in config order (groups, wildcard routes, visible aliases), for
+    /// `GET /v1/models`.
     order: Vec<String>,
+    settings: BuildSettings,
     strategy: Strategy,
     cooldown: CooldownPolicy,
     /// `router_settings.retry_after`: the shortest wait before a retry.
@@ -95,120 +159,39 @@ pub struct Router {
     drop_params: bool,
 }
 
-impl Router {
-    pub fn from_config(config: &Config) -> Result<Self> {
-        let settings = &config.router_settings;
-        let default_timeout = settings.timeout.or(config.litellm_settings.request_timeout);
-        let configured_retries = settings.num_retries.or(config.litellm_settings.num_retries);
-        let mut groups: FastMap<String, ModelGroup> = FastMap::default();
-        let mut order = Vec::new();
-        for (index, entry) in config.model_list.iter().enumerate() {
-            let deployment = Arc::new(Deployment::from_config(
-                index,
-                entry,
-                default_timeout,
-                settings.stream_timeout,
-            )?);
-            let group = groups.entry(entry.model_name.clone()).or_insert_with(|| {
-                order.push(entry.model_name.clone());
-                ModelGroup {
-                    name: entry.model_name.clone(),
-                    deployments: Vec::new(),
-                    states: Vec::new(),
-                    cursor: AtomicUsize::new(0),
-                    num_retries: 0,
-                }
-            });
-            group.deployments.push(deployment);
-            group.states.push(DeploymentState::default());
-        }
-        for group in groups.values_mut() {
-            // Router and LiteLLM settings win; else the most any deployment asks for.
-            group.num_retries = configured_retries.unwrap_or_else(|| {
-                group
-                    .deployments
-                    .iter()
-                    .filter_map(|d| d.max_retries)
-                    .max()
-                    .unwrap_or(0)
-            });
-        }
-        let strategy = match settings.routing_strategy.as_deref() {
-            // LiteLLM strategies we do not implement: a LiteLLM config must still start.
-            Some(
-                name @ ("usage-based-routing" | "usage-based-routing-v2" | "cost-based-routing"),
-            ) => {
-                tracing::warn!(
-                    strategy = name,
-                    "router_settings.routing_strategy is not implemented; using simple-shuffle"
-                );
-                Strategy::default()
-            }
-            Some(name) => name.parse()?,
-            None => Strategy::default(),
-        };
-        let defaults = CooldownPolicy::default();
-        let cooldown_time = match settings.cooldown_time {
-            Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-                Duration::from_secs_f64(seconds)
-            }
-            Some(_) => {
-                return Err(Error::Config(
-                    "router_settings.cooldown_time must be a non-negative number".into(),
-                ));
-            }
-            None => defaults.cooldown_time,
-        };
-        let min_retry_wait = match settings.retry_after {
-            Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-                Duration::from_secs_f64(seconds)
-            }
-            Some(_) => {
-                return Err(Error::Config(
-                    "router_settings.retry_after must be a non-negative number".into(),
-                ));
-            }
-            None => Duration::ZERO,
-        };
-        let fallbacks = FallbackTables {
-            general: table(&settings.fallbacks),
-            context_window: table(&settings.context_window_fallbacks),
-            content_policy: table(&settings.content_policy_fallbacks),
-        };
-        for (kind, table) in [
-            ("fallbacks", &fallbacks.general),
-            ("context_window_fallbacks", &fallbacks.context_window),
-            ("content_policy_fallbacks", &fallbacks.content_policy),
-        ] {
-            for (from, targets) in table {
-                if from != ANY_MODEL && !groups.contains_key(from) {
-                    tracing::warn!(model = %from, "router_settings.{kind}: no model group of that name");
-                }
-                for target in targets.iter().filter(|t| !groups.contains_key(*t)) {
-                    tracing::warn!(model = %target, "router_settings.{kind}: fallback to a model group that does not exist; it will be skipped");
-                }
-            }
-        }
-        Ok(Self {
-            groups,
-            order,
-            strategy,
-            cooldown: CooldownPolicy {
-                allowed_fails: settings.allowed_fails.unwrap_or(defaults.allowed_fails),
-                cooldown_time,
-            },
-            min_retry_wait,
-            fallbacks,
-            drop_params: config.litellm_settings.drop_params,
-        })
-    }
+/// Where a group's run stands: its result, the deployment of that result, its retries.
+struct GroupRun<T> {
+    result: Result<T>,
+    deployment: Option<Arc<Deployment>>,
+    retries: u32,
+    max_retries: u32,
+}
 
+impl Router {
     pub fn models(&self) -> &[String] {
         &self.order
     }
 
+    /// The group configured under exactly this `model_name`.
     pub fn group(&self, model: &str) -> Option<&ModelGroup> {
         self.groups.get(model)
+    }
+
+    /// Every configured group (wildcard routes as configured), in config order.
+    pub fn configured_groups(&self) -> impl Iterator<Item = &ModelGroup> {
+        self.order.iter().filter_map(|name| {
+            self.groups.get(name).or_else(|| {
+                self.patterns
+                    .iter()
+                    .find(|p| p.group.name == *name)
+                    .map(|p| &p.group)
+            })
+        })
+    }
+
+    /// Every configured deployment vaultgate cannot call.
+    pub fn unavailable(&self) -> impl Iterator<Item = &Unavailable> {
+        self.configured_groups().flat_map(|g| g.unavailable.iter())
     }
 
     pub fn strategy(&self) -> Strategy {
@@ -221,116 +204,139 @@ impl Router {
     }
 
     pub fn deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
-        self.order
-            .iter()
-            .filter_map(|name| self.groups.get(name))
-            .flat_map(|g| g.deployments.iter())
+        self.configured_groups().flat_map(|g| g.deployments.iter())
     }
 
-    /// Counts a stream as in flight on its deployment until the guard drops (least-busy routing
-    /// sees a long stream as busy for its whole life, not only until its first chunk).
-    pub fn stream_slot(&self, deployment: &Deployment) -> Option<InFlight> {
-        let group = self.groups.get(&deployment.model_name)?;
-        let index = group
-            .deployments
-            .iter()
-            .position(|d| std::ptr::eq(Arc::as_ptr(d), deployment))?;
-        group.states.get(index).map(DeploymentState::start)
-    }
-
-    /// Runs `attempt` on deployments of `model`: retries errors another try may fix on another
-    /// deployment with backoff, up to the group's `num_retries`; then follows the fallbacks
-    /// that match the error (context window, content policy, or the general list).
+    /// Runs `attempt` on deployments of `group`: retries errors another try may fix on another
+    /// deployment with backoff, up to the group's `num_retries` (or the request's); then follows
+    /// the fallbacks that match the error (context window, content policy, or the general list;
+    /// the request's lists replace the configured ones).
     pub async fn execute<T, F, Fut>(
         &self,
-        model: &str,
+        group: &ModelGroup,
+        request: &RequestRouting,
         mut attempt: F,
     ) -> (Result<T>, Option<Outcome>)
     where
+        T: HoldsSlot,
         F: FnMut(Arc<Deployment>) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let Some(group) = self.groups.get(model) else {
-            return (Err(unknown_model(model)), None);
-        };
         let mut attempts = 0;
-        let (mut result, mut last) = self.run_group(group, &mut attempt, &mut attempts).await;
-        let Err(error) = &result else {
-            return (result, outcome(last, attempts));
-        };
-        let mut kind = classify(error);
-        for target in self.fallback_targets(model, kind) {
-            let Some(fallback) = self.groups.get(target) else {
-                continue;
-            };
-            tracing::info!(from = model, to = target, error = %result.as_ref().err().map(ToString::to_string).unwrap_or_default(), "falling back");
-            metrics::counter!("vaultgate_fallbacks_total", "from" => model.to_owned(), "to" => target.clone())
-                .increment(1);
-            let (next, deployment) = self.run_group(fallback, &mut attempt, &mut attempts).await;
-            result = next;
-            last = deployment.or(last);
-            match &result {
-                Ok(_) => break,
-                Err(error) => {
-                    kind = classify(error);
-                    if !kind.falls_back() {
-                        break;
+        let mut run = self
+            .run_group(group, request, true, &mut attempt, &mut attempts)
+            .await;
+        let mut fallbacks = 0;
+        if let Err(error) = &run.result {
+            let mut kind = classify(error);
+            for target in self
+                .fallbacks
+                .targets(&group.fallback_names(), kind, request)
+            {
+                let Some(fallback) = self.resolve(target) else {
+                    tracing::debug!(model = %target, "fallback to a model nobody routes: skipped");
+                    continue;
+                };
+                if fallback.name == group.name {
+                    continue;
+                }
+                tracing::info!(from = %group.name, to = %target, error = %run.result.as_ref().err().map(ToString::to_string).unwrap_or_default(), "falling back");
+                metrics::counter!("vaultgate_fallbacks_total", "from" => group.name.clone(), "to" => target.clone())
+                    .increment(1);
+                fallbacks += 1;
+                let next = self
+                    .run_group(&fallback, request, false, &mut attempt, &mut attempts)
+                    .await;
+                let previous = run.deployment.take();
+                run = GroupRun {
+                    deployment: next.deployment.or(previous),
+                    ..next
+                };
+                match &run.result {
+                    Ok(_) => break,
+                    Err(error) => {
+                        kind = classify(error);
+                        if !kind.falls_back() {
+                            break;
+                        }
                     }
                 }
             }
         }
-        (result, outcome(last, attempts))
+        let outcome = run.deployment.map(|deployment| Outcome {
+            deployment,
+            attempts,
+            retries: run.retries,
+            fallbacks,
+            max_retries: run.max_retries,
+        });
+        (run.result, outcome)
     }
 
-    /// The fallback groups for an error of `kind` from `model`, in order.
-    fn fallback_targets(&self, model: &str, kind: FailureKind) -> &[String] {
-        if !kind.falls_back() {
-            return &[];
-        }
-        let specific = match kind {
-            FailureKind::ContextWindow => lookup(&self.fallbacks.context_window, model),
-            FailureKind::ContentPolicy => lookup(&self.fallbacks.content_policy, model),
-            _ => None,
-        };
-        specific
-            .or_else(|| lookup(&self.fallbacks.general, model))
-            .unwrap_or_default()
-    }
-
-    /// One model group: pick, attempt, and retry within the group's budget.
+    /// One model group: pick, attempt, and retry within the group's budget. `requested` marks
+    /// the client's own group (the only one the `mock_testing_*` failures apply to).
     async fn run_group<T, F, Fut>(
         &self,
         group: &ModelGroup,
+        request: &RequestRouting,
+        requested: bool,
         attempt: &mut F,
         attempts: &mut u32,
-    ) -> (Result<T>, Option<Arc<Deployment>>)
+    ) -> GroupRun<T>
     where
+        T: HoldsSlot,
         F: FnMut(Arc<Deployment>) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        let max_retries = request.num_retries.unwrap_or(group.num_retries);
+        let finished = |result, deployment, retries| GroupRun {
+            result,
+            deployment,
+            retries,
+            max_retries,
+        };
+        if group.deployments.is_empty() {
+            return finished(Err(unavailable_group(group)), None, 0);
+        }
+        let mock = if requested {
+            request.mock
+        } else {
+            MockFailures::default()
+        };
         let mut tried: Vec<usize> = Vec::new();
         let mut retries = 0;
         loop {
             let Some(index) = self.choose(group, &mut tried) else {
-                return (Err(unknown_model(&group.name)), None);
+                return finished(Err(unknown_model(&group.name)), None, retries);
             };
             let (Some(deployment), Some(state)) =
                 (group.deployments.get(index), group.states.get(index))
             else {
-                return (Err(unknown_model(&group.name)), None);
+                return finished(Err(unknown_model(&group.name)), None, retries);
             };
             let deployment = Arc::clone(deployment);
             *attempts += 1;
             let started = Instant::now();
             let result = {
-                let _slot = state.start();
-                attempt(Arc::clone(&deployment)).await
+                let slot = state.start();
+                let result = match mock.failure(&group.name, retries) {
+                    Some(error) => Err(error),
+                    None => {
+                        let timed = mock.timeout || deployment.mock_timeout;
+                        self.bounded(&deployment, request.timeout, timed, &mut *attempt)
+                            .await
+                    }
+                };
+                result.map(|mut value| {
+                    value.hold(slot);
+                    value
+                })
             };
             let elapsed = started.elapsed();
             let error = match result {
                 Ok(value) => {
                     state.record_latency(elapsed);
-                    return (Ok(value), Some(deployment));
+                    return finished(Ok(value), Some(deployment), retries);
                 }
                 Err(error) => error,
             };
@@ -346,8 +352,8 @@ impl Router {
                 FailureKind::DeploymentAuth => another_left,
                 _ => false,
             };
-            if !(worth_retrying && retries < group.num_retries) {
-                return (Err(error), Some(deployment));
+            if !(worth_retrying && retries < max_retries) {
+                return finished(Err(error), Some(deployment), retries);
             }
             retries += 1;
             metrics::counter!("vaultgate_retries_total", "model" => group.name.clone())
@@ -355,6 +361,38 @@ impl Router {
             let wait = backoff(retries, another_left).max(self.min_retry_wait);
             tracing::debug!(model = %group.name, deployment = %deployment.id, %error, ?wait, "retrying");
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One attempt under the request's timeout; `mock_timeout` waits the timeout out instead of
+    /// calling the upstream.
+    async fn bounded<T, F, Fut>(
+        &self,
+        deployment: &Arc<Deployment>,
+        timeout: Option<Duration>,
+        mock_timeout: bool,
+        attempt: &mut F,
+    ) -> Result<T>
+    where
+        F: FnMut(Arc<Deployment>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let timed_out = |limit: Duration| {
+            Error::UpstreamTimeout(format!(
+                "deployment {}: no answer in {limit:?}",
+                deployment.id
+            ))
+        };
+        if mock_timeout {
+            let limit = timeout.unwrap_or(deployment.timeout);
+            tokio::time::sleep(limit).await;
+            return Err(timed_out(limit));
+        }
+        match timeout {
+            None => attempt(Arc::clone(deployment)).await,
+            Some(limit) => tokio::time::timeout(limit, attempt(Arc::clone(deployment)))
+                .await
+                .unwrap_or_else(|_| Err(timed_out(limit))),
         }
     }
 
@@ -411,28 +449,35 @@ impl Router {
     }
 }
 
-/// The fallback list of `model` in `table`, else the `*` list.
-fn lookup<'t>(table: &'t FastMap<String, Vec<String>>, model: &str) -> Option<&'t [String]> {
-    table
-        .get(model)
-        .or_else(|| table.get(ANY_MODEL))
-        .map(Vec::as_slice)
-}
-
-fn outcome(deployment: Option<Arc<Deployment>>, attempts: u32) -> Option<Outcome> {
-    deployment.map(|deployment| Outcome {
-        deployment,
-        attempts,
-    })
-}
-
-fn unknown_model(model: &str) -> Error {
+/// The answer to a model nobody routes.
+pub fn unknown_model(model: &str) -> Error {
     Error::bad_param(
         "model",
         format!(
             "Invalid model name passed in model={model}. Call `/v1/models` to view available models."
         ),
     )
+}
+
+/// A group whose every deployment uses a provider vaultgate cannot call.
+fn unavailable_group(group: &ModelGroup) -> Error {
+    let detail = group
+        .unavailable
+        .first()
+        .map(|u| format!(": deployment {} ({}): {}", u.id, u.model, u.reason))
+        .unwrap_or_default();
+    let providers: Vec<&str> = group
+        .unavailable
+        .iter()
+        .map(|u| u.provider.as_str())
+        .filter(|p| !p.is_empty())
+        .collect();
+    Error::NotImplemented(format!(
+        "model {} is unavailable: vaultgate does not support its provider{} {}{detail}",
+        group.name,
+        if providers.len() == 1 { "" } else { "s" },
+        providers.join(", ")
+    ))
 }
 
 /// Exponential backoff with full jitter: up to 50 ms, 100 ms, 200 ms … capped at 2 s. Moving to

@@ -5,6 +5,9 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use super::*;
+use vaultgate_config::Config;
+
+mod requests;
 
 fn router(yaml: &str) -> Router {
     Router::from_config(&Config::parse(yaml).unwrap()).unwrap()
@@ -226,7 +229,7 @@ async fn run(
     model: &str,
     script: &[(&str, Error)],
 ) -> (Result<String>, Option<Outcome>, Vec<String>) {
-    let queue: Mutex<Vec<(String, Option<Error>)>> = Mutex::new(
+    let queue: Queue = Mutex::new(
         script
             .iter()
             .map(|(id, e)| {
@@ -248,9 +251,25 @@ async fn run(
             })
             .collect(),
     );
+    run_with(router, model, &RequestRouting::default(), queue).await
+}
+
+impl HoldsSlot for String {}
+
+type Queue = Mutex<Vec<(String, Option<Error>)>>;
+
+async fn run_with(
+    router: &Router,
+    model: &str,
+    request: &RequestRouting,
+    queue: Queue,
+) -> (Result<String>, Option<Outcome>, Vec<String>) {
     let calls = Mutex::new(Vec::new());
+    let Some(group) = router.resolve(model) else {
+        return (Err(unknown_model(model)), None, Vec::new());
+    };
     let (result, outcome) = router
-        .execute(model, |deployment| {
+        .execute(&group, request, |deployment| {
             calls.lock().unwrap().push(deployment.id.clone());
             let mut queue = queue.lock().unwrap();
             let error = queue
@@ -407,17 +426,6 @@ model_list:
         with("litellm_settings: {num_retries: 2}\nrouter_settings: {num_retries: 1}\n"),
         1
     );
-}
-
-#[test]
-fn stream_slots_count_in_flight() {
-    let router = router(TWO);
-    let group = router.group("m").unwrap();
-    let deployment = Arc::clone(&group.deployments[1]);
-    let slot = router.stream_slot(&deployment).unwrap();
-    assert_eq!(group.states[1].in_flight(), 1);
-    drop(slot);
-    assert_eq!(group.states[1].in_flight(), 0);
 }
 
 #[test]

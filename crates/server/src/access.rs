@@ -19,11 +19,25 @@ pub struct Access {
 }
 
 impl AppState {
-    /// Checks the key's models, budget and rate limits for `model`.
+    /// Whether the caller may use `model`, asked by that name, or by `group` when the name is
+    /// an alias of it. Checked before whether the model exists, as LiteLLM does.
+    pub fn authorize(&self, principal: &Principal, model: &str, group: Option<&str>) -> Result<()> {
+        match (principal, &self.keys) {
+            (Principal::Virtual(record), Some(keys)) => match keys.authorize_model(record, model) {
+                Err(denied) => match group.filter(|g| *g != model) {
+                    Some(group) if keys.authorize_model(record, group).is_ok() => Ok(()),
+                    _ => Err(denied),
+                },
+                ok => ok,
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks the key's budget and rate limits for `model` (already authorized).
     pub fn access(&self, principal: &Principal, model: &str) -> Result<Access> {
         let grant = match (principal, &self.keys) {
             (Principal::Virtual(record), Some(keys)) => {
-                keys.authorize_model(record, model)?;
                 Some((keys.clone(), keys.admit(record, model)?))
             }
             _ => None,

@@ -1,6 +1,7 @@
 //! The HTTP face of vaultgate: OpenAI-compatible routes, authentication, health and metrics.
 
 mod access;
+mod answer_headers;
 mod auth;
 mod http_client;
 mod messages;

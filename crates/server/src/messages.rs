@@ -38,17 +38,28 @@ async fn forward(
     body: Body,
     model_label: &mut Option<String>,
 ) -> Result<Response> {
-    let Admitted { request, access } = admit(app, headers, body, model_label).await?;
+    let Admitted {
+        request,
+        access,
+        group,
+        routing,
+    } = admit(app, headers, body, model_label).await?;
     let request = MessagesRequest::new(request, headers);
     let (result, outcome) = app
         .router
-        .execute(&request.body.model, |deployment| {
+        .execute(&group, &routing, |deployment| {
             attempt_messages(app, &request, deployment)
         })
         .await;
     let reply = match result {
         Ok(reply) => reply,
-        Err(error) => return Ok(with_outcome(anthropic_error(error), outcome.as_ref())),
+        Err(error) => {
+            return Ok(with_outcome(
+                anthropic_error(error),
+                outcome.as_ref(),
+                &routing,
+            ));
+        }
     };
     let deployment = outcome.as_ref().map(|o| Arc::clone(&o.deployment));
     let response = match reply {
@@ -67,7 +78,7 @@ async fn forward(
             sse_response(status, sse::tap(body, UsageFormat::Anthropic, sink))
         }
     };
-    Ok(with_outcome(response, outcome.as_ref()))
+    Ok(with_outcome(response, outcome.as_ref(), &routing))
 }
 
 /// Anthropic's error shape `{"type":"error","error":{"type","message"}}`, since Anthropic SDKs

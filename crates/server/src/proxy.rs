@@ -7,12 +7,13 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::{ChatBody, Endpoint};
-use vaultgate_router::Outcome;
+use vaultgate_router::{GroupRef, RequestRouting, unknown_model};
 
 use crate::access::Access;
+pub(crate) use crate::answer_headers::with_outcome;
 use crate::sse::{self, ByteStream, UsageFormat};
 use crate::state::AppState;
 use crate::upstream::{Reply, attempt};
@@ -95,35 +96,42 @@ impl RequestMetrics {
     }
 }
 
-/// The shared front of every model route: who calls, what they sent, whether they may.
-pub(crate) struct Admitted {
+/// The shared front of every model route: who calls, what they sent, whether they may, and
+/// the model group that serves it.
+pub(crate) struct Admitted<'a> {
     pub request: ChatBody,
     pub access: Access,
+    pub group: GroupRef<'a>,
+    pub routing: RequestRouting,
 }
 
-/// Authenticates, reads and parses the body, and checks the caller's access to its model.
-/// `model_label` gets the model as soon as it is known, for the request metrics.
-pub(crate) async fn admit(
-    app: &AppState,
+/// Authenticates, reads and parses the body, and checks the caller's access to its model
+/// (before whether the model exists, as LiteLLM does). `model_label` gets the model as soon as
+/// it is known, for the request metrics.
+pub(crate) async fn admit<'a>(
+    app: &'a AppState,
     headers: &HeaderMap,
     body: Body,
     model_label: &mut Option<String>,
-) -> Result<Admitted> {
+) -> Result<Admitted<'a>> {
     let principal = app.authenticate(headers).await?;
     let bytes = read_body(body, headers, app.body_limit).await?;
     let request = ChatBody::parse(bytes)?;
-    if app.router.group(&request.model).is_none() {
-        return Err(Error::bad_param(
-            "model",
-            format!(
-                "Invalid model name passed in model={}. Call `/v1/models` to view available models.",
-                request.model
-            ),
-        ));
-    }
+    let group = app.router.resolve(&request.model);
+    app.authorize(
+        &principal,
+        &request.model,
+        group.as_ref().map(|g| g.name.as_str()),
+    )?;
+    let group = group.ok_or_else(|| unknown_model(&request.model))?;
     *model_label = Some(request.model.clone());
     let access = app.access(&principal, &request.model)?;
-    Ok(Admitted { request, access })
+    Ok(Admitted {
+        request,
+        access,
+        group,
+        routing: RequestRouting::default(),
+    })
 }
 
 async fn forward(
@@ -133,11 +141,16 @@ async fn forward(
     body: Body,
     model_label: &mut Option<String>,
 ) -> Result<Response> {
-    let Admitted { request, access } = admit(app, headers, body, model_label).await?;
+    let Admitted {
+        request,
+        access,
+        group,
+        routing,
+    } = admit(app, headers, body, model_label).await?;
     let client_wants_usage = request.include_usage;
     let (result, outcome) = app
         .router
-        .execute(&request.model, |deployment| {
+        .execute(&group, &routing, |deployment| {
             attempt(app, endpoint, &request, access.tracks_usage(), deployment)
         })
         .await;
@@ -150,7 +163,11 @@ async fn forward(
                     "status" => error.status().as_u16().to_string())
                 .increment(1);
             }
-            return Ok(with_outcome(error.into_response(), outcome.as_ref()));
+            return Ok(with_outcome(
+                error.into_response(),
+                outcome.as_ref(),
+                &routing,
+            ));
         }
     };
     let deployment = outcome.as_ref().map(|o| Arc::clone(&o.deployment));
@@ -173,7 +190,7 @@ async fn forward(
             sse_response(status, sse::tap(body, format, sink))
         }
     };
-    Ok(with_outcome(response, outcome.as_ref()))
+    Ok(with_outcome(response, outcome.as_ref(), &routing))
 }
 
 pub(crate) fn json_response(
@@ -199,22 +216,6 @@ pub(crate) fn sse_response(status: StatusCode, body: ByteStream) -> Response {
         HeaderValue::from_static("text/event-stream"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
-}
-
-/// `x-vaultgate-model-id` and `x-vaultgate-attempts`, on answers and errors alike: which
-/// deployment answered (or failed last), after how many attempts.
-pub(crate) fn with_outcome(mut response: Response, outcome: Option<&Outcome>) -> Response {
-    if let Some(outcome) = outcome {
-        let headers = response.headers_mut();
-        if let Ok(id) = HeaderValue::from_str(&outcome.deployment.id) {
-            headers.insert(HeaderName::from_static("x-vaultgate-model-id"), id);
-        }
-        headers.insert(
-            HeaderName::from_static("x-vaultgate-attempts"),
-            HeaderValue::from(outcome.attempts),
-        );
-    }
     response
 }
 

@@ -1,4 +1,6 @@
-//! `x-request-id` on every response: the client's when it sent a sane one, else a new one.
+//! `x-request-id` on every response: the client's when it sent a sane one, else a new one. The
+//! same id is LiteLLM's call id (`x-litellm-call-id`), and is put in the request's own headers
+//! so handlers (spend logs) see it.
 //!
 //! A plain tower layer rather than `axum::middleware::from_fn`, which boxes a future and clones
 //! the router for every request.
@@ -9,9 +11,10 @@ use std::task::{Context, Poll, ready};
 
 use axum::extract::Request;
 use axum::response::Response;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
-const X_REQUEST_ID: &str = "x-request-id";
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_LITELLM_CALL_ID: HeaderName = HeaderName::from_static("x-litellm-call-id");
 
 /// Adds `x-request-id` to every response of the service it wraps.
 #[derive(Clone, Copy, Debug, Default)]
@@ -42,8 +45,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
-        let id = request_id(request.headers());
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let id = match client_request_id(request.headers()) {
+            Some(id) => id.clone(),
+            None => {
+                let id = new_request_id();
+                request.headers_mut().insert(X_REQUEST_ID, id.clone());
+                id
+            }
+        };
         WithRequestId {
             inner: self.inner.call(request),
             id: Some(id),
@@ -70,23 +80,21 @@ where
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
         if let Some(id) = this.id.take() {
-            response.headers_mut().insert(X_REQUEST_ID, id);
+            let headers = response.headers_mut();
+            headers.insert(X_LITELLM_CALL_ID, id.clone());
+            headers.insert(X_REQUEST_ID, id);
         }
         Poll::Ready(Ok(response))
     }
 }
 
-/// The client's id when it is short printable ASCII (it ends up in logs), else a new one.
-fn request_id(headers: &HeaderMap) -> HeaderValue {
-    headers
-        .get(X_REQUEST_ID)
-        .filter(|v| {
-            v.len() <= 128
-                && v.to_str()
-                    .is_ok_and(|s| s.bytes().all(|b| b.is_ascii_graphic()))
-        })
-        .cloned()
-        .unwrap_or_else(new_request_id)
+/// The client's id when it is short printable ASCII (it ends up in logs).
+fn client_request_id(headers: &HeaderMap) -> Option<&HeaderValue> {
+    headers.get(X_REQUEST_ID).filter(|v| {
+        v.len() <= 128
+            && v.to_str()
+                .is_ok_and(|s| s.bytes().all(|b| b.is_ascii_graphic()))
+    })
 }
 
 /// A random (version 4) UUID from the thread-local generator: no system call and no string
@@ -117,14 +125,10 @@ mod tests {
     fn a_sane_client_id_is_kept_and_any_other_replaced() {
         let mut headers = HeaderMap::new();
         headers.insert(X_REQUEST_ID, HeaderValue::from_static("trace-42"));
-        assert_eq!(request_id(&headers), "trace-42");
+        assert_eq!(client_request_id(&headers).unwrap(), "trace-42");
         for bad in ["two words", &"x".repeat(129)] {
             headers.insert(X_REQUEST_ID, HeaderValue::from_str(bad).unwrap());
-            let id = request_id(&headers);
-            assert!(
-                uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok(),
-                "{bad:?}"
-            );
+            assert!(client_request_id(&headers).is_none(), "{bad:?}");
         }
     }
 }

@@ -19,6 +19,7 @@ use vaultgate_providers::{
     ChatBody, Deployment, Endpoint, Resolved, UpstreamRequest, Usage, build_anthropic_request,
     build_request, mock,
 };
+use vaultgate_router::{HoldsSlot, InFlight};
 use vaultgate_secrets::SecretMap;
 
 use crate::http_client::{UpstreamBody, read_all};
@@ -57,11 +58,10 @@ pub async fn attempt(
     if let Some(text) = &deployment.mock_response {
         return mock_reply(endpoint, &deployment, request, text);
     }
-    let reply = with_key_reread(app, &deployment, || {
+    with_key_reread(app, &deployment, || {
         call_openai_shaped(app, endpoint, request, want_usage, &deployment)
     })
-    .await?;
-    Ok(track_stream(app, &deployment, reply))
+    .await
 }
 
 /// A request of an Anthropic-native client (`POST /v1/messages`).
@@ -108,11 +108,10 @@ pub async fn attempt_messages(
     deployment: Arc<Deployment>,
 ) -> Result<Reply> {
     if deployment.provider == Provider::Anthropic && deployment.mock_response.is_none() {
-        let reply = with_key_reread(app, &deployment, || {
+        return with_key_reread(app, &deployment, || {
             call_anthropic_native(app, request, &deployment)
         })
-        .await?;
-        return Ok(track_stream(app, &deployment, reply));
+        .await;
     }
     let chat = match request.as_chat() {
         Ok(chat) => chat,
@@ -524,18 +523,16 @@ fn concat(frames: Vec<Bytes>) -> Bytes {
     out.freeze()
 }
 
-/// Keeps the deployment's in-flight count raised for as long as the stream is read.
-fn track_stream(app: &AppState, deployment: &Deployment, reply: Reply) -> Reply {
-    match reply {
-        Reply::Stream { status, body } => {
-            let slot = app.router.stream_slot(deployment);
-            let body: ByteStream = Box::pin(body.map(move |item| {
+/// A stream keeps its deployment's in-flight count raised for as long as it is read.
+impl HoldsSlot for Reply {
+    fn hold(&mut self, slot: InFlight) {
+        if let Reply::Stream { body, .. } = self {
+            let inner = std::mem::replace(body, Box::pin(futures_util::stream::empty()));
+            *body = Box::pin(inner.map(move |item| {
                 let _held = &slot;
                 item
             }));
-            Reply::Stream { status, body }
         }
-        full => full,
     }
 }
 
