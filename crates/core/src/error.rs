@@ -50,7 +50,10 @@ pub enum Error {
     /// A dependency (Vault, the database) is unavailable; the operation was not done.
     #[error("{0}")]
     Unavailable(String),
-    /// Vault / OpenBao answered with an error or could not be reached.
+    /// Vault / OpenBao answered with an error or could not be reached. Whose fault it is decides
+    /// the status: no answer, a sealed or overloaded Vault (`status` none, 5xx, 429) is 503
+    /// (try again later); a refusal (403 permission denied, other 4xx) is 502 (a policy or
+    /// request the operator must fix; retrying will not help).
     #[error("vault: {message}")]
     Vault {
         message: String,
@@ -84,8 +87,14 @@ impl Error {
         }
     }
 
+    /// Whether Vault refused the call (as opposed to being unreachable, sealed or overloaded).
+    pub fn is_vault_refusal(&self) -> bool {
+        matches!(self, Self::Vault { status: Some(s), .. } if (400..500).contains(s) && *s != 429)
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::Vault { .. } if self.is_vault_refusal() => StatusCode::BAD_GATEWAY,
             Self::BadRequest { .. } | Self::BudgetExceeded(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -105,6 +114,7 @@ impl Error {
     /// OpenAI's `error.type` (LiteLLM's values where it has its own).
     fn kind(&self) -> &'static str {
         match self {
+            Self::Vault { .. } if self.is_vault_refusal() => "vault_error",
             Self::BadRequest { .. } | Self::PayloadTooLarge { .. } | Self::NotFound(_) => {
                 "invalid_request_error"
             }
@@ -124,6 +134,9 @@ impl Error {
         match self {
             Self::BudgetExceeded(_) => "budget_exceeded".into(),
             Self::UpstreamTimeout(_) => "timeout".into(),
+            Self::Vault {
+                status: Some(403), ..
+            } => "vault_permission_denied".into(),
             other => other.status().as_u16().to_string(),
         }
     }

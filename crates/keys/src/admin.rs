@@ -9,11 +9,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use vaultgate_core::{Error, Result};
 
+use crate::mirror::CopyState;
 use crate::model::{KeyRecord, generate_raw_key, hash_key, is_raw_key, key_name, secret_name};
 use crate::request::{Body, KeyFields, Patch};
 use crate::state::{Inner, not_found};
 use crate::store::{self, db_err, is_unique_violation};
-use crate::vault_copy::{put_copy, unavailable};
+use crate::vault_copy::{mirror_error, write_copy};
 
 /// `POST /key/generate`. The response holds the raw `key`, shown this once.
 pub(crate) async fn generate(inner: &Inner, request: Value) -> Result<Value> {
@@ -62,15 +63,18 @@ pub(crate) async fn generate(inner: &Inner, request: Value) -> Result<Value> {
     if let (Some(mirror), Some(name)) = (&inner.mirror, &record.vault_secret_name) {
         store::outbox_cancel(&mut tx, name).await.map_err(db_err)?;
         // The copy is written before the key exists: no key without its Vault copy.
-        if let Err(e) = put_copy(mirror, name, &raw, &record).await {
+        if let Err(failure) = write_copy(mirror, name, &raw, &record).await {
             let _ = tx.rollback().await;
-            tracing::warn!(key = %record.key_name, error = %e, "key not created: Vault write failed");
-            return Err(unavailable("write", &e));
+            tracing::warn!(key = %record.key_name, error = %failure.error, "key not created: Vault write failed");
+            if failure.touched {
+                inner.outbox.queue_and_repair(name).await;
+            }
+            return Err(failure.error);
         }
     }
     if let Err(e) = tx.commit().await {
         if let Some(name) = &record.vault_secret_name {
-            inner.outbox.remove_after_failure(name).await;
+            inner.outbox.queue_and_repair(name).await;
         }
         return Err(db_err(e));
     }
@@ -159,11 +163,34 @@ async fn ensure_alias_free(
     fields: &KeyFields,
     current: Option<&KeyRecord>,
 ) -> Result<()> {
-    if let Some(alias) = fields.key_alias.value()
-        && current.is_none_or(|key| key.key_alias.as_deref() != Some(alias.as_str()))
-        && inner.store.get_by_alias(alias).await?.is_some()
+    let Some(alias) = fields.key_alias.value() else {
+        return Ok(());
+    };
+    let is_other = |key: &KeyRecord| current.is_none_or(|c| c.token != key.token);
+    if inner
+        .store
+        .get_by_alias(alias)
+        .await?
+        .is_some_and(|key| is_other(&key))
     {
         return Err(duplicate_alias(alias));
+    }
+    if inner.mirror.is_some() {
+        let name = secret_name(Some(alias), "");
+        if let Some(other) = inner.store.get_by_secret_name(&name).await?
+            && is_other(&other)
+        {
+            return Err(Error::bad_param(
+                "key_alias",
+                format!(
+                    "key_alias '{alias}' names the Vault secret '{name}', which is the copy of \
+                     key {} (key_alias '{}'): aliases that differ only in spaces or repeated \
+                     '/' share one Vault path",
+                    other.key_name,
+                    other.key_alias.as_deref().unwrap_or("")
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -209,20 +236,25 @@ async fn write_changed(
                 Some(raw) => Some(raw),
                 None => match &current.vault_secret_name {
                     Some(old) => {
-                        let value = mirror
+                        let read = mirror
                             .mirror
-                            .get(old)
+                            .read(old, None)
                             .await
-                            .map_err(|e| unavailable("read", &e))?;
-                        match value {
-                            Some(v) if hash_key(v.expose_secret()) == current.token => Some(v),
+                            .map_err(|e| mirror_error("read", &e))?;
+                        match read.state {
+                            CopyState::Live(v) if hash_key(v.expose_secret()) == current.token => {
+                                Some(v)
+                            }
                             _ => {
-                                return Err(Error::Unavailable(format!(
-                                    "cannot move the Vault copy of {}: the secret '{old}' is \
-                                     missing or holds another key; pass the raw key as `key` \
-                                     to rename it",
-                                    current.key_name
-                                )));
+                                return Err(Error::bad_param(
+                                    "key",
+                                    format!(
+                                        "cannot move the Vault copy of {}: the secret '{old}' is \
+                                         missing or holds another key; pass the raw key as \
+                                         `key` to rename it",
+                                        current.key_name
+                                    ),
+                                ));
                             }
                         }
                     }
@@ -270,18 +302,20 @@ async fn write_changed(
         if let Some(old) = &old_to_delete {
             store::outbox_add(&mut tx, old, now).await.map_err(db_err)?;
         }
-        if let Err(e) = put_copy(mirror, name, value, &record).await {
+        if let Err(failure) = write_copy(mirror, name, value, &record).await {
             let _ = tx.rollback().await;
-            tracing::warn!(key = %current.key_name, error = %e, "key not changed: Vault write failed");
-            return Err(unavailable("write", &e));
+            tracing::warn!(key = %current.key_name, error = %failure.error, "key not changed: Vault write failed");
+            if failure.touched {
+                inner.outbox.queue_and_repair(name).await;
+            }
+            return Err(failure.error);
         }
     }
     if let Err(e) = tx.commit().await {
-        // The new value may be in Vault under a new name no key owns: remove it.
-        if let Some((name, _)) = &put
-            && Some(name) != current.vault_secret_name.as_ref()
-        {
-            inner.outbox.remove_after_failure(name).await;
+        // Vault may hold the new value, under a new name or over the old key's copy: the
+        // repair makes it what the store says.
+        if let Some((name, _)) = &put {
+            inner.outbox.queue_and_repair(name).await;
         }
         return Err(db_err(e));
     }
@@ -298,7 +332,7 @@ async fn write_changed(
         }
     }
     if let Some(old) = old_to_delete {
-        inner.outbox.delete_now(&old).await;
+        inner.outbox.repair_now(&old).await;
     }
     Ok(record)
 }
@@ -361,7 +395,7 @@ pub(crate) async fn delete(inner: &Inner, request: Value) -> Result<Value> {
     if inner.mirror.is_some() {
         for record in &records {
             if let Some(name) = &record.vault_secret_name {
-                inner.outbox.delete_now(name).await;
+                inner.outbox.repair_now(name).await;
             }
         }
     }
@@ -403,6 +437,16 @@ fn duplicate_alias(alias: &str) -> Error {
 
 fn map_write_error(e: sqlx::Error, record: &KeyRecord, key_field: &str) -> Error {
     if is_unique_violation(&e) {
+        if e.to_string().contains("vault_secret_name") {
+            // Another instance took the name between the check and the write.
+            return Error::bad_param(
+                "key_alias",
+                format!(
+                    "key_alias '{}' names the Vault secret of another key",
+                    record.key_alias.as_deref().unwrap_or_default()
+                ),
+            );
+        }
         if e.to_string().contains("key_alias") {
             return duplicate_alias(record.key_alias.as_deref().unwrap_or_default());
         }

@@ -46,7 +46,7 @@ mod vault_copy;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use headers::key_from_headers;
 pub use limits::Admission;
-pub use mirror::{DriftKey, DriftReport, MirrorConfig, SecretMirror};
+pub use mirror::{CopyRead, CopyState, DriftKey, DriftReport, MirrorConfig, SecretMirror};
 pub use model::{ALL_PROXY_MODELS, KeyRecord, hash_key, key_name, parse_duration, secret_name};
 pub use options::KeyServiceOptions;
 pub use pricing::{cost, token_prices};

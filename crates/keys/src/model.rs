@@ -128,10 +128,18 @@ pub fn key_name(raw: &str) -> String {
     format!("sk-...{tail}")
 }
 
-/// Vault name of a key's copy, relative to the mirror prefix (LiteLLM's naming).
+/// Vault name of a key's copy, relative to the mirror prefix (LiteLLM's naming): the alias, or
+/// `virtual-key-<token>`. The alias is written in the one form Vault addresses it by (each
+/// `/` segment trimmed, empty segments dropped), so `"x"`, `" x "` and `"a//b"`/`"a/b"` have
+/// the same name, and the store's uniqueness rule on names refuses a second key for it.
 pub fn secret_name(alias: Option<&str>, token: &str) -> String {
     match alias {
-        Some(alias) => alias.to_owned(),
+        Some(alias) => alias
+            .split('/')
+            .map(str::trim)
+            .filter(|segment| !segment.is_empty())
+            .collect::<Vec<_>>()
+            .join("/"),
         None => format!("virtual-key-{token}"),
     }
 }
@@ -241,6 +249,18 @@ mod tests {
         );
         assert_eq!(key_name("sk-abcdef1234"), "sk-...1234");
         assert_eq!(token_of(&a), hash_key(&a));
+    }
+
+    #[test]
+    fn aliases_that_address_one_vault_path_have_one_secret_name() {
+        for alias in ["x", "x ", " x", "\u{a0}x\t"] {
+            assert_eq!(secret_name(Some(alias), "t"), "x", "{alias:?}");
+        }
+        for alias in ["a/b", "a//b", " a / b ", "a/ /b"] {
+            assert_eq!(secret_name(Some(alias), "t"), "a/b", "{alias:?}");
+        }
+        assert_eq!(secret_name(Some("my key"), "t"), "my key");
+        assert_eq!(secret_name(None, "abc"), "virtual-key-abc");
     }
 
     #[test]

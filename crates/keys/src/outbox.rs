@@ -1,6 +1,9 @@
-//! The persistent outbox of Vault deletions: a copy whose key is gone (deleted, renamed, or
-//! never committed) is deleted at once when Vault answers, else queued in the store and retried
-//! with backoff by a worker until done (also across restarts).
+//! The persistent outbox of Vault repairs. A name is queued when its copy may not match the
+//! store: the key was deleted or renamed (the copy must go), or a multi-step write failed half
+//! way (the copy must be what the store says). Repairing a name makes Vault agree with the
+//! store: no key owns it → delete it; a key owns it → the copy holds that key's value, put back
+//! from Vault's version history when a later write replaced it. Tried at once when Vault
+//! answers, else retried with backoff by a worker until done (also across restarts).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +13,22 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vaultgate_core::Result;
 
+use secrecy::ExposeSecret;
+
 use crate::clock::Clock;
 use crate::mirror::MirrorConfig;
+use crate::model::hash_key;
 use crate::options::KeyServiceOptions;
 use crate::store::{self, Store, db_err};
+use crate::vault_copy::{find_version, secret_metadata};
+
+/// How a repair ended.
+enum Repaired {
+    /// Vault agrees with the store.
+    Done,
+    /// The owner's value is nowhere in the copy's history: nothing left to restore.
+    Lost,
+}
 
 pub(crate) struct Outbox {
     store: Store,
@@ -50,39 +65,36 @@ impl Outbox {
         self.clock.now_ms()
     }
 
-    /// Tries a Vault deletion whose outbox row is committed; on failure the row stays for the
-    /// worker. Called with the admin lock held.
-    pub async fn delete_now(&self, name: &str) {
+    /// Tries the repair of a name whose outbox row is committed; on failure the row stays for
+    /// the worker. Called with the admin lock held.
+    pub async fn repair_now(&self, name: &str) {
         let Some(mirror) = &self.mirror else { return };
-        match mirror.mirror.delete(name).await {
-            Ok(()) => {
+        match self.repair(mirror, name).await {
+            Ok(_) => {
                 if let Err(e) = self.store.outbox_remove(name).await {
-                    tracing::warn!(secret = name, error = %e, "Vault copy deleted but outbox row kept");
+                    tracing::warn!(secret = name, error = %e, "Vault copy repaired but outbox row kept");
                 }
             }
             Err(e) => {
-                metrics::counter!("vaultgate_key_vault_mirror_errors_total", "op" => "delete")
+                metrics::counter!("vaultgate_key_vault_mirror_errors_total", "op" => "repair")
                     .increment(1);
-                tracing::warn!(secret = name, error = %e, "Vault deletion failed; queued for retry");
+                tracing::warn!(secret = name, error = %e, "Vault copy not repaired yet; queued for retry");
                 let next = self.now().saturating_add(duration_ms(self.retry_min));
                 if let Err(e) = self
                     .store
                     .outbox_failed(name, 1, next, &e.to_string())
                     .await
                 {
-                    tracing::warn!(secret = name, error = %e, "could not note the failed deletion");
+                    tracing::warn!(secret = name, error = %e, "could not note the failed repair");
                 }
                 self.wake.notify_one();
             }
         }
     }
 
-    /// A secret was written but its key was not committed: delete it, or queue the deletion.
-    pub async fn remove_after_failure(&self, name: &str) {
-        let Some(mirror) = &self.mirror else { return };
-        if mirror.mirror.delete(name).await.is_ok() {
-            return;
-        }
+    /// A multi-step write of `name` failed after Vault may have applied part of it: queue the
+    /// name and try the repair now.
+    pub async fn queue_and_repair(&self, name: &str) {
         let queued = async {
             let mut tx = self.store.begin().await?;
             store::outbox_add(&mut tx, name, self.now())
@@ -90,13 +102,60 @@ impl Outbox {
                 .map_err(db_err)?;
             tx.commit().await.map_err(db_err)
         };
-        if let Err(e) = queued.await {
-            tracing::error!(secret = name, error = %e, "orphan Vault copy left; see `vaultgate check`");
+        match queued.await {
+            Ok(()) => self.repair_now(name).await,
+            Err(e) => {
+                // The store is away too: one direct attempt, then `vaultgate check` shows it.
+                if let Some(mirror) = &self.mirror
+                    && self.repair(mirror, name).await.is_ok()
+                {
+                    return;
+                }
+                tracing::error!(secret = name, error = %e, "Vault copy may not match the key store and could not be queued for repair; see `vaultgate check`");
+            }
         }
-        self.wake.notify_one();
     }
 
-    /// Retries the due Vault deletions once. Returns how many are done.
+    /// Makes the copy at `name` agree with the store.
+    async fn repair(&self, mirror: &MirrorConfig, name: &str) -> Result<Repaired> {
+        let Some(owner) = self.store.get_by_secret_name(name).await? else {
+            mirror.mirror.delete(name).await?;
+            return Ok(Repaired::Done);
+        };
+        let read = mirror.mirror.read(name, None).await?;
+        let holds_owner = read
+            .value()
+            .is_some_and(|v| hash_key(v.expose_secret()) == owner.token);
+        if !holds_owner {
+            let Some(value) = find_version(mirror, name, read.version, &owner.token).await? else {
+                metrics::counter!("vaultgate_key_vault_copy_lost_total").increment(1);
+                tracing::error!(
+                    key = %owner.key_name,
+                    secret = name,
+                    "the key's value is not in its Vault copy's history; regenerate the key to \
+                     give it a copy"
+                );
+                return Ok(Repaired::Lost);
+            };
+            let restored = mirror
+                .mirror
+                .write(name, &value, mirror.description.as_deref(), read.version)
+                .await?;
+            if restored.is_none() {
+                return Err(vaultgate_core::Error::Unavailable(format!(
+                    "the Vault copy '{name}' changed during its repair"
+                )));
+            }
+            tracing::info!(key = %owner.key_name, secret = name, "Vault copy restored to the key's value");
+        }
+        mirror
+            .mirror
+            .write_metadata(name, &secret_metadata(&owner))
+            .await?;
+        Ok(Repaired::Done)
+    }
+
+    /// Retries the due repairs once. Returns how many are done.
     pub async fn process(&self) -> Result<usize> {
         let Some(mirror) = &self.mirror else {
             return Ok(0);
@@ -105,23 +164,18 @@ impl Outbox {
         let mut done = 0;
         for entry in due {
             let _admin = self.admin.lock().await;
-            if self.store.secret_in_use(&entry.secret_name).await? {
-                // A key owns this name again (written after the deletion was queued): keep it.
-                self.store.outbox_remove(&entry.secret_name).await?;
-                continue;
-            }
-            match mirror.mirror.delete(&entry.secret_name).await {
-                Ok(()) => {
+            match self.repair(mirror, &entry.secret_name).await {
+                Ok(_) => {
                     self.store.outbox_remove(&entry.secret_name).await?;
-                    tracing::info!(secret = %entry.secret_name, attempts = entry.attempts + 1, "queued Vault deletion done");
+                    tracing::info!(secret = %entry.secret_name, attempts = entry.attempts + 1, "queued Vault repair done");
                     done += 1;
                 }
                 Err(e) => {
                     let attempts = entry.attempts + 1;
                     let backoff = backoff_ms(self.retry_min, self.retry_max, attempts);
-                    metrics::counter!("vaultgate_key_vault_mirror_errors_total", "op" => "delete")
+                    metrics::counter!("vaultgate_key_vault_mirror_errors_total", "op" => "repair")
                         .increment(1);
-                    tracing::warn!(secret = %entry.secret_name, attempts, error = %e, "queued Vault deletion failed; will retry");
+                    tracing::warn!(secret = %entry.secret_name, attempts, error = %e, "queued Vault repair failed; will retry");
                     self.store
                         .outbox_failed(
                             &entry.secret_name,
@@ -144,7 +198,7 @@ impl Outbox {
         Ok(done)
     }
 
-    /// Names of Vault copies still waiting for deletion.
+    /// Names of Vault copies still waiting for deletion or repair.
     pub async fn pending(&self) -> Result<Vec<String>> {
         self.store.outbox_all().await
     }

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use vaultgate_core::{Error, Result};
 
-use crate::model::{KeyRecord, parse_duration};
+use crate::model::{KeyRecord, parse_duration, secret_name};
 
 /// A field of an update: absent (keep), explicit null (clear), or a new value.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -274,7 +274,8 @@ impl KeyFields {
     }
 }
 
-/// Aliases become Vault secret names: refuse what Vault paths cannot hold.
+/// Aliases become Vault secret names: refuse what Vault paths cannot hold, and what would make
+/// two aliases look alike (invisible characters).
 fn validate_alias(alias: &str) -> Result<()> {
     let bad = |why: &str| Error::bad_param("key_alias", format!("key_alias {why}"));
     if alias.trim().is_empty() {
@@ -289,13 +290,53 @@ fn validate_alias(alias: &str) -> Result<()> {
     if alias.starts_with('/') || alias.ends_with('/') {
         return Err(bad("must not start or end with '/'"));
     }
-    if alias
+    if alias.split('/').any(|segment| segment.trim() == ".") {
+        return Err(bad("must not contain a '.' path segment"));
+    }
+    if secret_name(Some(alias), "").is_empty() {
+        return Err(bad("must contain characters other than '/' and spaces"));
+    }
+    if let Some(c) = alias
         .chars()
-        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+        .find(|&c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
     {
-        return Err(bad("must not contain control characters"));
+        return Err(bad(&format!(
+            "must not contain control characters (found U+{:04X})",
+            u32::from(c)
+        )));
+    }
+    if let Some(c) = alias.chars().find(|&c| is_invisible(c)) {
+        return Err(bad(&format!(
+            "must not contain invisible characters (found U+{:04X})",
+            u32::from(c)
+        )));
     }
     Ok(())
+}
+
+/// Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): characters that render
+/// as nothing, such as U+200B ZERO WIDTH SPACE, U+202E RIGHT-TO-LEFT OVERRIDE and U+FEFF.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 /// A user-chosen raw key (`key` on generate, `new_key` on regenerate).
@@ -348,6 +389,13 @@ mod tests {
             (r#"{"blocked": "yes"}"#, "blocked"),
             (r#"{"key_alias": ""}"#, "key_alias"),
             (r#"{"key_alias": "a/../b"}"#, "key_alias"),
+            (r#"{"key_alias": "a/./b"}"#, "key_alias"),
+            (r#"{"key_alias": "a/ . /b"}"#, "key_alias"),
+            (r#"{"key_alias": "."}"#, "key_alias"),
+            (r#"{"key_alias": " / "}"#, "key_alias"),
+            (r#"{"key_alias": "pay\u202Eroll"}"#, "key_alias"),
+            (r#"{"key_alias": "a\u200Bb"}"#, "key_alias"),
+            (r#"{"key_alias": "\uFEFFx"}"#, "key_alias"),
             (r#"{"tags": [""]}"#, "tags"),
             (r#"{"user_id": 7}"#, "user_id"),
         ];

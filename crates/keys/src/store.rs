@@ -121,6 +121,7 @@ impl Store {
         })?;
         let store = Self { pool, backend };
         store.migrate().await?;
+        store.enforce_unique_secret_names().await?;
         Ok(store)
     }
 
@@ -141,6 +142,76 @@ impl Store {
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                 }
                 Err(e) => return Err(Error::Database(format!("migrations failed: {e}"))),
+            }
+        }
+    }
+
+    /// One key per Vault copy: secret names are made canonical (see
+    /// [`crate::model::secret_name`]) and a unique index keeps them apart. Databases written
+    /// before this rule may hold names that address one Vault path (`"x"` and `"x "`): the key
+    /// changed last keeps the name (its value is the one in Vault, it overwrote the other), the
+    /// others lose it and show up in `vaultgate check` as keys without a copy. Idempotent, so
+    /// instances starting together do the same.
+    async fn enforce_unique_secret_names(&self) -> Result<()> {
+        let rows = sqlx::query(
+            "SELECT token, key_name, vault_secret_name FROM keys \
+             WHERE vault_secret_name IS NOT NULL ORDER BY updated_at DESC, token",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut owners: std::collections::HashMap<String, String> = Default::default();
+        let mut changes: Vec<(String, Option<String>)> = Vec::new();
+        for row in &rows {
+            let token: String = col(row, "token")?;
+            let name: String = col(row, "vault_secret_name")?;
+            let canonical = crate::model::secret_name(Some(&name), &token);
+            if let Some(owner) = owners.get(&canonical) {
+                let key_name: String = col(row, "key_name")?;
+                tracing::warn!(
+                    key = %key_name,
+                    owner = %owner,
+                    secret = %canonical,
+                    "two keys shared one Vault copy; the key changed last keeps it, this one \
+                     has none now (regenerate it to give it one)"
+                );
+                changes.push((token, None));
+            } else {
+                owners.insert(canonical.clone(), col(row, "key_name")?);
+                if canonical != name {
+                    changes.push((token, Some(canonical)));
+                }
+            }
+        }
+        if !changes.is_empty() {
+            let mut tx = self.begin().await?;
+            for (token, name) in changes {
+                sqlx::query("UPDATE keys SET vault_secret_name = $1 WHERE token = $2")
+                    .bind(name)
+                    .bind(token)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            tx.commit().await.map_err(db_err)?;
+        }
+        let mut attempt = 0u32;
+        loop {
+            let created = sqlx::query(
+                "CREATE UNIQUE INDEX IF NOT EXISTS keys_vault_secret_name_unique \
+                 ON keys (vault_secret_name)",
+            )
+            .execute(&self.pool)
+            .await;
+            match created {
+                Ok(_) => return Ok(()),
+                // Another instance created it at the same moment.
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, "retrying the secret-name index");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(db_err(e)),
             }
         }
     }
@@ -168,6 +239,11 @@ impl Store {
 
     pub async fn get_by_alias(&self, alias: &str) -> Result<Option<KeyRecord>> {
         self.get_where("key_alias", alias).await
+    }
+
+    /// The key whose Vault copy has this name.
+    pub async fn get_by_secret_name(&self, name: &str) -> Result<Option<KeyRecord>> {
+        self.get_where("vault_secret_name", name).await
     }
 
     /// The key whose unique `column` holds `value`.
@@ -239,17 +315,6 @@ impl Store {
             .await
             .map_err(db_err)?;
         rows.iter().map(from_row).collect()
-    }
-
-    /// Whether any key's Vault copy has this name (an outbox deletion must then not run).
-    pub async fn secret_in_use(&self, name: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM keys WHERE vault_secret_name = $1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        let n: i64 = col(&row, "n")?;
-        Ok(n > 0)
     }
 
     /// Keys whose budget period ended at or before `now_ms`: `(key_id, budget_duration)`.

@@ -69,14 +69,14 @@ impl TokenState {
 }
 
 /// An answer from Vault after retries: status and JSON body (if any).
-struct Reply {
-    status: StatusCode,
-    body: Option<Value>,
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub body: Option<Value>,
 }
 
 impl Reply {
     /// Vault's `errors` array, joined; never contains a secret value.
-    fn errors(&self) -> String {
+    pub fn errors(&self) -> String {
         let errors = self
             .body
             .as_ref()
@@ -250,7 +250,7 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn segments(part: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn segments(part: &str) -> impl Iterator<Item = &str> {
     part.split('/').map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -355,16 +355,21 @@ impl VaultClient {
     /// The path of a secret relative to the secret namespace (`{mount}/data/{prefix}/{name}`),
     /// the form `sys/capabilities-self` and policies use.
     pub fn secret_policy_path(&self, name: &str) -> Result<String> {
+        self.policy_path("data", name)
+    }
+
+    /// [`VaultClient::secret_policy_path`] for `data` or `metadata`.
+    fn policy_path(&self, kind: &str, name: &str) -> Result<String> {
         validate_name(name)?;
         let s = &self.inner.settings;
         let mut parts: Vec<&str> = segments(&s.mount).collect();
-        parts.push("data");
+        parts.push(kind);
         parts.extend(segments(s.path_prefix.as_deref().unwrap_or("")));
         parts.extend(segments(name));
         Ok(parts.join("/"))
     }
 
-    fn secret_url(&self, kind: &str, name: &str, allow_empty: bool) -> Result<url::Url> {
+    pub(crate) fn secret_url(&self, kind: &str, name: &str, allow_empty: bool) -> Result<url::Url> {
         validate_name(name)?;
         let name = trim_part(name);
         if name.is_none() && !allow_empty {
@@ -559,7 +564,32 @@ impl VaultClient {
         Ok(strings(caps))
     }
 
-    fn fail(&self, what: &str, name: &str, status: StatusCode, reply: &Reply) -> Error {
+    /// The error of a KV call that Vault answered with `status`. A 403 names the policy path
+    /// and the capability the call needs, so the operator knows the line to add.
+    pub(crate) fn fail(&self, what: &str, name: &str, status: StatusCode, reply: &Reply) -> Error {
+        if status == StatusCode::FORBIDDEN {
+            let (kind, capabilities) = match what {
+                "read" => ("data", r#""read""#),
+                "write" => ("data", r#""create", "update""#),
+                "write metadata of" => ("metadata", r#""create", "update""#),
+                "delete" => ("data", r#""delete""#),
+                "destroy" => ("metadata", r#""delete""#),
+                "list" => ("metadata", r#""list""#),
+                _ => ("data", r#""read""#),
+            };
+            let path = self
+                .policy_path(kind, name)
+                .unwrap_or_else(|_| name.to_owned());
+            return Error::vault(
+                format!(
+                    "Vault denied {what} {path} (403 {}): the gateway's Vault token lacks a \
+                     capability; add to its policy: path \"{path}\" {{ capabilities = \
+                     [{capabilities}] }}",
+                    reply.errors()
+                ),
+                Some(403),
+            );
+        }
         let path = self.secret_path(name).unwrap_or_else(|_| name.to_owned());
         Error::vault(
             format!("{what} {path}: {} {}", status.as_u16(), reply.errors()),
@@ -568,7 +598,7 @@ impl VaultClient {
     }
 
     /// A call with the current token; on 403 re-logs in (single-flight) and tries once more.
-    async fn authed(
+    pub(crate) async fn authed(
         &self,
         op: &'static str,
         method: Method,

@@ -9,6 +9,7 @@
 mod check;
 mod client;
 mod env;
+mod kv_copy;
 mod live;
 pub mod metrics;
 mod settings;
@@ -16,5 +17,6 @@ mod settings;
 pub use check::{CheckReport, check};
 pub use client::{ClientStats, TokenInfo, VaultClient};
 pub use env::Env;
+pub use kv_copy::{KvRead, KvState};
 pub use live::{LiveSecrets, SecretMap, SecretOrigin, VaultReadiness, connect_vault};
 pub use settings::{DEFAULT_K8S_TOKEN_PATH, VaultAuth, VaultSettings};

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use vaultgate_core::{Result, SecretString};
-use vaultgate_keys::SecretMirror;
-use vaultgate_secrets::VaultClient;
+use vaultgate_keys::{CopyRead, CopyState, SecretMirror};
+use vaultgate_secrets::{KvState, VaultClient};
 
 pub struct VaultMirror {
     client: VaultClient,
@@ -26,20 +26,37 @@ impl VaultMirror {
 
 #[async_trait]
 impl SecretMirror for VaultMirror {
-    async fn put(
+    async fn read(&self, name: &str, version: Option<u64>) -> Result<CopyRead> {
+        let read = self.client.read_kv(&self.path(name), version).await?;
+        let state = match read.state {
+            KvState::Live(value) => CopyState::Live(value),
+            KvState::Deleted => CopyState::Deleted,
+            KvState::Destroyed => CopyState::Destroyed,
+            KvState::Other => CopyState::Other,
+            KvState::Absent => CopyState::Absent,
+        };
+        Ok(CopyRead {
+            version: read.version,
+            state,
+        })
+    }
+
+    async fn write(
         &self,
         name: &str,
         raw_key: &SecretString,
         description: Option<&str>,
-        metadata: &BTreeMap<String, String>,
-    ) -> Result<()> {
+        cas: u64,
+    ) -> Result<Option<u64>> {
         self.client
-            .write_secret(&self.path(name), raw_key, description, metadata)
+            .write_kv(&self.path(name), raw_key, description, cas)
             .await
     }
 
-    async fn get(&self, name: &str) -> Result<Option<SecretString>> {
-        self.client.read_secret(&self.path(name)).await
+    async fn write_metadata(&self, name: &str, metadata: &BTreeMap<String, String>) -> Result<()> {
+        self.client
+            .write_kv_metadata(&self.path(name), metadata)
+            .await
     }
 
     async fn delete(&self, name: &str) -> Result<()> {
@@ -47,8 +64,6 @@ impl SecretMirror for VaultMirror {
     }
 
     async fn list(&self) -> Result<Vec<String>> {
-        self.client
-            .list_secrets(self.prefix.trim_end_matches('/'))
-            .await
+        self.client.list_kv_tree(&self.prefix).await
     }
 }

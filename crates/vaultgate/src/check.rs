@@ -10,7 +10,7 @@ use vaultgate_secrets::{Env, LiveSecrets};
 use crate::serve::open_keys;
 use crate::{load, refuses_open};
 
-pub async fn check(path: &Path, allow_unauthenticated: bool) -> Result<ExitCode> {
+pub async fn check(path: &Path, allow_unauthenticated: bool, verbose: bool) -> Result<ExitCode> {
     let config = load(path, allow_unauthenticated)?;
     println!(
         "config: {} is valid ({} models)",
@@ -45,7 +45,7 @@ pub async fn check(path: &Path, allow_unauthenticated: bool) -> Result<ExitCode>
             .key_management_settings
             .store_virtual_keys
     {
-        ok &= check_drift(&config, path).await;
+        ok &= check_drift(&config, path, verbose).await;
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -55,7 +55,7 @@ pub async fn check(path: &Path, allow_unauthenticated: bool) -> Result<ExitCode>
 }
 
 /// Compares the key database with the Vault copies; prints names and hashes, never keys.
-async fn check_drift(config: &Config, path: &Path) -> bool {
+async fn check_drift(config: &Config, path: &Path, verbose: bool) -> bool {
     let drift = async {
         let secrets = LiveSecrets::start(config, Env::from_config(config)).await?;
         let Some(keys) = open_keys(config, path, &secrets).await? else {
@@ -70,17 +70,25 @@ async fn check_drift(config: &Config, path: &Path) -> bool {
         Ok(Some(drift)) => {
             for key in &drift.keys_without_secret {
                 println!(
-                    "drift: key {} ({}) has no Vault copy at {}",
+                    "drift: key {} ({}) has no Vault copy at {:?}: {}",
                     key.key_name,
-                    key.key_alias.as_deref().unwrap_or("no alias"),
-                    key.expected_secret
+                    key.key_alias
+                        .as_deref()
+                        .map_or_else(|| "no alias".into(), |a| format!("alias {a:?}")),
+                    key.expected_secret,
+                    key.problem
                 );
             }
             for name in &drift.secrets_without_key {
-                println!("drift: Vault secret {name} belongs to no key");
+                println!("drift: Vault secret {name:?} belongs to no key");
             }
             for name in &drift.pending_deletions {
-                println!("pending: Vault secret {name} is queued for deletion");
+                println!("pending: Vault secret {name:?} is queued for deletion or repair");
+            }
+            if verbose {
+                for name in &drift.deleted_secrets {
+                    println!("deleted: Vault secret {name:?} (soft-deleted or destroyed; no key)");
+                }
             }
             let verdict = if drift.is_clean() {
                 "in sync with Vault"

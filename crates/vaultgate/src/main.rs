@@ -68,7 +68,11 @@ See README.md for every setting.";
 enum Command {
     /// Validate the config, connect to Vault and resolve every secret reference (never printing
     /// a value). Exits non-zero on any problem.
-    Check,
+    Check {
+        /// Also list what is not a problem, such as the soft-deleted Vault copies of deleted keys.
+        #[arg(long, short)]
+        verbose: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -92,7 +96,9 @@ fn main() -> ExitCode {
             .clone()
             .ok_or_else(|| Error::Config("--config PATH is required".into()))?;
         match cli.command {
-            Some(Command::Check) => check::check(&path, cli.allow_unauthenticated).await,
+            Some(Command::Check { verbose }) => {
+                check::check(&path, cli.allow_unauthenticated, verbose).await
+            }
             None => serve::serve(&path, &cli.host, cli.port, cli.allow_unauthenticated).await,
         }
     });

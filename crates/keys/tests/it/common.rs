@@ -16,7 +16,9 @@ use serde_json::Value;
 use sqlx::Executor;
 use tower::ServiceExt;
 use vaultgate_core::{Error, Result};
-use vaultgate_keys::{KeyService, KeyServiceOptions, ManualClock, MirrorConfig, SecretMirror};
+use vaultgate_keys::{
+    CopyRead, CopyState, KeyService, KeyServiceOptions, ManualClock, MirrorConfig, SecretMirror,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
@@ -83,26 +85,49 @@ impl TestDb {
     }
 }
 
-/// A stored copy: value, description, custom metadata.
-pub type Stored = (String, Option<String>, BTreeMap<String, String>);
+/// One version of a fake secret: its value and description, and whether it was soft-deleted
+/// (`Some(false)`) or destroyed (`None` value).
+#[derive(Clone, Debug)]
+pub struct Version {
+    pub value: Option<String>,
+    pub description: Option<String>,
+    pub deleted: bool,
+}
 
-/// Records every call; can be told to fail puts, deletes or reads.
+/// A fake KV v2 secret: versions (1-based) and custom metadata.
+#[derive(Clone, Debug, Default)]
+pub struct FakeSecret {
+    pub versions: Vec<Version>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// KV v2 as Vault does it (versions, soft deletes, check-and-set, metadata on its own); records
+/// every call; can be told to fail writes, metadata writes, deletes or reads, or to apply a
+/// write and lose its answer.
 #[derive(Default)]
 pub struct FakeMirror {
-    pub secrets: Mutex<BTreeMap<String, Stored>>,
+    pub secrets: Mutex<BTreeMap<String, FakeSecret>>,
     pub ops: Mutex<Vec<String>>,
     pub fail_put: AtomicBool,
+    /// Metadata writes are refused with a 403 (a policy with data rights only).
+    pub deny_metadata: AtomicBool,
     pub fail_delete: AtomicBool,
     pub fail_get: AtomicBool,
+    /// Data writes are applied, then answered with a timeout.
+    pub lose_write_answers: AtomicBool,
+    /// After an applied data write, every call fails (Vault unreachable) until reset.
+    pub go_dark_after_write: AtomicBool,
 }
 
 impl FakeMirror {
+    /// The latest version's value when it is readable.
     pub fn value(&self, name: &str) -> Option<String> {
-        self.secrets
-            .lock()
-            .unwrap()
-            .get(name)
-            .map(|(v, _, _)| v.clone())
+        let secrets = self.secrets.lock().unwrap();
+        let latest = secrets.get(name)?.versions.last()?;
+        if latest.deleted {
+            return None;
+        }
+        latest.value.clone()
     }
 
     pub fn metadata(&self, name: &str) -> Option<BTreeMap<String, String>> {
@@ -110,11 +135,7 @@ impl FakeMirror {
             .lock()
             .unwrap()
             .get(name)
-            .map(|(_, _, m)| m.clone())
-    }
-
-    pub fn names(&self) -> Vec<String> {
-        self.secrets.lock().unwrap().keys().cloned().collect()
+            .map(|s| s.metadata.clone())
     }
 
     pub fn ops(&self) -> Vec<String> {
@@ -125,51 +146,131 @@ impl FakeMirror {
         self.fail_put.store(put, Ordering::SeqCst);
         self.fail_delete.store(delete, Ordering::SeqCst);
     }
+
+    /// Writes a version as someone else would (no check-and-set).
+    pub fn overwrite(&self, name: &str, value: &str) {
+        self.secrets
+            .lock()
+            .unwrap()
+            .entry(name.to_owned())
+            .or_default()
+            .versions
+            .push(Version {
+                value: Some(value.to_owned()),
+                description: None,
+                deleted: false,
+            });
+    }
+
+    fn op(&self, op: String) {
+        self.ops.lock().unwrap().push(op);
+    }
 }
 
 #[async_trait]
 impl SecretMirror for FakeMirror {
-    async fn put(
+    async fn read(&self, name: &str, version: Option<u64>) -> Result<CopyRead> {
+        self.op(format!("get {name}"));
+        if self.fail_get.load(Ordering::SeqCst) {
+            return Err(Error::vault("connection refused", None));
+        }
+        let secrets = self.secrets.lock().unwrap();
+        let Some(secret) = secrets.get(name) else {
+            return Ok(CopyRead {
+                version: 0,
+                state: CopyState::Absent,
+            });
+        };
+        let number = version.unwrap_or(secret.versions.len() as u64);
+        let Some(found) = number
+            .checked_sub(1)
+            .and_then(|i| secret.versions.get(usize::try_from(i).unwrap()))
+        else {
+            return Ok(CopyRead {
+                version: 0,
+                state: CopyState::Absent,
+            });
+        };
+        let state = match (&found.value, found.deleted) {
+            (None, _) => CopyState::Destroyed,
+            (Some(_), true) => CopyState::Deleted,
+            (Some(value), false) => CopyState::Live(SecretString::from(value.clone())),
+        };
+        Ok(CopyRead {
+            version: number,
+            state,
+        })
+    }
+
+    async fn write(
         &self,
         name: &str,
         raw_key: &SecretString,
         description: Option<&str>,
-        metadata: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        self.ops.lock().unwrap().push(format!("put {name}"));
+        cas: u64,
+    ) -> Result<Option<u64>> {
+        self.op(format!("put {name}"));
         if self.fail_put.load(Ordering::SeqCst) {
             return Err(Error::vault("connection refused", None));
         }
-        self.secrets.lock().unwrap().insert(
-            name.to_owned(),
-            (
-                raw_key.expose_secret().to_owned(),
-                description.map(str::to_owned),
-                metadata.clone(),
-            ),
-        );
+        let mut secrets = self.secrets.lock().unwrap();
+        let secret = secrets.entry(name.to_owned()).or_default();
+        if secret.versions.len() as u64 != cas {
+            return Ok(None);
+        }
+        secret.versions.push(Version {
+            value: Some(raw_key.expose_secret().to_owned()),
+            description: description.map(str::to_owned),
+            deleted: false,
+        });
+        if self.go_dark_after_write.load(Ordering::SeqCst) {
+            self.fail_get.store(true, Ordering::SeqCst);
+            self.fail_put.store(true, Ordering::SeqCst);
+            self.fail_delete.store(true, Ordering::SeqCst);
+        }
+        if self.lose_write_answers.load(Ordering::SeqCst) {
+            return Err(Error::vault("write: Vault timed out", None));
+        }
+        Ok(Some(secret.versions.len() as u64))
+    }
+
+    async fn write_metadata(&self, name: &str, metadata: &BTreeMap<String, String>) -> Result<()> {
+        self.op(format!("metadata {name}"));
+        if self.deny_metadata.load(Ordering::SeqCst) {
+            return Err(Error::vault(
+                format!(
+                    "Vault denied write metadata of secret/metadata/{name} (403 permission denied)"
+                ),
+                Some(403),
+            ));
+        }
+        if self.fail_put.load(Ordering::SeqCst) {
+            return Err(Error::vault("connection refused", None));
+        }
+        let mut secrets = self.secrets.lock().unwrap();
+        secrets.entry(name.to_owned()).or_default().metadata = metadata.clone();
         Ok(())
     }
 
-    async fn get(&self, name: &str) -> Result<Option<SecretString>> {
-        self.ops.lock().unwrap().push(format!("get {name}"));
-        if self.fail_get.load(Ordering::SeqCst) {
-            return Err(Error::vault("connection refused", None));
-        }
-        Ok(self.value(name).map(SecretString::from))
-    }
-
     async fn delete(&self, name: &str) -> Result<()> {
-        self.ops.lock().unwrap().push(format!("delete {name}"));
+        self.op(format!("delete {name}"));
         if self.fail_delete.load(Ordering::SeqCst) {
             return Err(Error::vault("Vault is sealed", Some(503)));
         }
-        self.secrets.lock().unwrap().remove(name);
+        if let Some(latest) = self
+            .secrets
+            .lock()
+            .unwrap()
+            .get_mut(name)
+            .and_then(|s| s.versions.last_mut())
+        {
+            latest.deleted = true;
+        }
         Ok(())
     }
 
     async fn list(&self) -> Result<Vec<String>> {
-        Ok(self.names())
+        Ok(self.secrets.lock().unwrap().keys().cloned().collect())
     }
 }
 

@@ -6,3 +6,4 @@ mod lifecycle;
 mod migrations;
 mod mirror;
 mod request_path;
+mod vault_faults;

@@ -34,8 +34,8 @@ async fn generate_and_delete(db: Db) {
     assert_eq!(meta["created_at"], s(&aliased["created_at"]));
     assert_eq!(meta["expires"], s(&aliased["expires"]));
     assert_eq!(
-        h.mirror().secrets.lock().unwrap()["billing-app"]
-            .1
+        h.mirror().secrets.lock().unwrap()["billing-app"].versions[0]
+            .description
             .as_deref(),
         Some("vaultgate test key"),
         "the configured description is stored beside the key"
@@ -315,10 +315,7 @@ async fn rename_and_regenerate(db: Db) {
     );
     assert_eq!(response["vault_secret_name"], "new-name");
 
-    // rename with the raw key, Vault reads failing: the raw key is enough
-    h.mirror()
-        .fail_get
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // rename with the raw key: no read of the old copy needed
     let (status, _) = h
         .post(
             "/key/update",
@@ -331,11 +328,18 @@ async fn rename_and_regenerate(db: Db) {
         Some(raw.as_str())
     );
     assert!(h.mirror().value("new-name").is_none());
-    // with only the hash and Vault unreadable: 503, nothing changed
-    let (status, response) = h
-        .post("/key/update", json!({"key": token, "key_alias": "fourth"}))
-        .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{response}");
+    // Vault unreadable: a write needs the copy's version (check-and-set), so 503, nothing
+    // changed, with the hash or the raw key
+    h.mirror()
+        .fail_get
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    for key in [&token, &raw] {
+        let (status, response) = h
+            .post("/key/update", json!({"key": key, "key_alias": "fourth"}))
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{response}");
+    }
+    assert!(h.mirror().value("fourth").is_none());
     let (_, info) = h.get(&format!("/key/info?key={token}")).await;
     assert_eq!(info["info"]["key_alias"], "third-name");
     h.mirror()
@@ -421,10 +425,7 @@ async fn drift_reports_both_directions() {
     h.generate(json!({"key_alias": "b"})).await;
     // a key whose copy vanished, and a secret nobody owns
     h.mirror().secrets.lock().unwrap().remove("a");
-    h.mirror().secrets.lock().unwrap().insert(
-        "stray".into(),
-        ("sk-stray".into(), None, Default::default()),
-    );
+    h.mirror().overwrite("stray", "sk-stray");
     let drift = h.service.drift().await.unwrap();
     assert!(!drift.is_clean());
     assert_eq!(drift.keys_without_secret.len(), 1);
