@@ -15,7 +15,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use vaultgate_core::{Error, Result};
 
-pub use model::{Provider, parse_model};
+pub use model::{PROVIDERS, Provider, ProviderSpec, parse_model, parse_model_spec, provider_spec};
 pub use target::{ModelTarget, model_target};
 pub use unknown::IgnoredSetting;
 pub use value::ConfigValue;
@@ -361,6 +361,53 @@ impl Config {
         );
         out
     }
+}
+
+impl Config {
+    /// The secret names a deployment falls back to for what it does not set itself: its
+    /// provider's key names when it has no `api_key` (`secret: true`), its base names when it
+    /// has no `api_base` (LiteLLM reads the same names from its environment). They are
+    /// optional: a missing one is no error. Keys may live in Vault like every reference; base
+    /// URLs are not secrets and come from the environment.
+    pub fn default_references(&self) -> Vec<DefaultReference> {
+        let mut out = Vec::new();
+        for (index, entry) in self.model_list.iter().enumerate() {
+            let params = &entry.litellm_params;
+            let Ok((spec, _)) = parse_model_spec(&params.model) else {
+                continue;
+            };
+            if params.mock_response.is_some() {
+                continue;
+            }
+            let mut add = |names: &[&str], field: &str, secret: bool| {
+                out.extend(names.iter().map(|name| DefaultReference {
+                    name: (*name).to_owned(),
+                    place: format!(
+                        "model_list[{index}].litellm_params.{field} (unset: the {}/ default)",
+                        spec.prefix
+                    ),
+                    secret,
+                }));
+            };
+            if params.api_key.is_none() {
+                add(spec.key_env, "api_key", true);
+            }
+            if params.api_base.is_none() {
+                add(spec.base_env, "api_base", false);
+            }
+        }
+        out
+    }
+}
+
+/// A provider-default name a deployment falls back to (see [`Config::default_references`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultReference {
+    pub name: String,
+    /// Where it applies, for messages.
+    pub place: String,
+    /// A credential (read from Vault when Vault is on), not just a URL.
+    pub secret: bool,
 }
 
 #[cfg(test)]

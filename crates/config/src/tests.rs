@@ -149,3 +149,25 @@ fn virtual_key_prefix_always_ends_with_slash() {
     settings.prefix_for_stored_virtual_keys = Some("teams/a".into());
     assert_eq!(settings.virtual_key_prefix(), "teams/a/");
 }
+
+#[test]
+fn unset_keys_and_bases_fall_back_to_the_provider_names() -> Result<()> {
+    let config = Config::parse(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: together_ai/m}\n  - model_name: b\n    litellm_params: {model: groq/m, api_key: os.environ/MINE, api_base: 'http://x'}\n  - model_name: c\n    litellm_params: {model: groq/m, mock_response: hi}\n",
+    )?;
+    let names: Vec<(String, bool)> = config
+        .default_references()
+        .into_iter()
+        .map(|d| (d.name, d.secret))
+        .collect();
+    let expected = [
+        ("TOGETHER_API_KEY", true),
+        ("TOGETHER_AI_API_KEY", true),
+        ("TOGETHERAI_API_KEY", true),
+        ("TOGETHER_AI_TOKEN", true),
+        ("TOGETHER_AI_API_BASE", false),
+    ]
+    .map(|(n, s)| (n.to_owned(), s));
+    assert_eq!(names, expected);
+    Ok(())
+}

@@ -1,4 +1,5 @@
-//! A stand-in for LLM providers: answers OpenAI-, Azure- and Anthropic-shaped requests, records
+//! A stand-in for LLM providers: answers OpenAI-, Azure-, Anthropic- and Ollama-shaped requests
+//! (Ollama's native `/api/chat`, `/api/generate` and `/api/embed`, JSON-lines streams), records
 //! what it received (URL, headers, body) and can be scripted (status, delay, partial or slow
 //! streams, malformed bodies). No provider is reachable from tests, so this is the one mock.
 
@@ -198,6 +199,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         };
     }
     let anthropic = uri.starts_with("/v1/messages");
+    if uri.starts_with("/api/") {
+        return ollama(&shared, &uri, &body, script).await;
+    }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let answer = lock(&shared.answer).clone();
     if stream || script.stream.is_some() {
@@ -307,6 +311,97 @@ fn default_stream(uri: &str, body: &Value, answer: &str, anthropic: bool) -> Vec
     }
     frames.push("[DONE]".into());
     frames
+}
+
+/// Ollama's native API: `/api/chat`, `/api/generate`, `/api/embed`; streams are JSON lines.
+async fn ollama(shared: &Arc<Shared>, uri: &str, body: &Value, script: Script) -> Response {
+    let model = body.get("model").cloned().unwrap_or(Value::Null);
+    let answer = lock(&shared.answer).clone();
+    let path = uri.split('?').next().unwrap_or_default();
+    if path == "/api/embed" {
+        let inputs = body
+            .get("input")
+            .and_then(Value::as_array)
+            .map_or(1, Vec::len);
+        let embeddings: Vec<Value> = (0..inputs).map(|_| json!([0.5, -0.25, 0.125])).collect();
+        let json = json!({"model": model, "embeddings": embeddings, "prompt_eval_count": USAGE.0});
+        return respond(200, "application/json", Body::from(json.to_string()));
+    }
+    let chat = path == "/api/chat";
+    if !chat && path != "/api/generate" {
+        let json = json!({"error": format!("404 page not found: {path}")});
+        return respond(404, "application/json", Body::from(json.to_string()));
+    }
+    let piece = |text: &str, done: bool| {
+        let mut line = if chat {
+            json!({"model": model, "created_at": "2026-01-01T00:00:00Z",
+                "message": {"role": "assistant", "content": text}, "done": done})
+        } else {
+            json!({"model": model, "created_at": "2026-01-01T00:00:00Z", "response": text, "done": done})
+        };
+        if done {
+            line["done_reason"] = json!("stop");
+            line["prompt_eval_count"] = json!(USAGE.0);
+            line["eval_count"] = json!(USAGE.1);
+        }
+        line
+    };
+    if body.get("stream").and_then(Value::as_bool) == Some(true) || script.stream.is_some() {
+        let lines = script.stream.unwrap_or_else(|| {
+            let mut lines: Vec<String> = answer
+                .split_inclusive(' ')
+                .map(|w| piece(w, false).to_string())
+                .collect();
+            lines.push(piece("", true).to_string());
+            lines
+        });
+        return lines_stream(
+            Arc::clone(shared),
+            lines,
+            script.chunk_delay,
+            script.cut_after,
+        );
+    }
+    if let Some(text) = script.body {
+        return respond(200, "application/json", Body::from(text));
+    }
+    respond(
+        200,
+        "application/json",
+        Body::from(piece(&answer, true).to_string()),
+    )
+}
+
+/// A JSON-lines stream (Ollama's), one line per chunk.
+fn lines_stream(
+    shared: Arc<Shared>,
+    lines: Vec<String>,
+    delay: Duration,
+    cut_after: Option<usize>,
+) -> Response {
+    let total = cut_after.unwrap_or(lines.len()).min(lines.len());
+    let watch = CancelWatch {
+        shared,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(
+        (lines.into_iter(), 0usize, watch),
+        move |(mut lines, sent, watch)| async move {
+            if sent >= total {
+                watch.finish();
+                return None;
+            }
+            let line = lines.next()?;
+            if sent > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(format!("{line}\n"))),
+                (lines, sent + 1, watch),
+            ))
+        },
+    );
+    respond(200, "application/x-ndjson", Body::from_stream(stream))
 }
 
 /// Counts a stream as cancelled if it is dropped before its last frame went out.

@@ -16,12 +16,13 @@ mod native;
 mod native_stream;
 mod request;
 mod response;
-mod sse;
 mod stream;
 
 use http::{HeaderMap, HeaderValue, header};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use vaultgate_core::{Error, Result};
+
+use crate::{now_secs, openai_assistant_message};
 
 pub use errors::{error_type_for_status, map_error};
 pub use native::{chat_response_to_messages, messages_to_chat_request};
@@ -203,28 +204,4 @@ fn openai_tool_call(block: &Value) -> Value {
             "arguments": input.to_string(),
         },
     })
-}
-
-/// An OpenAI assistant message; `content` is null for a pure tool call, as OpenAI sends it.
-fn openai_assistant_message(text: String, tool_calls: Vec<Value>) -> Map<String, Value> {
-    let mut message = Map::new();
-    message.insert("role".into(), json!("assistant"));
-    let content = if text.is_empty() && !tool_calls.is_empty() {
-        Value::Null
-    } else {
-        Value::String(text)
-    };
-    message.insert("content".into(), content);
-    if !tool_calls.is_empty() {
-        message.insert("tool_calls".into(), Value::Array(tool_calls));
-    }
-    message
-}
-
-/// Seconds since the epoch for `created`; a clock before 1970 reads as 0 rather than failing.
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

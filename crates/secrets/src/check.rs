@@ -6,7 +6,9 @@ use std::fmt;
 use vaultgate_config::Config;
 
 use crate::env::Env;
-use crate::live::{connect_vault, reads_from_vault, reference_uses, vault_configured};
+use crate::live::{
+    connect_vault, optional_uses, reads_from_vault, reference_uses, vault_configured,
+};
 
 /// A printable report and whether everything needed was found.
 #[derive(Debug, Clone)]
@@ -35,6 +37,7 @@ pub async fn check(config: &Config, env: &Env) -> CheckReport {
     let mut lines = Vec::new();
     let mut ok = true;
     let uses = reference_uses(config);
+    let optional = optional_uses(config);
 
     let vault = if vault_configured(config) {
         match connect_vault(config, env).await {
@@ -79,10 +82,20 @@ pub async fn check(config: &Config, env: &Env) -> CheckReport {
         }
     }
 
-    for (name, places) in &uses {
+    // (name, places, optional, may be read from Vault)
+    let all = uses
+        .iter()
+        .map(|(name, places)| (name, places, false, true));
+    let defaults = optional
+        .iter()
+        .map(|o| (&o.name, &o.places, true, o.secret));
+    for (name, places, optional, secret) in all.chain(defaults) {
         let used_at = places.join(", ");
         let mut vault_note = None;
-        if let Some(vault) = vault.as_ref().filter(|_| reads_from_vault(config, name)) {
+        if let Some(vault) = vault
+            .as_ref()
+            .filter(|_| secret && reads_from_vault(config, name))
+        {
             let path = vault.secret_path(name).unwrap_or_else(|e| e.to_string());
             match vault.read_secret(name).await {
                 Ok(Some(_)) => {
@@ -102,6 +115,9 @@ pub async fn check(config: &Config, env: &Env) -> CheckReport {
             )),
             (true, None) => lines.push(format!(
                 "ok   {name}: from the environment (used at {used_at})"
+            )),
+            (false, _) if optional => lines.push(format!(
+                "ok   {name}: not set (optional provider default; used at {used_at})"
             )),
             (false, note) => {
                 ok = false;

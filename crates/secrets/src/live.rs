@@ -198,6 +198,38 @@ pub(crate) fn reference_uses(config: &Config) -> Vec<(String, Vec<String>)> {
     uses
 }
 
+/// A provider-default name (`Config::default_references`) that no setting requires: where it
+/// applies, and whether it may be read from Vault (keys) or only from the environment (bases).
+pub(crate) struct OptionalUse {
+    pub(crate) name: String,
+    pub(crate) places: Vec<String>,
+    pub(crate) secret: bool,
+}
+
+/// The provider-default names no setting requires: resolved when they have a value, skipped
+/// silently when not.
+pub(crate) fn optional_uses(config: &Config) -> Vec<OptionalUse> {
+    let required: Vec<String> = config.references().into_iter().map(|(n, _)| n).collect();
+    let mut uses: Vec<OptionalUse> = Vec::new();
+    for default in config.default_references() {
+        if required.contains(&default.name) {
+            continue;
+        }
+        match uses.iter_mut().find(|known| known.name == default.name) {
+            Some(known) => {
+                known.places.push(default.place);
+                known.secret |= default.secret;
+            }
+            None => uses.push(OptionalUse {
+                name: default.name,
+                places: vec![default.place],
+                secret: default.secret,
+            }),
+        }
+    }
+    uses
+}
+
 impl LiveSecrets {
     /// Connects to Vault if configured and resolves every reference: the usual start-up call.
     pub async fn start(config: &Config, env: Env) -> Result<Arc<Self>> {
@@ -213,10 +245,12 @@ impl LiveSecrets {
         vault: Option<VaultClient>,
     ) -> Result<Arc<Self>> {
         let uses = reference_uses(config);
+        let optional = optional_uses(config);
         let vault_names: Vec<String> = match &vault {
             Some(_) => uses
                 .iter()
                 .map(|(name, _)| name)
+                .chain(optional.iter().filter(|o| o.secret).map(|o| &o.name))
                 .filter(|n| reads_from_vault(config, n))
                 .cloned()
                 .collect(),
@@ -295,6 +329,27 @@ impl LiveSecrets {
                     };
                     missing.push(format!("  - {name} (used at {used_at}): {why}"));
                 }
+            }
+        }
+        for OptionalUse { name, .. } in &optional {
+            let from_vault = match reads.get(name) {
+                Some((path, Ok(found))) => {
+                    read_at.insert(name.clone(), Instant::now());
+                    found.as_ref().map(|value| Entry {
+                        value: value.clone(),
+                        origin: SecretOrigin::Vault { path: path.clone() },
+                    })
+                }
+                _ => None,
+            };
+            let entry = from_vault.or_else(|| {
+                live.env.get(name).map(|value| Entry {
+                    value: SecretString::from(value),
+                    origin: SecretOrigin::Env,
+                })
+            });
+            if let Some(entry) = entry {
+                entries.insert(name.clone(), Arc::new(entry));
             }
         }
         if !missing.is_empty() {

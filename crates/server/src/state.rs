@@ -44,8 +44,10 @@ impl AppState {
             }
             None => DEFAULT_BODY_LIMIT,
         };
+        let router = Router::from_config(config)?;
+        check_deployments(&router, &secrets)?;
         Ok(Self {
-            router: Router::from_config(config)?,
+            router,
             secrets,
             http: crate::http_client::HttpClient::new()?,
             master_key: config.general_settings.master_key.clone(),
@@ -54,5 +56,39 @@ impl AppState {
             keys: options.keys,
             request_metrics: Default::default(),
         })
+    }
+}
+
+/// Settings a deployment cannot be called without (an `api_base` where its provider has no
+/// default) stop the start; a hosted provider's default host without any key gets a warning
+/// (its own 401 will reach the clients).
+fn check_deployments(router: &Router, secrets: &LiveSecrets) -> Result<()> {
+    let snapshot = secrets.snapshot();
+    let mut problems = Vec::new();
+    for name in router.models() {
+        let Some(group) = router.group(name) else {
+            continue;
+        };
+        for deployment in &group.deployments {
+            let resolved = crate::upstream::resolve(&snapshot, deployment);
+            if let Some(problem) = deployment.missing_setting(&resolved) {
+                problems.push(problem);
+            } else if deployment.spec.key_required
+                && resolved.api_key.is_none()
+                && resolved.api_base.is_none()
+                && deployment.mock_response.is_none()
+            {
+                tracing::warn!(
+                    deployment = %deployment.id,
+                    "no api_key and none of {} is set; requests go upstream without a key",
+                    deployment.spec.key_env.join(", ")
+                );
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Config(problems.join("; ")))
     }
 }

@@ -1,6 +1,6 @@
-//! Calling one deployment: building its request (OpenAI, Azure or Anthropic, translated when the
-//! client speaks another protocol), timeouts, error mapping, and the Vault re-read when an
-//! upstream refuses a key. Everything here resolves before a byte reaches the client, so the
+//! Calling one deployment: building its request (passed through to OpenAI-compatible APIs,
+//! translated for native ones or when the client speaks another protocol), timeouts, error
+//! mapping, and the Vault re-read when an upstream refuses a key. Everything here resolves before a byte reaches the client, so the
 //! router may retry or fall back on any failure.
 
 use std::sync::Arc;
@@ -16,8 +16,8 @@ use vaultgate_config::Provider;
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::anthropic::{self, TranslateOptions};
 use vaultgate_providers::{
-    ChatBody, Deployment, Endpoint, Resolved, UpstreamRequest, Usage, build_anthropic_request,
-    build_request, mock,
+    ChatBody, Deployment, Endpoint, Native, Resolved, TranslateStream, UpstreamRequest, Usage,
+    build_anthropic_request, build_request, mock, native_request,
 };
 use vaultgate_router::{HoldsSlot, InFlight};
 use vaultgate_secrets::SecretMap;
@@ -128,7 +128,9 @@ pub async fn attempt_messages(
             status,
             body: translate_stream(
                 body,
-                anthropic::MessagesStreamTranslator::new(&request.body.model),
+                Box::new(anthropic::MessagesStreamTranslator::new(
+                    &request.body.model,
+                )),
             ),
         },
     })
@@ -160,35 +162,43 @@ where
     loop {
         let result = call().await;
         let unauthorized = matches!(&result, Err(Error::Upstream { status, .. }) if *status == StatusCode::UNAUTHORIZED);
-        match deployment.api_key_reference() {
-            Some(name) if unauthorized && !reread => {
-                reread = true;
-                match app.secrets.refresh_one(name).await {
-                    Ok(true) => {
-                        tracing::info!(deployment = %deployment.id, secret = name,
-                            "upstream refused the key; a new value was read from Vault, retrying");
-                        continue;
-                    }
-                    Ok(false) => return result,
-                    Err(error) => {
-                        tracing::warn!(deployment = %deployment.id, secret = name, %error,
-                            "upstream refused the key and re-reading it failed");
-                        return result;
-                    }
-                }
+        if !unauthorized || reread {
+            return result;
+        }
+        reread = true;
+        let name = {
+            let secrets = app.secrets.snapshot();
+            deployment
+                .api_key_reference(|name| secrets.get(name).is_some())
+                .map(str::to_owned)
+        };
+        let Some(name) = name else {
+            return result;
+        };
+        match app.secrets.refresh_one(&name).await {
+            Ok(true) => {
+                tracing::info!(deployment = %deployment.id, secret = %name,
+                    "upstream refused the key; a new value was read from Vault, retrying");
             }
-            _ => return result,
+            Ok(false) => return result,
+            Err(error) => {
+                tracing::warn!(deployment = %deployment.id, secret = %name, %error,
+                    "upstream refused the key and re-reading it failed");
+                return result;
+            }
         }
     }
 }
 
-/// The deployment's settings resolved from the live secrets snapshot.
-fn resolve<'a>(secrets: &'a SecretMap, deployment: &'a Deployment) -> Resolved<'a> {
+/// The deployment's settings resolved from the live secrets snapshot; a key or base the
+/// deployment does not set comes from its provider's default names (`GROQ_API_KEY`…).
+pub(crate) fn resolve<'a>(secrets: &'a SecretMap, deployment: &'a Deployment) -> Resolved<'a> {
     let value =
         |v: &'a Option<vaultgate_config::ConfigValue>| v.as_ref().and_then(|v| secrets.value(v));
+    let default = |names: &[&str]| names.iter().find_map(|name| secrets.get(name));
     Resolved {
-        api_base: value(&deployment.api_base),
-        api_key: value(&deployment.api_key),
+        api_base: value(&deployment.api_base).or_else(|| default(deployment.spec.base_env)),
+        api_key: value(&deployment.api_key).or_else(|| default(deployment.spec.key_env)),
         api_version: value(&deployment.api_version),
         organization: value(&deployment.organization),
         extra_headers: deployment
@@ -206,8 +216,8 @@ enum ErrorShape {
     AsIs,
     /// As Anthropic sent it, for Anthropic-native clients.
     Anthropic,
-    /// Anthropic's error translated to OpenAI's shape, for OpenAI clients.
-    AnthropicToOpenAi,
+    /// A native API's error translated to OpenAI's shape, for OpenAI clients.
+    Native(Native),
 }
 
 async fn call_openai_shaped(
@@ -217,57 +227,46 @@ async fn call_openai_shaped(
     want_usage: bool,
     deployment: &Deployment,
 ) -> Result<Reply> {
-    if deployment.provider == Provider::Anthropic && endpoint == Endpoint::ChatCompletions {
-        return call_anthropic_chat(app, request, deployment).await;
-    }
-    let upstream = {
-        let secrets = app.secrets.snapshot();
-        let resolved = resolve(&secrets, deployment);
-        build_request(deployment, &resolved, endpoint, request, want_usage)?
-    };
-    send(app, deployment, upstream, request.stream, ErrorShape::AsIs).await
-}
-
-/// OpenAI chat → Anthropic Messages → OpenAI chat (or chunks).
-async fn call_anthropic_chat(
-    app: &AppState,
-    request: &ChatBody,
-    deployment: &Deployment,
-) -> Result<Reply> {
     let options = TranslateOptions {
         default_max_tokens: deployment
             .max_tokens
             .unwrap_or(anthropic::DEFAULT_MAX_TOKENS),
         drop_params: app.router.drop_params(),
     };
-    let body = anthropic::chat_to_messages_request(
-        request.fields()?,
-        &deployment.upstream_model,
-        &options,
-    )?;
-    let body = serde_json::to_vec(&body).map_err(|e| Error::Internal(e.to_string()))?;
-    let upstream = anthropic_request(app, deployment, body, &[])?;
+    let (upstream, native) = {
+        let secrets = app.secrets.snapshot();
+        let resolved = resolve(&secrets, deployment);
+        match native_request(
+            deployment, &resolved, endpoint, request, &options, want_usage,
+        )? {
+            Some(native) => (native.request, Some(native.native)),
+            None => (
+                build_request(deployment, &resolved, endpoint, request, want_usage)?,
+                None,
+            ),
+        }
+    };
+    let Some(native) = native else {
+        return send(app, deployment, upstream, request.stream, ErrorShape::AsIs).await;
+    };
     let reply = send(
         app,
         deployment,
         upstream,
         request.stream,
-        ErrorShape::AnthropicToOpenAi,
+        ErrorShape::Native(native),
     )
     .await?;
     Ok(match reply {
         Reply::Full { status, body, .. } => {
-            let json = parse_answer(&body, "message")?;
-            json_reply(
-                status,
-                &anthropic::messages_response_to_chat(&json, &request.model),
-            )
+            let json = parse_answer(&body, "answer")?;
+            json_reply(status, &native.answer(&json, &request.model))
         }
-        // Always ask for the usage chunk: spend tracking reads it and `sse::tap` hides it from
-        // clients that did not ask.
+        // The translators always add the usage chunk: spend tracking reads it and `sse::tap`
+        // hides it from clients that did not ask.
         Reply::Stream { status, body } => Reply::Stream {
             status,
-            body: translate_stream(body, anthropic::StreamTranslator::new(&request.model, true)),
+            body: translate_stream(body, native.stream(&request.model)),
         },
     })
 }
@@ -392,7 +391,7 @@ async fn upstream_error(response: http::Response<UpstreamBody>, shape: ErrorShap
             body,
             content_type,
         },
-        ErrorShape::AnthropicToOpenAi => anthropic::map_error(status, &body),
+        ErrorShape::Native(native) => native.map_error(status, body, content_type),
     }
 }
 
@@ -400,7 +399,12 @@ async fn upstream_error(response: http::Response<UpstreamBody>, shape: ErrorShap
 /// under load). Caught in the first chunk, nothing has reached the client yet, so it becomes an
 /// ordinary error with the status Anthropic uses for that type, which the router may retry.
 fn stream_opened_with_error(first: &[u8], shape: ErrorShape) -> Option<Error> {
-    if matches!(shape, ErrorShape::AsIs) {
+    let anthropic = match shape {
+        ErrorShape::Anthropic => true,
+        ErrorShape::Native(native) => native.opens_streams_with_errors(),
+        ErrorShape::AsIs => false,
+    };
+    if !anthropic {
         return None;
     }
     let text = std::str::from_utf8(first).ok()?;
@@ -427,7 +431,9 @@ fn stream_opened_with_error(first: &[u8], shape: ErrorShape) -> Option<Error> {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     Some(match shape {
-        ErrorShape::AnthropicToOpenAi => anthropic::map_error(status, data.as_bytes()),
+        ErrorShape::Native(native) => {
+            native.map_error(status, Bytes::copy_from_slice(data.as_bytes()), None)
+        }
         _ => Error::Upstream {
             status,
             body: Bytes::copy_from_slice(data.as_bytes()),
@@ -451,41 +457,10 @@ fn json_reply(status: StatusCode, json: &Value) -> Reply {
     }
 }
 
-/// The stream translators of the Anthropic adapter, driven alike.
-trait Translate: Send + 'static {
-    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes>;
-    fn finish(&mut self) -> Vec<Bytes>;
-    fn is_done(&self) -> bool;
-}
-
-impl Translate for anthropic::StreamTranslator {
-    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
-        anthropic::StreamTranslator::push(self, chunk)
-    }
-    fn finish(&mut self) -> Vec<Bytes> {
-        anthropic::StreamTranslator::finish(self)
-    }
-    fn is_done(&self) -> bool {
-        anthropic::StreamTranslator::is_done(self)
-    }
-}
-
-impl Translate for anthropic::MessagesStreamTranslator {
-    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
-        anthropic::MessagesStreamTranslator::push(self, chunk)
-    }
-    fn finish(&mut self) -> Vec<Bytes> {
-        anthropic::MessagesStreamTranslator::finish(self)
-    }
-    fn is_done(&self) -> bool {
-        anthropic::MessagesStreamTranslator::is_done(self)
-    }
-}
-
 /// Feeds an upstream stream through `translator`. A broken upstream ends the translation with
 /// the translator's own error frame (the client sees a well-formed, visibly truncated stream);
 /// once the translator is done, the upstream is dropped (which cancels it).
-fn translate_stream(upstream: ByteStream, translator: impl Translate) -> ByteStream {
+fn translate_stream(upstream: ByteStream, translator: Box<dyn TranslateStream>) -> ByteStream {
     Box::pin(futures_util::stream::unfold(
         Some((upstream, translator)),
         |state| async move {

@@ -1,12 +1,10 @@
 //! Anthropic error bodies → OpenAI-shaped upstream errors.
 
-use bytes::Bytes;
-use http::{HeaderValue, StatusCode};
-use serde_json::{Value, json};
+use http::StatusCode;
+use serde_json::Value;
 use vaultgate_core::Error;
 
-/// Longest slice of a non-JSON error body quoted back to the client.
-const MAX_RAW_MESSAGE: usize = 512;
+use crate::errors::{raw_message, upstream_error};
 
 /// Turns an Anthropic error answer (`{"type":"error","error":{"type","message"}}`) into
 /// [`Error::Upstream`] with the same status (529 stays 529, so clients and the router can tell
@@ -23,25 +21,9 @@ pub fn map_error(status: StatusCode, body: &[u8]) -> Error {
         );
     let message = match error.and_then(|e| e.get("message")).and_then(Value::as_str) {
         Some(message) => message.to_owned(),
-        None => raw_message(status, body),
+        None => raw_message("anthropic", status, body),
     };
-    Error::Upstream {
-        status,
-        body: openai_error_body(&message, &kind, status),
-        content_type: Some(HeaderValue::from_static("application/json")),
-    }
-}
-
-/// `{"error":{"message","type","param":null,"code":"<status>"}}`, the shape of vaultgate's own
-/// errors, so clients see one format whichever provider failed.
-pub(super) fn openai_error_body(message: &str, kind: &str, status: StatusCode) -> Bytes {
-    let body = json!({"error": {
-        "message": message,
-        "type": kind,
-        "param": null,
-        "code": status.as_u16().to_string(),
-    }});
-    Bytes::from(body.to_string())
+    upstream_error(status, &message, &kind)
 }
 
 /// The HTTP status Anthropic uses for an error type; needed for errors inside a stream, which
@@ -75,19 +57,6 @@ pub fn error_type_for_status(status: u16) -> &'static str {
         504 => "timeout_error",
         503 | 529 => "overloaded_error",
         _ => "api_error",
-    }
-}
-
-/// A non-JSON body (e.g. an HTML page from a proxy), shortened on a char boundary.
-fn raw_message(status: StatusCode, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return format!("anthropic answered {}", status.as_u16());
-    }
-    match text.char_indices().nth(MAX_RAW_MESSAGE) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
     }
 }
 

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::sse::{self, SseReader, Translate};
 use super::{now_secs, stop_reason};
+use crate::sse::{self, SseReader, Translate};
 
 /// The content block currently open in the Anthropic stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +180,10 @@ impl MessagesStreamTranslator {
 impl Translate for MessagesStreamTranslator {
     fn reader(&mut self) -> &mut SseReader {
         &mut self.sse
+    }
+
+    fn reader_ref(&self) -> &SseReader {
+        &self.sse
     }
 
     fn handle_data(&mut self, data: &str, out: &mut Vec<Bytes>) {

@@ -4,6 +4,7 @@ use serde_json::{Map, Value, json};
 use vaultgate_core::{Error, Result};
 
 use super::{TranslateOptions, list_param, quoted_type, str_field};
+use crate::params::{positive_int, stop_sequences, unsupported};
 
 /// Translates an OpenAI chat completion body into an Anthropic Messages body for `upstream_model`.
 ///
@@ -76,16 +77,7 @@ pub fn chat_to_messages_request(
             "thinking" => {
                 out.insert(name.clone(), value.clone());
             }
-            _ if is_default_value(name, value) => {}
-            _ if opts.drop_params => {}
-            _ => {
-                return Err(Error::bad_param(
-                    name,
-                    format!(
-                        "`{name}` is not supported by anthropic; set litellm_settings.drop_params: true to drop it"
-                    ),
-                ));
-            }
+            _ => unsupported(name, value, "anthropic", opts.drop_params)?,
         }
     }
 
@@ -112,40 +104,6 @@ pub fn chat_to_messages_request(
 /// `{"type":"auto"}` is Anthropic's default; leaving it out keeps the upstream body minimal.
 fn tool_choice_is_needed(choice: &Value) -> bool {
     choice != &json!({"type": "auto"})
-}
-
-/// OpenAI params whose value asks for nothing beyond the default, so dropping them loses nothing.
-fn is_default_value(name: &str, value: &Value) -> bool {
-    match name {
-        "n" => value.as_u64() == Some(1),
-        "presence_penalty" | "frequency_penalty" => value.as_f64() == Some(0.0),
-        "logprobs" => value == &Value::Bool(false),
-        "response_format" => value.get("type").and_then(Value::as_str) == Some("text"),
-        _ => false,
-    }
-}
-
-fn positive_int(name: &str, value: &Value) -> Result<u64> {
-    value
-        .as_u64()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| Error::bad_param(name, format!("`{name}` must be a positive integer")))
-}
-
-fn stop_sequences(value: &Value) -> Result<Vec<Value>> {
-    let invalid = || Error::bad_param("stop", "`stop` must be a string or a list of strings");
-    match value {
-        Value::String(s) => Ok(vec![Value::String(s.clone())]),
-        Value::Array(items) => items
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .map(|s| Value::String(s.to_owned()))
-                    .ok_or_else(invalid)
-            })
-            .collect(),
-        _ => Err(invalid()),
-    }
 }
 
 fn convert_tools(value: &Value) -> Result<Vec<Value>> {

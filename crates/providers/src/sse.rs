@@ -1,7 +1,8 @@
-//! A minimal incremental SSE reader: splits arbitrary byte chunks into the `data` payloads of
-//! whole events. Lines are only decoded once complete, so a chunk boundary inside a UTF-8
-//! sequence or a `\r\n` pair is harmless. [`push`] and [`finish`] drive a [`Translate`]r over it,
-//! the same way for both stream directions.
+//! A minimal incremental reader of upstream streams: splits arbitrary byte chunks into the
+//! `data` payloads of whole SSE events, or into whole lines of a JSON-lines stream (Ollama).
+//! Lines are only decoded once complete, so a chunk boundary inside a UTF-8 sequence or a `\r\n`
+//! pair is harmless. [`push`] and [`finish`] drive a [`Translate`]r over it, the same way for
+//! every stream translation, and [`TranslateStream`] is what callers see of any of them.
 
 use bytes::Bytes;
 
@@ -12,8 +13,19 @@ const MAX_LINE: usize = 16 * 1024 * 1024;
 #[derive(Debug)]
 struct LineTooLong;
 
+/// How events are delimited in the upstream body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// Server-sent events: `data:` lines, an event ends at a blank line.
+    #[default]
+    Sse,
+    /// One JSON document per line (newline-delimited JSON).
+    JsonLines,
+}
+
 #[derive(Debug, Default)]
-pub(super) struct SseReader {
+pub(crate) struct SseReader {
+    framing: Framing,
     /// Bytes of an incomplete line.
     line: Vec<u8>,
     /// `data:` lines of the event being read, joined by `\n` as the SSE spec says.
@@ -24,6 +36,14 @@ pub(super) struct SseReader {
 }
 
 impl SseReader {
+    /// A reader of one JSON document per line instead of SSE events.
+    pub(crate) fn json_lines() -> Self {
+        Self {
+            framing: Framing::JsonLines,
+            ..Self::default()
+        }
+    }
+
     /// Consumes a chunk; returns the data of every event it completed, in order.
     fn feed(&mut self, chunk: &[u8]) -> Result<Vec<String>, LineTooLong> {
         let mut events = Vec::new();
@@ -58,19 +78,26 @@ impl SseReader {
     }
 
     /// Stops reading for good, dropping whatever was buffered.
-    pub(super) fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         *self = Self {
             closed: true,
+            framing: self.framing,
             ..Self::default()
         };
     }
 
-    pub(super) fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed
     }
 
     fn line_done(&mut self, line: &[u8], events: &mut Vec<String>) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if self.framing == Framing::JsonLines {
+            if !line.trim_ascii().is_empty() {
+                events.push(String::from_utf8_lossy(line).into_owned());
+            }
+            return;
+        }
         if line.is_empty() {
             self.dispatch(events);
             return;
@@ -103,9 +130,10 @@ impl SseReader {
 
 /// The protocol half of a stream translator: what one event means and how the stream ends.
 /// [`push`] and [`finish`] do the rest, so both directions treat chunks and endings alike.
-pub(super) trait Translate {
+pub(crate) trait Translate {
     /// The reader; the translator [closes](SseReader::close) it with its closing frame.
     fn reader(&mut self) -> &mut SseReader;
+    fn reader_ref(&self) -> &SseReader;
     /// One event's `data`.
     fn handle_data(&mut self, data: &str, out: &mut Vec<Bytes>);
     /// The upstream broke the line-length limit: end with an error frame.
@@ -116,7 +144,7 @@ pub(super) trait Translate {
 }
 
 /// Consumes upstream bytes; returns the frames completed by them (often none).
-pub(super) fn push(translator: &mut impl Translate, chunk: &[u8]) -> Vec<Bytes> {
+pub(crate) fn push(translator: &mut impl Translate, chunk: &[u8]) -> Vec<Bytes> {
     let mut out = Vec::new();
     if translator.reader().is_closed() {
         return out;
@@ -137,7 +165,7 @@ pub(super) fn push(translator: &mut impl Translate, chunk: &[u8]) -> Vec<Bytes> 
 
 /// Ends the stream when the upstream body ended: handles a last event that lacked its blank
 /// line, then lets the translator close.
-pub(super) fn finish(translator: &mut impl Translate) -> Vec<Bytes> {
+pub(crate) fn finish(translator: &mut impl Translate) -> Vec<Bytes> {
     let mut out = Vec::new();
     if translator.reader().is_closed() {
         return out;
@@ -149,4 +177,30 @@ pub(super) fn finish(translator: &mut impl Translate) -> Vec<Bytes> {
         translator.on_end(&mut out);
     }
     out
+}
+
+/// An incremental translator of one upstream stream into the client's protocol: feed it the
+/// upstream bytes as they arrive and forward what it returns (whole frames only).
+pub trait TranslateStream: Send + 'static {
+    /// Consumes upstream bytes; returns the frames completed by them (often none).
+    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes>;
+    /// The upstream body ended: the last frames, closing the stream (with an error frame when
+    /// the upstream stopped before its answer was complete).
+    fn finish(&mut self) -> Vec<Bytes>;
+    /// True once the closing frame was emitted; the caller may stop reading the upstream.
+    fn is_done(&self) -> bool;
+}
+
+impl<T: Translate + Send + 'static> TranslateStream for T {
+    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        push(self, chunk)
+    }
+
+    fn finish(&mut self) -> Vec<Bytes> {
+        finish(self)
+    }
+
+    fn is_done(&self) -> bool {
+        self.reader_ref().is_closed()
+    }
 }
