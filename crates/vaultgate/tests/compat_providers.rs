@@ -293,8 +293,10 @@ async fn every_openai_compatible_prefix_serves_with_its_default_key_name() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_provider_without_a_default_base_must_be_given_one() {
-    let config = "model_list:\n  - model_name: m\n    litellm_params: {model: hosted_vllm/llama}\n";
-    let error = Gateway::builder(BIN, config).start().err().unwrap();
+    let config = format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: hosted_vllm/llama}}\ngeneral_settings:\n  master_key: {MASTER}\n"
+    );
+    let error = Gateway::builder(BIN, &config).start().err().unwrap();
     assert!(
         error.contains("has no api_base") && error.contains("HOSTED_VLLM_API_BASE"),
         "{error}"
