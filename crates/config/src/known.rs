@@ -344,6 +344,7 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("general_settings.max_request_size_mb", Implemented),
     ("general_settings.metrics_key", Implemented),
     ("general_settings.public_readiness_details", Implemented),
+    ("general_settings.ui", Implemented),
     ("general_settings.use_google_kms", Ignored(SECRET_MANAGERS)),
     ("general_settings.use_azure_key_vault", Ignored(SECRET_MANAGERS)),
     ("general_settings.completion_model", Ignored(DEFAULT_MODELS)),

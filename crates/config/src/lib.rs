@@ -181,6 +181,9 @@ pub struct GeneralSettings {
     /// Show readiness details (Vault address, errors, database) to callers without the master
     /// key. Off by default: the public answer is only ready or not.
     pub public_readiness_details: bool,
+    /// The admin console at `/ui/` (on by default; `false` turns it off, as does LiteLLM's
+    /// `DISABLE_ADMIN_UI=true`).
+    pub ui: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

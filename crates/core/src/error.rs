@@ -22,6 +22,9 @@ pub enum Error {
     /// Missing, unknown, expired or blocked credentials, or a model the key may not use.
     #[error("{0}")]
     Unauthorized(String),
+    /// Authenticated, but this caller may not do this (a read-only role, a missing CSRF token).
+    #[error("{0}")]
+    Forbidden(String),
     /// The key's budget is spent.
     #[error("{0}")]
     BudgetExceeded(String),
@@ -97,6 +100,7 @@ impl Error {
             Self::Vault { .. } if self.is_vault_refusal() => StatusCode::BAD_GATEWAY,
             Self::BadRequest { .. } | Self::BudgetExceeded(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -118,7 +122,7 @@ impl Error {
             Self::BadRequest { .. } | Self::PayloadTooLarge { .. } | Self::NotFound(_) => {
                 "invalid_request_error"
             }
-            Self::Unauthorized(_) => "auth_error",
+            Self::Unauthorized(_) | Self::Forbidden(_) => "auth_error",
             Self::BudgetExceeded(_) => "budget_exceeded",
             Self::RateLimited { .. } => "rate_limit_error",
             Self::Upstream { .. } | Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) => {

@@ -41,6 +41,16 @@ struct Failures {
     last_failure: Option<Instant>,
 }
 
+/// A deployment's recent failures, as [`DeploymentState::failures`] reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureStats {
+    /// Failures counted in the current window of [`FAILURE_WINDOW`] (reset by a cooldown).
+    pub in_window: u32,
+    pub last_failure: Option<Instant>,
+    /// When the current cooldown ends, if one is running.
+    pub cooldown_until: Option<Instant>,
+}
+
 /// Live statistics of one deployment.
 #[derive(Debug, Default)]
 pub struct DeploymentState {
@@ -116,6 +126,22 @@ impl DeploymentState {
         false
     }
 
+    /// What the failure bookkeeping says at `now` (for the admin console; never per request).
+    pub fn failures(&self, now: Instant) -> FailureStats {
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window_open = failures
+            .window_start
+            .is_some_and(|start| now.saturating_duration_since(start) < FAILURE_WINDOW);
+        FailureStats {
+            in_window: if window_open { failures.in_window } else { 0 },
+            last_failure: failures.last_failure,
+            cooldown_until: failures.cooldown_until.filter(|until| *until > now),
+        }
+    }
+
     /// When the deployment's cooldown ends, if it is cooling down at `now`.
     pub fn cooling_until(&self, now: Instant) -> Option<Instant> {
         let failures = self
@@ -162,6 +188,33 @@ mod tests {
         assert!(!state.record_failure(&policy, t0, Duration::ZERO));
         assert!(!state.record_failure(&policy, t0 + FAILURE_WINDOW, Duration::ZERO));
         assert!(state.record_failure(&policy, t0 + FAILURE_WINDOW, Duration::ZERO));
+    }
+
+    #[test]
+    fn failure_stats_show_the_window_and_the_cooldown() {
+        let state = DeploymentState::default();
+        let policy = CooldownPolicy {
+            allowed_fails: 1,
+            cooldown_time: Duration::from_secs(5),
+        };
+        let t0 = Instant::now();
+        assert_eq!(state.failures(t0).in_window, 0);
+        state.record_failure(&policy, t0, Duration::ZERO);
+        let stats = state.failures(t0);
+        assert_eq!(
+            (stats.in_window, stats.last_failure, stats.cooldown_until),
+            (1, Some(t0), None)
+        );
+        assert_eq!(state.failures(t0 + FAILURE_WINDOW).in_window, 0);
+        state.record_failure(&policy, t0, Duration::ZERO);
+        assert_eq!(
+            state.failures(t0).cooldown_until,
+            Some(t0 + Duration::from_secs(5))
+        );
+        assert_eq!(
+            state.failures(t0 + Duration::from_secs(5)).cooldown_until,
+            None
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use vaultgate_core::{Error, FastMap, Result};
 use vaultgate_providers::Deployment;
 
 pub use classify::{FailureKind, classify, retryable};
-pub use health::{CooldownPolicy, DeploymentState, InFlight};
+pub use health::{CooldownPolicy, DeploymentState, FAILURE_WINDOW, FailureStats, InFlight};
 pub use request::{MockFailures, RequestRouting, mock_error};
 pub use resolve::GroupRef;
 pub use select::Strategy;
@@ -196,6 +196,11 @@ impl Router {
 
     pub fn strategy(&self) -> Strategy {
         self.strategy
+    }
+
+    /// `allowed_fails` and `cooldown_time` in force.
+    pub fn cooldown_policy(&self) -> CooldownPolicy {
+        self.cooldown
     }
 
     /// Whether params a provider cannot honour are dropped (else answered with a 400).

@@ -20,6 +20,9 @@ use vaultgate_core::{Error, Result};
 use crate::metrics as m;
 use crate::settings::{VaultAuth, VaultSettings, trim_part};
 
+mod metadata;
+pub use metadata::SecretVersion;
+
 /// Re-login backoff bounds (Vault Agent's).
 const LOGIN_BACKOFF_MIN: Duration = Duration::from_secs(1);
 const LOGIN_BACKOFF_MAX: Duration = Duration::from_secs(300);

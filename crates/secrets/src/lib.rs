@@ -15,8 +15,10 @@ pub mod metrics;
 mod settings;
 
 pub use check::{CheckReport, check};
-pub use client::{ClientStats, TokenInfo, VaultClient};
+pub use client::{ClientStats, SecretVersion, TokenInfo, VaultClient};
 pub use env::Env;
 pub use kv_copy::{KvRead, KvState};
-pub use live::{LiveSecrets, SecretMap, SecretOrigin, VaultReadiness, connect_vault};
+pub use live::{
+    LiveSecrets, ReferenceStatus, SecretMap, SecretOrigin, VaultReadiness, connect_vault,
+};
 pub use settings::{DEFAULT_K8S_TOKEN_PATH, VaultAuth, VaultSettings};

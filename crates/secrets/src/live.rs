@@ -18,6 +18,9 @@ use crate::env::Env;
 use crate::metrics as m;
 use crate::settings::VaultSettings;
 
+mod status;
+pub use status::ReferenceStatus;
+
 /// How many secrets are read from Vault at once.
 const PARALLEL_READS: usize = 16;
 /// `refresh_one` reads a given name at most this often (an upstream 401 storm must not

@@ -1,8 +1,11 @@
 //! The HTTP face of vaultgate: OpenAI-compatible routes, authentication, health and metrics.
 
 mod access;
+mod admin_models;
+mod admin_status;
 mod answer_headers;
 mod auth;
+mod console;
 mod http_client;
 mod messages;
 mod proxy;
@@ -14,6 +17,7 @@ pub mod telemetry;
 mod upstream;
 mod vault_mirror;
 
+pub use console::console_enabled;
 pub use routes::app;
 pub use state::{AppState, Options};
 pub use vault_mirror::VaultMirror;

@@ -32,10 +32,16 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         Some(keys) => vaultgate_keys::routes(keys.clone()),
         None => axum::Router::new().route("/key/{*rest}", axum::routing::any(keys_disabled)),
     }
+    .merge(crate::admin_status::routes(Arc::clone(&state)))
     .layer(middleware::from_fn_with_state(
         Arc::clone(&state),
         master_only,
     ));
+    let console = if state.console {
+        crate::console::routes(Arc::clone(&state))
+    } else {
+        axum::Router::new()
+    };
     axum::Router::new()
         .merge(model_routes)
         .route("/health/liveliness", get(liveliness))
@@ -45,6 +51,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .fallback(not_found)
         .with_state(state)
         .merge(key_routes)
+        .merge(console)
         .layer(RequestIdLayer)
 }
 
@@ -74,9 +81,9 @@ async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Result<
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
-/// Key management takes the master key.
+/// Key management takes the master key (or a console session allowed to do this).
 async fn master_only(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    match app.require_master(request.headers()).await {
+    match app.require_admin(request.method(), request.headers()).await {
         Ok(()) => next.run(request).await,
         Err(error) => error.into_response(),
     }

@@ -16,6 +16,8 @@ pub struct Options {
     pub metrics: PrometheusHandle,
     /// The virtual key service; `None` without a master key (nobody could manage keys).
     pub keys: Option<KeyService>,
+    /// Serve the admin console at `/ui/` (see [`crate::console_enabled`]).
+    pub console: bool,
 }
 
 /// Everything a request needs, shared by all requests. The live parts (secrets) swap
@@ -29,6 +31,12 @@ pub struct AppState {
     pub body_limit: usize,
     pub metrics: PrometheusHandle,
     pub keys: Option<KeyService>,
+    /// The admin console is served and its sessions are accepted on admin routes.
+    pub console: bool,
+    /// `prefix_for_stored_virtual_keys` when virtual keys are copied into Vault.
+    pub mirror_prefix: Option<String>,
+    /// Samples of the request counters for the console's error rates (admin calls only).
+    pub(crate) rate_samples: crate::admin_models::RateSamples,
     /// Handles of the per-request metrics, registered on first use.
     pub(crate) request_metrics: crate::proxy::RequestMetrics,
 }
@@ -54,6 +62,12 @@ impl AppState {
             body_limit,
             metrics: options.metrics,
             keys: options.keys,
+            console: options.console,
+            mirror_prefix: {
+                let kms = &config.general_settings.key_management_settings;
+                kms.store_virtual_keys.then(|| kms.virtual_key_prefix())
+            },
+            rate_samples: Default::default(),
             request_metrics: Default::default(),
         })
     }

@@ -31,7 +31,9 @@ pub async fn serve(
              manage keys"
         );
     }
-    let secrets = LiveSecrets::start(&config, Env::from_config(&config)).await?;
+    let env = Env::from_config(&config);
+    let console = vaultgate_server::console_enabled(&config, &env)?;
+    let secrets = LiveSecrets::start(&config, env).await?;
     let metrics = vaultgate_server::telemetry::install_metrics()?;
     vaultgate_secrets::metrics::describe();
     let keys = open_keys(&config, path, &secrets).await?;
@@ -45,6 +47,7 @@ pub async fn serve(
         Options {
             metrics,
             keys: keys.clone(),
+            console,
         },
     )?);
     let refresher = Arc::clone(&secrets).spawn_refresher(shutdown.clone());
@@ -63,6 +66,11 @@ pub async fn serve(
         models = state.router.models().len(),
         "vaultgate listening on http://{local}"
     );
+    if console {
+        tracing::info!(
+            "admin console on http://{local}/ui/ (general_settings.ui: false turns it off)"
+        );
+    }
 
     let app = vaultgate_server::app(state);
     let signal = shutdown.clone();
