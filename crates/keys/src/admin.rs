@@ -76,7 +76,7 @@ pub(crate) async fn generate(inner: &Inner, request: Value) -> Result<Value> {
         if let Some(name) = &record.vault_secret_name {
             inner.outbox.queue_and_repair(name).await;
         }
-        return Err(db_err(e));
+        return Err(e);
     }
     inner.invalidate(&token);
     metrics::counter!("vaultgate_key_admin_total", "op" => "generate").increment(1);
@@ -317,7 +317,7 @@ async fn write_changed(
         if let Some((name, _)) = &put {
             inner.outbox.queue_and_repair(name).await;
         }
-        return Err(db_err(e));
+        return Err(e);
     }
     inner.invalidate(&current.token);
     inner.invalidate(&record.token);
@@ -384,7 +384,7 @@ pub(crate) async fn delete(inner: &Inner, request: Value) -> Result<Value> {
                 .map_err(db_err)?;
         }
     }
-    tx.commit().await.map_err(db_err)?;
+    tx.commit().await?;
     for record in &records {
         inner.invalidate(&record.token);
         inner.live.remove(&record.key_id);
@@ -418,7 +418,7 @@ pub(crate) async fn set_blocked(inner: &Inner, request: Value, blocked: bool) ->
         let _ = tx.rollback().await;
         return Err(not_found(&key_input));
     }
-    tx.commit().await.map_err(db_err)?;
+    tx.commit().await?;
     inner.invalidate(&record.token);
     record.blocked = blocked;
     record.updated_at = now;

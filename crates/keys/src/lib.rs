@@ -53,4 +53,5 @@ pub use pricing::{cost, token_prices};
 pub use query::{DailySpend, ListQuery};
 pub use routes::routes;
 pub use service::KeyService;
+pub use spend::SpendStatus;
 pub use store::Backend;

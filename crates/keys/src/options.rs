@@ -30,10 +30,19 @@ pub struct KeyServiceOptions {
     pub unknown_request_cost_estimate: f64,
     /// Size of the database connection pool (an in-memory SQLite database always uses 1).
     pub max_connections: u32,
+    /// Longest wait for a database connection. An unreachable database fails a call after this
+    /// long, and then opens a circuit breaker: further calls fail at once (503) for a cool-down
+    /// while cached keys keep serving.
+    pub database_acquire_timeout: Duration,
     /// How often recorded spend is written to the store (requests only queue it meanwhile).
     pub spend_flush_interval: Duration,
     /// Most usage events in one write: a tick that finds more queued writes several batches.
     pub spend_batch_max: usize,
+    /// Most key-days kept in memory while spend writes fail (a few hundred bytes each); beyond,
+    /// usage of key-days not yet waiting is dropped and counted (`vaultgate_spend_dropped_*`).
+    pub spend_backlog_max: usize,
+    /// How long shutdown keeps trying to write the recorded spend.
+    pub spend_shutdown_timeout: Duration,
     /// How often the store is scanned for budgets to reset.
     pub budget_reset_interval: Duration,
     /// First retry delay of a failed Vault deletion; doubles per attempt up to `outbox_retry_max`.
@@ -54,9 +63,12 @@ impl KeyServiceOptions {
             negative_cache_ttl: Duration::from_secs(5),
             cache_capacity: 100_000,
             max_connections: 8,
+            database_acquire_timeout: Duration::from_secs(3),
             unknown_request_cost_estimate: 1.0,
             spend_flush_interval: Duration::from_secs(1),
             spend_batch_max: 1_000,
+            spend_backlog_max: 100_000,
+            spend_shutdown_timeout: Duration::from_secs(10),
             budget_reset_interval: Duration::from_secs(60),
             outbox_retry_min: Duration::from_secs(1),
             outbox_retry_max: Duration::from_secs(300),

@@ -100,7 +100,7 @@ impl Outbox {
             store::outbox_add(&mut tx, name, self.now())
                 .await
                 .map_err(db_err)?;
-            tx.commit().await.map_err(db_err)
+            tx.commit().await
         };
         match queued.await {
             Ok(()) => self.repair_now(name).await,

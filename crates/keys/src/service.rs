@@ -5,6 +5,7 @@
 //! ([`crate::budget_reset`]) and the spend writer ([`crate::spend`]).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -20,10 +21,13 @@ use crate::model::KeyRecord;
 use crate::options::KeyServiceOptions;
 use crate::outbox::Outbox;
 use crate::query::{DailySpend, ListQuery};
-use crate::spend::SpendWriter;
+use crate::spend::{SpendStatus, SpendWriter};
 use crate::state::Inner;
 use crate::store::{Backend, Store};
 use crate::{admin, budget_reset, drift, query};
+
+/// Time given to the tasks and the database beyond the spend flush at shutdown.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(3);
 
 /// Virtual keys: management API, authentication, limits and spend. Cheap to clone.
 #[derive(Clone)]
@@ -36,7 +40,12 @@ impl KeyService {
     /// Call [`KeyService::spawn_outbox_worker`] too when a mirror is configured, and
     /// [`KeyService::shutdown`] at exit so recorded spend is written.
     pub async fn open(options: KeyServiceOptions) -> Result<Self> {
-        let store = Store::open(&options.database_url, options.max_connections).await?;
+        let store = Store::open(
+            &options.database_url,
+            options.max_connections,
+            options.database_acquire_timeout,
+        )
+        .await?;
         let live = Arc::new(LiveMap::default());
         let cache = KeyCache::new(
             &CacheSettings {
@@ -50,13 +59,8 @@ impl KeyService {
             options.clock.clone(),
         );
         let stop = CancellationToken::new();
-        let (writer, spend) = SpendWriter::new(
-            store.clone(),
-            live.clone(),
-            stop.clone(),
-            options.spend_flush_interval,
-            options.spend_batch_max,
-        );
+        let (writer, spend, spend_status) =
+            SpendWriter::new(store.clone(), live.clone(), stop.clone(), &options);
         let limits = Limits {
             live: live.clone(),
             clock: options.clock.clone(),
@@ -72,6 +76,7 @@ impl KeyService {
             live,
             limits,
             spend,
+            spend_status,
             outbox,
             admin: admin_lock,
             clock: options.clock.clone(),
@@ -104,17 +109,39 @@ impl KeyService {
         self.inner.store.ping().await
     }
 
-    /// Stops the background tasks after writing all recorded spend. Call once at shutdown.
+    /// Stops the background tasks after writing the recorded spend (trying for at most
+    /// `spend_shutdown_timeout`). Call once at shutdown; it returns within about that long.
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
         let tasks: Vec<JoinHandle<()>> = match self.inner.tasks.lock() {
             Ok(mut tasks) => tasks.drain(..).collect(),
             Err(_) => Vec::new(),
         };
+        let deadline = tokio::time::Instant::now()
+            + self.inner.options.spend_shutdown_timeout
+            + SHUTDOWN_SLACK;
         for task in tasks {
-            let _ = task.await;
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+                tracing::warn!("a key-store task did not stop in time");
+            }
         }
-        self.inner.store.close().await;
+        if tokio::time::timeout(SHUTDOWN_SLACK, self.inner.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the key database did not close in time");
+        }
+    }
+
+    /// Spend recorded but not yet written, and whether writes fail (for readiness).
+    pub fn spend_status(&self) -> SpendStatus {
+        self.inner
+            .spend_status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// Writes all spend recorded so far to the store (used before admin writes and by tests).

@@ -1,21 +1,47 @@
 //! The spend batch writer: usage is recorded in memory at once and written to the store by one
 //! background task, in batches (one transaction per batch), so the request path never waits on a
-//! database write. A failed batch stays queued and is retried; shutdown drains and flushes.
+//! database write. A failed batch stays queued in memory and is retried with backoff (while
+//! failing, the backlog is bounded: usage of a key-day not yet queued is dropped, and counted,
+//! once `spend_backlog_max` key-days are waiting); [`SpendStatus`] reports it for readiness.
+//! Shutdown drains and flushes within `spend_shutdown_timeout`.
 //!
 //! Requests only queue their usage: the writer takes the queue at every tick, or when a caller
 //! asks for a flush, so a request costs no wake-up of another task (with several worker threads,
 //! a wake-up can mean waking a parked thread on another core).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::hash_map::Entry;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use vaultgate_core::{Error, FastMap, Result};
 
 use crate::live::LiveMap;
+use crate::model::format_ms;
+use crate::options::KeyServiceOptions;
 use crate::store::{Store, UsageSum};
+
+/// Longest wait between two attempts of a failing write.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Spend recorded but not yet in the store (readiness, `/health/readiness` → `db.spend`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SpendStatus {
+    /// USD recorded on this instance and not yet written.
+    pub unsaved_usd: f64,
+    /// Key-days waiting (the backlog's size, bounded by `spend_backlog_max`).
+    pub unsaved_entries: usize,
+    /// Since when writes fail (RFC 3339), while they do.
+    pub failing_since: Option<String>,
+    pub last_error: Option<String>,
+    /// Usage dropped because the backlog was full while writes failed.
+    pub dropped_usd: f64,
+    pub dropped_events: u64,
+}
 
 /// The requests' side of the writer: queue usage and resets, ask for a flush. Cheap to clone.
 #[derive(Clone)]
@@ -83,39 +109,64 @@ pub(crate) struct SpendWriter {
     batch_max: usize,
     segments: VecDeque<Segment>,
     queued_events: usize,
+    /// Key-days over all segments, bounded by `backlog_max`.
+    entries: usize,
+    backlog_max: usize,
+    shutdown_timeout: Duration,
+    /// While writes fail: when to try again, and the wait after that.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    failing_since_ms: Option<i64>,
+    status: Arc<Mutex<SpendStatus>>,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl SpendWriter {
-    /// The writer (to be run as a task with [`SpendWriter::run`]) and its queue.
+    /// The writer (to be run as a task with [`SpendWriter::run`]), its queue and its status.
     pub fn new(
         store: Store,
         live: Arc<LiveMap>,
         stop: CancellationToken,
-        flush_interval: Duration,
-        batch_max: usize,
-    ) -> (Self, SpendQueue) {
+        options: &KeyServiceOptions,
+    ) -> (Self, SpendQueue, Arc<Mutex<SpendStatus>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let flush_asked = Arc::new(Notify::new());
         let queue = SpendQueue {
             tx,
             flush_asked: flush_asked.clone(),
         };
+        let status = Arc::new(Mutex::new(SpendStatus::default()));
         let writer = Self {
             store,
             live,
             rx,
             flush_asked,
             stop,
-            flush_interval,
-            batch_max: batch_max.max(1),
+            flush_interval: options.spend_flush_interval,
+            batch_max: options.spend_batch_max.max(1),
             segments: VecDeque::new(),
             queued_events: 0,
+            entries: 0,
+            backlog_max: options.spend_backlog_max.max(1),
+            shutdown_timeout: options.spend_shutdown_timeout,
+            retry_at: None,
+            backoff: options.spend_flush_interval,
+            failing_since_ms: None,
+            status: status.clone(),
+            clock: options.clock.clone(),
         };
-        (writer, queue)
+        (writer, queue, status)
+    }
+
+    /// Whether a write may be tried now (not while waiting out a failure's backoff).
+    fn may_write(&self) -> bool {
+        self.retry_at.is_none_or(|at| Instant::now() >= at)
     }
 
     pub async fn run(mut self) {
-        let mut tick = tokio::time::interval(self.flush_interval);
+        // The first tick one interval after the start (there is nothing to write before).
+        let mut tick =
+            tokio::time::interval_at(Instant::now() + self.flush_interval, self.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let open = tokio::select! {
@@ -123,8 +174,13 @@ impl SpendWriter {
                 () = self.stop.cancelled() => false,
                 () = self.flush_asked.notified() => self.take_queued().await,
                 _ = tick.tick() => {
-                    let open = self.take_queued().await;
-                    let _ = self.flush().await;
+                    let mut open = self.take_queued().await;
+                    if self.may_write() {
+                        let _ = self.flush().await;
+                        // What arrived while the write waited counts as unsaved too.
+                        open &= self.take_queued().await;
+                    }
+                    self.publish();
                     open
                 }
             };
@@ -159,16 +215,27 @@ impl SpendWriter {
                 if self.segments.back().is_none_or(|s| !s.resets.is_empty()) {
                     self.segments.push_back(Segment::default());
                 }
-                if let Some(segment) = self.segments.back_mut() {
-                    let day = at_ms.div_euclid(DAY_MS);
-                    let sum = segment.usage.entry((key_id, day)).or_default();
-                    sum.cost += cost;
-                    sum.prompt_tokens += i64::try_from(prompt_tokens).unwrap_or(i64::MAX);
-                    sum.completion_tokens += i64::try_from(completion_tokens).unwrap_or(i64::MAX);
-                    sum.requests += 1;
-                }
+                let Some(segment) = self.segments.back_mut() else {
+                    return;
+                };
+                let day = at_ms.div_euclid(DAY_MS);
+                let sum = match segment.usage.entry((key_id, day)) {
+                    Entry::Occupied(entry) => entry.into_mut(),
+                    Entry::Vacant(_) if self.entries >= self.backlog_max => {
+                        self.drop_usage(cost);
+                        return;
+                    }
+                    Entry::Vacant(entry) => {
+                        self.entries += 1;
+                        entry.insert(UsageSum::default())
+                    }
+                };
+                sum.cost += cost;
+                sum.prompt_tokens += i64::try_from(prompt_tokens).unwrap_or(i64::MAX);
+                sum.completion_tokens += i64::try_from(completion_tokens).unwrap_or(i64::MAX);
+                sum.requests += 1;
                 self.queued_events += 1;
-                if self.queued_events >= self.batch_max {
+                if self.queued_events >= self.batch_max && self.may_write() {
                     let _ = self.flush().await;
                 }
             }
@@ -186,6 +253,7 @@ impl SpendWriter {
             }
             SpendMsg::Flush(reply) => {
                 let result = self.flush().await;
+                self.publish();
                 let _ = reply.send(result);
             }
         }
@@ -205,28 +273,95 @@ impl SpendWriter {
                     for (key_id, _, sum) in &usage {
                         self.live.flushed(key_id, sum.cost);
                     }
+                    self.entries = self.entries.saturating_sub(usage.len());
                     self.segments.pop_front();
                 }
                 Err(e) => {
-                    // Retried at the next tick, not at every new event meanwhile.
                     self.queued_events = 0;
                     metrics::counter!("vaultgate_spend_flush_total", "result" => "error")
                         .increment(1);
-                    tracing::warn!(error = %e, "spend batch not written; will retry");
+                    self.backoff = if self.retry_at.is_some() {
+                        (self.backoff * 2).min(RETRY_MAX)
+                    } else {
+                        self.flush_interval
+                    };
+                    self.retry_at = Some(Instant::now() + self.backoff);
+                    if self.failing_since_ms.is_none() {
+                        self.failing_since_ms = Some(self.clock.now_ms());
+                    }
+                    if let Ok(mut status) = self.status.lock() {
+                        status.last_error = Some(e.to_string());
+                    }
+                    tracing::warn!(
+                        error = %e,
+                        retry_in_ms = u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX),
+                        "spend batch not written; kept in memory and retried"
+                    );
                     return Err(e);
                 }
             }
         }
         self.queued_events = 0;
+        if self.failing_since_ms.take().is_some() {
+            tracing::info!("spend written again after write failures");
+        }
+        self.retry_at = None;
         Ok(())
     }
 
-    async fn final_flush(&mut self) {
-        for attempt in 0..5u32 {
-            if self.flush().await.is_ok() {
-                return;
+    /// Usage that found the backlog full while writes fail.
+    fn drop_usage(&mut self, cost: f64) {
+        metrics::counter!("vaultgate_spend_dropped_total").increment(1);
+        metrics::gauge!("vaultgate_spend_dropped_usd_total").increment(cost);
+        if let Ok(mut status) = self.status.lock() {
+            if status.dropped_events == 0 {
+                tracing::error!(
+                    backlog_max = self.backlog_max,
+                    "spend backlog full while the database fails: usage of further keys is dropped"
+                );
             }
-            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt + 1))).await;
+            status.dropped_events += 1;
+            status.dropped_usd += cost;
+        }
+    }
+
+    /// Publishes the backlog for readiness and metrics.
+    fn publish(&self) {
+        let unsaved: f64 = self
+            .segments
+            .iter()
+            .flat_map(|s| s.usage.values())
+            .map(|u| u.cost)
+            .sum();
+        #[allow(clippy::cast_precision_loss)]
+        let entries = self.entries as f64;
+        metrics::gauge!("vaultgate_spend_unsaved_usd").set(unsaved);
+        metrics::gauge!("vaultgate_spend_unsaved_entries").set(entries);
+        if let Ok(mut status) = self.status.lock() {
+            status.unsaved_usd = unsaved;
+            status.unsaved_entries = self.entries;
+            status.failing_since = self.failing_since_ms.map(format_ms);
+            if self.failing_since_ms.is_none() {
+                status.last_error = None;
+            }
+        }
+    }
+
+    /// Writes what is left, trying until `shutdown_timeout` is over.
+    async fn final_flush(&mut self) {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.flush()).await {
+                Ok(Ok(())) => return,
+                Ok(Err(_)) => {
+                    let pause = self.backoff.min(Duration::from_millis(500));
+                    if Instant::now() + pause >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                Err(_) => break,
+            }
         }
         let lost: f64 = self
             .segments
@@ -252,7 +387,46 @@ fn day_text(day: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    fn usage(key_id: &str, cost: f64) -> SpendMsg {
+        SpendMsg::Usage {
+            key_id: key_id.into(),
+            cost,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            at_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_keeps_a_bounded_backlog_and_counts_what_it_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/spend.db?mode=rwc", dir.path().display());
+        let store = Store::open(&url, 1, Duration::from_secs(1)).await.unwrap();
+        let mut options = KeyServiceOptions::new(&url);
+        options.spend_backlog_max = 2;
+        let live = Arc::new(LiveMap::default());
+        let (mut writer, _queue, status) =
+            SpendWriter::new(store.clone(), live, CancellationToken::new(), &options);
+        store.close().await; // every write fails from now on
+        for key in ["a", "b", "c", "a"] {
+            writer.handle(usage(key, 1.0)).await;
+        }
+        assert!(writer.flush().await.is_err());
+        assert!(
+            !writer.may_write(),
+            "a failed write is retried after a backoff"
+        );
+        writer.publish();
+        let status = status.lock().unwrap().clone();
+        assert_eq!(status.unsaved_entries, 2);
+        assert!((status.unsaved_usd - 3.0).abs() < 1e-9, "{status:?}");
+        assert_eq!(status.dropped_events, 1);
+        assert!((status.dropped_usd - 1.0).abs() < 1e-9);
+        assert!(status.failing_since.is_some() && status.last_error.is_some());
+    }
 
     #[test]
     fn usage_is_logged_on_its_utc_day() {

@@ -14,7 +14,7 @@ use crate::mirror::MirrorConfig;
 use crate::model::{KeyRecord, describe_key, token_of};
 use crate::options::KeyServiceOptions;
 use crate::outbox::Outbox;
-use crate::spend::SpendQueue;
+use crate::spend::{SpendQueue, SpendStatus};
 use crate::store::Store;
 
 pub(crate) struct Inner {
@@ -24,6 +24,7 @@ pub(crate) struct Inner {
     pub live: Arc<LiveMap>,
     pub limits: Limits,
     pub spend: SpendQueue,
+    pub spend_status: Arc<Mutex<SpendStatus>>,
     pub outbox: Arc<Outbox>,
     /// Serialises key-management writes and outbox processing on this instance.
     pub admin: Arc<tokio::sync::Mutex<()>>,

@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use vaultgate_core::Result;
+use vaultgate_keys::KeyService;
 use vaultgate_providers::Endpoint;
 
 use crate::auth::Principal;
@@ -104,7 +105,7 @@ const DB_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn readiness(State(app): State<Arc<AppState>>) -> Json<Value> {
     let vault = app.secrets.readiness();
-    let db = match &app.keys {
+    let mut db = match &app.keys {
         None => json!({"status": "disabled"}),
         Some(keys) => match tokio::time::timeout(DB_PING_TIMEOUT, keys.ping()).await {
             Ok(Ok(())) => {
@@ -114,7 +115,13 @@ async fn readiness(State(app): State<Arc<AppState>>) -> Json<Value> {
             Err(_) => json!({"status": "disconnected", "error": "no answer within 2 s"}),
         },
     };
-    let degraded = vault.status == "degraded" || db["status"] == "disconnected";
+    // Spend kept in memory because writes fail: shown, and the instance is degraded.
+    let spend = app.keys.as_ref().map(KeyService::spend_status);
+    if let (Some(spend), Some(db)) = (&spend, db.as_object_mut()) {
+        db.insert("spend".into(), json!(spend));
+    }
+    let spend_failing = spend.is_some_and(|s| s.failing_since.is_some());
+    let degraded = vault.status == "degraded" || db["status"] == "disconnected" || spend_failing;
     let auth = match app.master_key {
         Some(_) => json!({"mode": "master_key"}),
         None => json!({"mode": "unauthenticated",

@@ -43,3 +43,123 @@ impl Drop for PgSchema {
         let _ = psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
     }
 }
+
+/// A PostgreSQL cluster of the test's own (`initdb` + `pg_ctl` in a temp dir, on a free port of
+/// 127.0.0.1), for tests that stop and start the database. As root, the server runs as the
+/// `postgres` user (PostgreSQL refuses to run as root). Stopped on drop.
+pub struct OwnCluster {
+    dir: tempfile::TempDir,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl OwnCluster {
+    pub fn start() -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let as_postgres = is_root();
+        if as_postgres {
+            chown_to_postgres(dir.path())?;
+        }
+        let port = crate::openbao::free_port().map_err(|e| e.to_string())?;
+        let cluster = Self {
+            dir,
+            port,
+            as_postgres,
+        };
+        let data = cluster.data_dir();
+        cluster.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "-A", "trust", "--no-sync"],
+        )?;
+        cluster.resume()?;
+        Ok(cluster)
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server at once (`-m immediate`: like a crash, connections cut).
+    pub fn stop(&self) -> Result<(), String> {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data_dir(), "-m", "immediate", "-w", "stop"],
+        )
+    }
+
+    /// Starts the (stopped) server again on the same port and data.
+    pub fn resume(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data_dir(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        )
+    }
+
+    fn data_dir(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<(), String> {
+        let mut command = if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--", program]);
+            command
+        } else {
+            Command::new(program)
+        };
+        let output = command
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program} failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn chown_to_postgres(path: &std::path::Path) -> Result<(), String> {
+    let status = Command::new("chown")
+        .args(["postgres:", &path.display().to_string()])
+        .status()
+        .map_err(|e| format!("cannot run chown: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("chown postgres failed (is there a postgres user?)".into())
+    }
+}

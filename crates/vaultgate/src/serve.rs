@@ -37,6 +37,7 @@ pub async fn serve(
     let metrics = vaultgate_server::telemetry::install_metrics()?;
     vaultgate_secrets::metrics::describe();
     let keys = open_keys(&config, path, &secrets).await?;
+    survive_file_size_limits();
     let shutdown = CancellationToken::new();
     let outbox = keys
         .as_ref()
@@ -167,6 +168,37 @@ fn listen_error(address: SocketAddr, error: &std::io::Error) -> Error {
         _ => "",
     };
     Error::Unavailable(format!("cannot listen on {address}: {error}{hint}"))
+}
+
+/// A write past the file-size limit (`ulimit -f`, RLIMIT_FSIZE) raises SIGXFSZ, whose default
+/// action kills the process. Handled, the write fails with EFBIG instead, which the key store
+/// treats like a full disk: spend stays in memory and is written once the limit allows.
+fn survive_file_size_limits() {
+    #[cfg(unix)]
+    {
+        const SIGXFSZ: i32 = 25;
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)) {
+            Ok(mut signal) => {
+                tokio::spawn(async move {
+                    let mut last: Option<std::time::Instant> = None;
+                    let mut unlogged = 0u64;
+                    while signal.recv().await.is_some() {
+                        unlogged += 1;
+                        if last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10))
+                        {
+                            tracing::warn!(
+                                writes = unlogged,
+                                "writes went past the file-size limit (SIGXFSZ) and failed"
+                            );
+                            last = Some(std::time::Instant::now());
+                            unlogged = 0;
+                        }
+                    }
+                });
+            }
+            Err(error) => tracing::debug!(%error, "cannot handle SIGXFSZ"),
+        }
+    }
 }
 
 async fn wait_for_signal() {

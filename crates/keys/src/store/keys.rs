@@ -1,40 +1,14 @@
-//! The key store: one code path over SQLite and PostgreSQL through sqlx's `AnyPool`, with portable
-//! SQL (`$n` placeholders, BIGINT/DOUBLE PRECISION/TEXT columns) and forward-only migrations.
-
-use std::time::Duration;
+//! The key table: reads, and the statements of a management write (inside its transaction).
 
 use serde_json::{Map, Value};
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::any::AnyRow;
+use std::time::Duration;
+
+use sqlx::Any;
 use vaultgate_core::{Error, Result};
 
+use super::{Store, Tx, col, db_err};
 use crate::model::KeyRecord;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// Which database a URL points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct Store {
-    pool: AnyPool,
-    backend: Backend,
-}
-
-pub(crate) type Tx = Transaction<'static, Any>;
-
-pub(crate) fn db_err(e: sqlx::Error) -> Error {
-    Error::Database(e.to_string())
-}
-
-/// Whether a database error is a unique-constraint violation (duplicate alias or key).
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
 
 const COLUMNS: &str = "token, key_id, key_name, key_alias, models, max_budget, budget_duration, \
     budget_reset_at, spend, metadata, tpm_limit, rpm_limit, max_parallel_requests, user_id, \
@@ -48,118 +22,21 @@ pub(crate) struct ListFilter {
     pub team_id: Option<String>,
 }
 
-/// One pending Vault deletion.
-#[derive(Debug, Clone)]
-pub(crate) struct OutboxEntry {
-    pub secret_name: String,
-    pub attempts: i64,
-}
-
-/// Summed usage of one key on one day, applied by the batch writer.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct UsageSum {
-    pub cost: f64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub requests: i64,
-}
-
 impl Store {
-    /// Connects and runs the migrations. Safe to call from several instances at once: sqlx holds a
-    /// Postgres advisory lock while migrating; on SQLite (WAL, busy_timeout) a racing instance
-    /// retries, and the migration SQL is idempotent.
-    pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else {
-            return Err(Error::Config(
-                "database_url must start with sqlite: or postgres:// (postgresql://)".into(),
-            ));
-        };
-        let in_memory =
-            backend == Backend::Sqlite && url.contains(":memory:") || url.contains("mode=memory");
-        let mut options = AnyPoolOptions::new()
-            .max_connections(if in_memory { 1 } else { max_connections.max(1) })
-            .acquire_timeout(Duration::from_secs(30));
-        if in_memory {
-            // Every connection to `:memory:` is a separate database: keep the one forever.
-            options = options
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .min_connections(1);
-        }
-        if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    // Changing the journal mode needs a lock busy_timeout does not wait for.
-                    let mut attempt = 0;
-                    loop {
-                        match conn.execute("PRAGMA journal_mode = WAL").await {
-                            Ok(_) => break,
-                            Err(e) if attempt < 50 => {
-                                attempt += 1;
-                                tracing::debug!(error = %e, "retrying PRAGMA journal_mode");
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = options.connect(url).await.map_err(|e| {
-            Error::Database(format!(
-                "cannot open the key database ({}): {e}",
-                redact_url(url)
-            ))
-        })?;
-        let store = Self { pool, backend };
-        store.migrate().await?;
-        store.enforce_unique_secret_names().await?;
-        Ok(store)
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
-    async fn migrate(&self) -> Result<()> {
-        let mut attempt = 0u32;
-        loop {
-            match MIGRATOR.run(&self.pool).await {
-                Ok(()) => return Ok(()),
-                // Another instance migrated the same SQLite file at the same moment: the
-                // next run sees its work as applied.
-                Err(e) if self.backend == Backend::Sqlite && attempt < 20 => {
-                    attempt += 1;
-                    tracing::debug!(error = %e, attempt, "retrying migrations");
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                }
-                Err(e) => return Err(Error::Database(format!("migrations failed: {e}"))),
-            }
-        }
-    }
-
     /// One key per Vault copy: secret names are made canonical (see
     /// [`crate::model::secret_name`]) and a unique index keeps them apart. Databases written
     /// before this rule may hold names that address one Vault path (`"x"` and `"x "`): the key
     /// changed last keeps the name (its value is the one in Vault, it overwrote the other), the
     /// others lose it and show up in `vaultgate check` as keys without a copy. Idempotent, so
     /// instances starting together do the same.
-    async fn enforce_unique_secret_names(&self) -> Result<()> {
+    pub(super) async fn enforce_unique_secret_names(&self) -> Result<()> {
         let rows = sqlx::query(
             "SELECT token, key_name, vault_secret_name FROM keys \
              WHERE vault_secret_name IS NOT NULL ORDER BY updated_at DESC, token",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await
-        .map_err(db_err)?;
+        .map_err(|e| self.fail(e))?;
         let mut owners: std::collections::HashMap<String, String> = Default::default();
         let mut changes: Vec<(String, Option<String>)> = Vec::new();
         for row in &rows {
@@ -191,9 +68,9 @@ impl Store {
                     .bind(token)
                     .execute(&mut *tx)
                     .await
-                    .map_err(db_err)?;
+                    .map_err(|e| self.fail(e))?;
             }
-            tx.commit().await.map_err(db_err)?;
+            tx.commit().await?;
         }
         let mut attempt = 0u32;
         loop {
@@ -201,7 +78,7 @@ impl Store {
                 "CREATE UNIQUE INDEX IF NOT EXISTS keys_vault_secret_name_unique \
                  ON keys (vault_secret_name)",
             )
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await;
             match created {
                 Ok(_) => return Ok(()),
@@ -214,23 +91,6 @@ impl Store {
                 Err(e) => return Err(db_err(e)),
             }
         }
-    }
-
-    pub async fn begin(&self) -> Result<Tx> {
-        self.pool.begin().await.map_err(db_err)
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    /// A round trip to the database, for readiness probes.
-    pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(db_err)
     }
 
     pub async fn get_by_token(&self, token: &str) -> Result<Option<KeyRecord>> {
@@ -251,9 +111,9 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM keys WHERE {column} = $1");
         let row = sqlx::query(&sql)
             .bind(value)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool()?)
             .await
-            .map_err(db_err)?;
+            .map_err(|e| self.fail(e))?;
         row.map(|r| from_row(&r)).transpose()
     }
 
@@ -285,7 +145,10 @@ impl Store {
         for value in &values {
             count = count.bind(value.clone());
         }
-        let row = count.fetch_one(&self.pool).await.map_err(db_err)?;
+        let row = count
+            .fetch_one(self.pool()?)
+            .await
+            .map_err(|e| self.fail(e))?;
         let total: i64 = col(&row, "n")?;
         let limit = i64::try_from(size).unwrap_or(i64::MAX);
         let offset = i64::try_from(page.saturating_sub(1).saturating_mul(size)).unwrap_or(i64::MAX);
@@ -301,9 +164,9 @@ impl Store {
         let rows = query
             .bind(limit)
             .bind(offset)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool()?)
             .await
-            .map_err(db_err)?;
+            .map_err(|e| self.fail(e))?;
         let keys = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
         Ok((keys, u64::try_from(total).unwrap_or(0)))
     }
@@ -311,9 +174,9 @@ impl Store {
     pub async fn all_keys(&self) -> Result<Vec<KeyRecord>> {
         let sql = format!("SELECT {COLUMNS} FROM keys ORDER BY created_at, token");
         let rows = sqlx::query(&sql)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool()?)
             .await
-            .map_err(db_err)?;
+            .map_err(|e| self.fail(e))?;
         rows.iter().map(from_row).collect()
     }
 
@@ -324,152 +187,11 @@ impl Store {
              WHERE budget_reset_at IS NOT NULL AND budget_reset_at <= $1",
         )
         .bind(now_ms)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await
-        .map_err(db_err)?;
+        .map_err(|e| self.fail(e))?;
         rows.iter()
             .map(|r| Ok((col(r, "key_id")?, col(r, "budget_duration")?)))
-            .collect()
-    }
-
-    // ---- outbox --------------------------------------------------------------------------
-
-    pub async fn outbox_due(&self, now_ms: i64) -> Result<Vec<OutboxEntry>> {
-        let rows = sqlx::query(
-            "SELECT secret_name, attempts FROM vault_outbox WHERE next_attempt_at <= $1 \
-             ORDER BY next_attempt_at, secret_name",
-        )
-        .bind(now_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxEntry {
-                    secret_name: col(r, "secret_name")?,
-                    attempts: col(r, "attempts")?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn outbox_all(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT secret_name FROM vault_outbox ORDER BY secret_name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(|r| col(r, "secret_name")).collect()
-    }
-
-    /// The earliest time an outbox entry is due, if any.
-    pub async fn outbox_next_due(&self) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT MIN(next_attempt_at) AS t FROM vault_outbox")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        col::<Option<i64>>(&row, "t")
-    }
-
-    pub async fn outbox_remove(&self, name: &str) -> Result<()> {
-        sqlx::query("DELETE FROM vault_outbox WHERE secret_name = $1")
-            .bind(name)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    pub async fn outbox_failed(
-        &self,
-        name: &str,
-        attempts: i64,
-        next_ms: i64,
-        error: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE vault_outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 \
-             WHERE secret_name = $4",
-        )
-        .bind(attempts)
-        .bind(next_ms)
-        .bind(error.to_owned())
-        .bind(name)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    // ---- spend ---------------------------------------------------------------------------
-
-    /// Applies one batch in one transaction: spend totals, per-day logs, then budget resets.
-    pub async fn apply_spend(
-        &self,
-        usage: &[(String, String, UsageSum)],
-        resets: &[(String, i64, i64)],
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        for (key_id, day, sum) in usage {
-            sqlx::query("UPDATE keys SET spend = spend + $1 WHERE key_id = $2")
-                .bind(sum.cost)
-                .bind(key_id.clone())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            sqlx::query(
-                "INSERT INTO spend_logs (key_id, day, spend, prompt_tokens, completion_tokens, requests) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_id, day) DO UPDATE SET \
-                 spend = spend_logs.spend + excluded.spend, \
-                 prompt_tokens = spend_logs.prompt_tokens + excluded.prompt_tokens, \
-                 completion_tokens = spend_logs.completion_tokens + excluded.completion_tokens, \
-                 requests = spend_logs.requests + excluded.requests",
-            )
-            .bind(key_id.clone())
-            .bind(day.clone())
-            .bind(sum.cost)
-            .bind(sum.prompt_tokens)
-            .bind(sum.completion_tokens)
-            .bind(sum.requests)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        for (key_id, now_ms, next_reset) in resets {
-            // Only if the stored period is over too: another instance may have reset it already.
-            sqlx::query(
-                "UPDATE keys SET spend = 0, budget_reset_at = $1 \
-                 WHERE key_id = $2 AND budget_reset_at IS NOT NULL AND budget_reset_at <= $3",
-            )
-            .bind(*next_reset)
-            .bind(key_id.clone())
-            .bind(*now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)
-    }
-
-    /// `(day, spend, prompt_tokens, completion_tokens, requests)` rows of one key.
-    pub async fn spend_logs(&self, key_id: &str) -> Result<Vec<(String, f64, i64, i64, i64)>> {
-        let rows = sqlx::query(
-            "SELECT day, spend, prompt_tokens, completion_tokens, requests FROM spend_logs \
-             WHERE key_id = $1 ORDER BY day",
-        )
-        .bind(key_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    col(r, "day")?,
-                    col(r, "spend")?,
-                    col(r, "prompt_tokens")?,
-                    col(r, "completion_tokens")?,
-                    col(r, "requests")?,
-                ))
-            })
             .collect()
     }
 }
@@ -590,32 +312,6 @@ pub(crate) async fn delete_key(tx: &mut Tx, token: &str) -> std::result::Result<
     Ok(result.rows_affected() == 1)
 }
 
-/// Queues a Vault deletion (due at once).
-pub(crate) async fn outbox_add(
-    tx: &mut Tx,
-    name: &str,
-    now_ms: i64,
-) -> std::result::Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO vault_outbox (secret_name, attempts, next_attempt_at, created_at) \
-         VALUES ($1, 0, $2, $2) ON CONFLICT (secret_name) DO UPDATE SET next_attempt_at = excluded.next_attempt_at",
-    )
-    .bind(name.to_owned())
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Drops a queued deletion of a name that is being written again (the new copy must survive).
-pub(crate) async fn outbox_cancel(tx: &mut Tx, name: &str) -> std::result::Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM vault_outbox WHERE secret_name = $1")
-        .bind(name.to_owned())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
 fn bind_all<'q>(query: AnyQuery<'q>, k: &KeyRecord) -> AnyQuery<'q> {
@@ -649,14 +345,6 @@ fn to_i64(v: u64) -> i64 {
 
 fn json_text(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
-}
-
-/// One column of a row; a missing or mistyped column is a database error.
-fn col<'r, T>(row: &'r AnyRow, name: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
-{
-    row.try_get(name).map_err(db_err)
 }
 
 fn from_row(r: &AnyRow) -> Result<KeyRecord> {
@@ -695,16 +383,4 @@ fn from_row(r: &AnyRow) -> Result<KeyRecord> {
         updated_at: col(r, "updated_at")?,
         vault_secret_name: col(r, "vault_secret_name")?,
     })
-}
-
-/// The URL without its password, for error messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }
