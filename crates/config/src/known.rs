@@ -56,8 +56,7 @@ const TRANSPORT: &str = "HTTP transport tuning of LiteLLM's Python client";
 const REQUEST_TWEAKS: &str = "request rewriting (modify_params, JSON schema validation, …)";
 const LOG_LEVEL: &str = "log settings in the file (use RUST_LOG and --json-logs)";
 const ENTERPRISE: &str = "LiteLLM enterprise and control-plane features";
-const PROVIDERS: &str =
-    "credentials of providers vaultgate does not call (Vertex AI, Bedrock, watsonx)";
+const PROVIDERS: &str = "credentials and options of providers vaultgate does not call (Vertex AI, watsonx) or does not use yet (Bedrock)";
 const STORAGE: &str = "object storage for files and batches";
 const DEPLOYMENT_LIMITS: &str = "per-deployment budgets, priorities and limits";
 const DEFAULT_PARAMS: &str = "default request parameters set on a deployment";
@@ -120,17 +119,17 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("model_list[].litellm_params.vertex_location", Ignored(PROVIDERS)),
     ("model_list[].litellm_params.vertex_credentials", Ignored(PROVIDERS)),
     ("model_list[].litellm_params.region_name", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.aws_access_key_id", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.aws_secret_access_key", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.aws_session_token", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.aws_region_name", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.aws_session_name", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.aws_profile_name", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.aws_role_name", Ignored(PROVIDERS)),
+    ("model_list[].litellm_params.aws_access_key_id", Implemented),
+    ("model_list[].litellm_params.aws_secret_access_key", Implemented),
+    ("model_list[].litellm_params.aws_session_token", Implemented),
+    ("model_list[].litellm_params.aws_region_name", Implemented),
+    ("model_list[].litellm_params.aws_session_name", Implemented),
+    ("model_list[].litellm_params.aws_profile_name", Implemented),
+    ("model_list[].litellm_params.aws_role_name", Implemented),
     ("model_list[].litellm_params.aws_web_identity_token", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.aws_sts_endpoint", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.aws_external_id", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.aws_bedrock_runtime_endpoint", Ignored(PROVIDERS)),
+    ("model_list[].litellm_params.aws_sts_endpoint", Implemented),
+    ("model_list[].litellm_params.aws_external_id", Implemented),
+    ("model_list[].litellm_params.aws_bedrock_runtime_endpoint", Implemented),
     ("model_list[].litellm_params.aws_bedrock_project_id", Ignored(PROVIDERS)),
     ("model_list[].litellm_params.bedrock_tags", Ignored(PROVIDERS)),
     ("model_list[].litellm_params.watsonx_region_name", Ignored(PROVIDERS)),

@@ -18,7 +18,7 @@ use vaultgate_core::{Error, Result};
 pub use model::{PROVIDERS, Provider, ProviderSpec, parse_model, parse_model_spec, provider_spec};
 pub use target::{ModelTarget, model_target};
 pub use unknown::IgnoredSetting;
-pub use value::ConfigValue;
+pub use value::{ConfigValue, VaultRef};
 
 /// The whole config file. A key that is neither vaultgate's nor LiteLLM's is an error; LiteLLM's
 /// settings that vaultgate does not implement are listed in [`Config::ignored`].
@@ -86,6 +86,81 @@ pub struct LitellmParams {
     /// (LiteLLM's way to test timeouts and fallbacks).
     #[serde(default)]
     pub mock_timeout: Option<bool>,
+    /// Amazon Bedrock's settings (LiteLLM's names), flattened into `litellm_params`.
+    #[serde(flatten)]
+    pub aws: AwsParams,
+}
+
+/// How a Bedrock deployment reaches AWS: region, endpoint and credentials (LiteLLM's names).
+/// Every value may be a secret reference (`os.environ/…`, `vault://…`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AwsParams {
+    pub aws_access_key_id: Option<ConfigValue>,
+    pub aws_secret_access_key: Option<ConfigValue>,
+    pub aws_session_token: Option<ConfigValue>,
+    pub aws_region_name: Option<ConfigValue>,
+    /// The ARN of a role to assume with STS before calling Bedrock.
+    pub aws_role_name: Option<ConfigValue>,
+    pub aws_session_name: Option<ConfigValue>,
+    pub aws_external_id: Option<ConfigValue>,
+    /// A profile of the shared credentials file (`~/.aws/credentials`).
+    pub aws_profile_name: Option<ConfigValue>,
+    /// The STS endpoint for `aws_role_name` (default `https://sts.{region}.amazonaws.com`).
+    pub aws_sts_endpoint: Option<ConfigValue>,
+    /// The Bedrock runtime endpoint (default `https://bedrock-runtime.{region}.amazonaws.com`).
+    pub aws_bedrock_runtime_endpoint: Option<ConfigValue>,
+}
+
+impl AwsParams {
+    /// LiteLLM's environment defaults: the region from `AWS_REGION_NAME`, `AWS_REGION` or
+    /// `AWS_DEFAULT_REGION`, the endpoint from `AWS_BEDROCK_RUNTIME_ENDPOINT`, and, when the
+    /// entry names neither keys, a role nor a profile, the keys of the default chain's first
+    /// link (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). Each becomes an
+    /// `os.environ/` reference, resolved like any other. `is_set` says whether a variable is.
+    pub fn fill_from_env(&mut self, is_set: impl Fn(&str) -> bool) {
+        let reference = |name: &str| Some(ConfigValue::Reference(name.to_owned()));
+        if self.aws_region_name.is_none()
+            && let Some(name) = ["AWS_REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION"]
+                .into_iter()
+                .find(|name| is_set(name))
+        {
+            self.aws_region_name = reference(name);
+        }
+        if self.aws_bedrock_runtime_endpoint.is_none() && is_set("AWS_BEDROCK_RUNTIME_ENDPOINT") {
+            self.aws_bedrock_runtime_endpoint = reference("AWS_BEDROCK_RUNTIME_ENDPOINT");
+        }
+        let names_credentials = self.aws_access_key_id.is_some()
+            || self.aws_secret_access_key.is_some()
+            || self.aws_role_name.is_some()
+            || self.aws_profile_name.is_some();
+        if !names_credentials && is_set("AWS_ACCESS_KEY_ID") && is_set("AWS_SECRET_ACCESS_KEY") {
+            self.aws_access_key_id = reference("AWS_ACCESS_KEY_ID");
+            self.aws_secret_access_key = reference("AWS_SECRET_ACCESS_KEY");
+            if is_set("AWS_SESSION_TOKEN") {
+                self.aws_session_token = reference("AWS_SESSION_TOKEN");
+            }
+        }
+    }
+
+    /// Each set value with its field name, in declaration order.
+    pub fn values(&self) -> [(&'static str, Option<&ConfigValue>); 10] {
+        [
+            ("aws_access_key_id", self.aws_access_key_id.as_ref()),
+            ("aws_secret_access_key", self.aws_secret_access_key.as_ref()),
+            ("aws_session_token", self.aws_session_token.as_ref()),
+            ("aws_region_name", self.aws_region_name.as_ref()),
+            ("aws_role_name", self.aws_role_name.as_ref()),
+            ("aws_session_name", self.aws_session_name.as_ref()),
+            ("aws_external_id", self.aws_external_id.as_ref()),
+            ("aws_profile_name", self.aws_profile_name.as_ref()),
+            ("aws_sts_endpoint", self.aws_sts_endpoint.as_ref()),
+            (
+                "aws_bedrock_runtime_endpoint",
+                self.aws_bedrock_runtime_endpoint.as_ref(),
+            ),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -291,6 +366,16 @@ impl Config {
                 }
             }
         }
+        if let Some((name, _)) = self
+            .environment_variables
+            .iter()
+            .find(|(_, value)| matches!(value, ConfigValue::Vault(_)))
+        {
+            return Err(Error::Config(format!(
+                "environment_variables.{name}: vault:// references are read after the \
+                 environment; use them directly where the value is needed (litellm_params)"
+            )));
+        }
         if let Some(system) = &self.general_settings.key_management_system
             && !SUPPORTED_KEY_MANAGEMENT_SYSTEMS.contains(&system.as_str())
         {
@@ -327,43 +412,81 @@ impl Config {
         Ok(())
     }
 
-    /// Every secret reference in the config, with where it is used, in file order. References
-    /// of deployments vaultgate cannot serve are left out: nothing would ever use their values.
-    pub fn references(&self) -> Vec<(String, String)> {
+    /// Every config value that may name a secret, with where it is used, in file order. Values
+    /// of deployments vaultgate cannot serve are left out: nothing would ever use them.
+    pub fn secret_values(&self) -> Vec<(&ConfigValue, String)> {
         let mut out = Vec::new();
-        let mut push = |value: &Option<ConfigValue>, place: String| {
-            if let Some(ConfigValue::Reference(name)) = value {
-                out.push((name.clone(), place));
-            }
-        };
         for (index, entry) in self.model_list.iter().enumerate() {
             if !model_target(&entry.litellm_params.model).is_ok_and(|t| t.is_supported()) {
                 continue;
             }
             let p = &entry.litellm_params;
             let at = |field: &str| format!("model_list[{index}].litellm_params.{field}");
-            push(&p.api_key, at("api_key"));
-            push(&p.api_base, at("api_base"));
-            push(&p.api_version, at("api_version"));
-            push(&p.organization, at("organization"));
+            for (field, value) in [
+                ("api_key", &p.api_key),
+                ("api_base", &p.api_base),
+                ("api_version", &p.api_version),
+                ("organization", &p.organization),
+            ] {
+                if let Some(value) = value {
+                    out.push((value, at(field)));
+                }
+            }
             for (header, value) in &p.extra_headers {
-                push(&Some(value.clone()), at(&format!("extra_headers.{header}")));
+                out.push((value, at(&format!("extra_headers.{header}"))));
+            }
+            for (field, value) in p.aws.values() {
+                if let Some(value) = value {
+                    out.push((value, at(field)));
+                }
             }
         }
-        push(
-            &self.general_settings.master_key,
-            "general_settings.master_key".into(),
-        );
-        push(
-            &self.general_settings.database_url,
-            "general_settings.database_url".into(),
-        );
-        push(
-            &self.general_settings.metrics_key,
-            "general_settings.metrics_key".into(),
-        );
+        for (value, place) in [
+            (
+                &self.general_settings.master_key,
+                "general_settings.master_key",
+            ),
+            (
+                &self.general_settings.database_url,
+                "general_settings.database_url",
+            ),
+            (
+                &self.general_settings.metrics_key,
+                "general_settings.metrics_key",
+            ),
+        ] {
+            if let Some(value) = value {
+                out.push((value, place.to_owned()));
+            }
+        }
         out
     }
+
+    /// Every `os.environ/NAME` reference in the config, with where it is used, in file order.
+    pub fn references(&self) -> Vec<(String, String)> {
+        self.secret_values()
+            .into_iter()
+            .filter_map(|(value, place)| value.reference().map(|name| (name.to_owned(), place)))
+            .collect()
+    }
+
+    /// Every `vault://` reference in the config, with where it is used, in file order.
+    pub fn vault_references(&self) -> Vec<(VaultRef, String)> {
+        self.secret_values()
+            .into_iter()
+            .filter_map(|(value, place)| value.vault_ref().map(|r| (r.clone(), place)))
+            .collect()
+    }
+}
+
+/// The id a deployment is known by in headers, logs and readiness: `model_info.id`, else
+/// `<model_name>-<index>`.
+pub fn deployment_id(index: usize, entry: &ModelEntry) -> String {
+    entry
+        .model_info
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("{}-{index}", entry.model_name))
 }
 
 impl Config {

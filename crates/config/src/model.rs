@@ -19,6 +19,8 @@ pub enum Provider {
     Ollama,
     /// Ollama's native `/api/chat` (LiteLLM's `ollama_chat/`).
     OllamaChat,
+    /// Amazon Bedrock's Converse API, SigV4-signed.
+    Bedrock,
 }
 
 impl Provider {
@@ -30,6 +32,7 @@ impl Provider {
             Self::TextCompletionOpenAi => "text-completion-openai",
             Self::Ollama => "ollama",
             Self::OllamaChat => "ollama_chat",
+            Self::Bedrock => "bedrock",
         }
     }
 }
@@ -121,6 +124,11 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         base_env: &["ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"],
         key_required: true,
         ..ProviderSpec::new("anthropic", Provider::Anthropic)
+    },
+    // The endpoint follows the region (`aws_region_name`); keys are the `aws_*` settings.
+    ProviderSpec {
+        model_name: Some(bedrock_model),
+        ..ProviderSpec::new("bedrock", Provider::Bedrock)
     },
     ProviderSpec::hosted(
         "groq",
@@ -287,6 +295,45 @@ fn fireworks_model(name: &str) -> String {
     }
 }
 
+/// `bedrock/converse/…` names the API LiteLLM calls; `bedrock/invoke/…` is served by Converse
+/// too (the same models, one translation).
+fn bedrock_model(name: &str) -> String {
+    name.strip_prefix("converse/")
+        .or_else(|| name.strip_prefix("invoke/"))
+        .unwrap_or(name)
+        .to_owned()
+}
+
+/// Model vendors on Bedrock, whose ids (`anthropic.claude-…`) name Bedrock without a prefix.
+const BEDROCK_VENDORS: &[&str] = &[
+    "anthropic",
+    "amazon",
+    "meta",
+    "mistral",
+    "cohere",
+    "ai21",
+    "deepseek",
+    "writer",
+    "qwen",
+];
+/// Geographies of cross-region inference profiles (`us.anthropic.claude-…`).
+const BEDROCK_GEOGRAPHIES: &[&str] = &["us", "eu", "apac", "global", "us-gov", "jp", "au", "ca"];
+
+/// A Bedrock model id (`anthropic.claude-3-5-sonnet-20240620-v1:0`) or cross-region inference
+/// profile id (`us.anthropic.claude-…`), which LiteLLM routes to Bedrock without a prefix.
+fn is_bedrock_model_id(model: &str) -> bool {
+    let mut parts = model.splitn(3, '.');
+    let (Some(first), Some(second)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let vendor = if BEDROCK_GEOGRAPHIES.contains(&first) && parts.next().is_some() {
+        second
+    } else {
+        first
+    };
+    BEDROCK_VENDORS.contains(&vendor) && !second.is_empty()
+}
+
 /// The table entry of a prefix.
 pub fn provider_spec(prefix: &str) -> Option<&'static ProviderSpec> {
     PROVIDERS.iter().find(|spec| spec.prefix == prefix)
@@ -303,6 +350,8 @@ pub fn parse_model_spec(model: &str) -> Result<(&'static ProviderSpec, String), 
         None => {
             let prefix = if model.starts_with("claude") {
                 "anthropic"
+            } else if is_bedrock_model_id(model) {
+                "bedrock"
             } else {
                 "openai"
             };
@@ -320,12 +369,12 @@ pub fn parse_model_spec(model: &str) -> Result<(&'static ProviderSpec, String), 
         }
     };
     let spec = spec.ok_or_else(|| format!("no provider for '{model}'"))?;
+    let name = spec.model_name.map_or_else(|| name.to_owned(), |f| f(name));
     if name.is_empty() {
         return Err(format!(
             "'{model}' has no model name after the provider prefix"
         ));
     }
-    let name = spec.model_name.map_or_else(|| name.to_owned(), |f| f(name));
     Ok((spec, name))
 }
 

@@ -171,3 +171,105 @@ fn unset_keys_and_bases_fall_back_to_the_provider_names() -> Result<()> {
     assert_eq!(names, expected);
     Ok(())
 }
+
+#[test]
+fn bedrock_models_parse_with_and_without_prefix() {
+    for (model, name) in [
+        (
+            "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "anthropic.claude-3-5-sonnet-20240620-v1:0",
+        ),
+        (
+            "bedrock/converse/us.anthropic.claude-sonnet-4-20250514-v1:0",
+            "us.anthropic.claude-sonnet-4-20250514-v1:0",
+        ),
+        (
+            "bedrock/invoke/meta.llama3-70b-instruct-v1:0",
+            "meta.llama3-70b-instruct-v1:0",
+        ),
+        (
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+        ),
+        ("eu.amazon.nova-pro-v1:0", "eu.amazon.nova-pro-v1:0"),
+        (
+            "bedrock/arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0",
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0",
+        ),
+    ] {
+        assert_eq!(
+            parse_model(model),
+            Ok((Provider::Bedrock, name.to_owned())),
+            "{model}"
+        );
+    }
+    for model in ["gpt-4.1", "us.gpt-4", "claude-3", "o3-mini"] {
+        assert_ne!(
+            parse_model(model).map(|p| p.0),
+            Ok(Provider::Bedrock),
+            "{model}"
+        );
+    }
+    assert!(parse_model("bedrock/converse/").is_err());
+}
+
+#[test]
+fn vault_references_parse_and_are_listed() -> Result<()> {
+    let config = Config::parse(
+        r#"
+model_list:
+  - model_name: claude
+    litellm_params:
+      model: bedrock/anthropic.claude-3-haiku-20240307-v1:0
+      aws_access_key_id: vault://aws/creds/bedrock-role#access_key
+      aws_secret_access_key: "vault://aws/creds/bedrock-role#secret_key"
+      aws_session_token: vault://aws/creds/bedrock-role#security_token
+      aws_region_name: os.environ/AWS_REGION
+  - model_name: gpt
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: vault://secret/openai?version=3#key
+"#,
+    )?;
+    let aws = &config.model_list[0].litellm_params.aws;
+    let Some(ConfigValue::Vault(key)) = &aws.aws_access_key_id else {
+        panic!("not a vault reference: {:?}", aws.aws_access_key_id);
+    };
+    assert_eq!(key.path(), "aws/creds/bedrock-role");
+    assert_eq!(key.field(), "access_key");
+    assert_eq!(key.version(), None);
+    let refs = config.vault_references();
+    assert_eq!(refs.len(), 4);
+    assert_eq!(refs[3].0.path(), "secret/openai");
+    assert_eq!(refs[3].0.version(), Some(3));
+    assert_eq!(refs[3].1, "model_list[1].litellm_params.api_key");
+    assert!(config.ignored.is_empty(), "{:?}", config.ignored);
+    let names: Vec<_> = config.references().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["AWS_REGION"]);
+    // The reference is shown, never a literal.
+    assert_eq!(
+        format!("{:?}", aws.aws_access_key_id),
+        "Some(Vault(vault://aws/creds/bedrock-role#access_key))"
+    );
+    Ok(())
+}
+
+#[test]
+fn malformed_vault_references_are_errors() {
+    for bad in [
+        "vault://aws#key",
+        "vault://aws/creds/x",
+        "vault://aws/creds/x#",
+        "vault://aws//x#key",
+        "vault://aws/../x#key",
+        "vault://secret/x?version=0#key",
+        "vault://secret/x?ver=1#key",
+    ] {
+        let text = format!(
+            "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/x\n      api_key: \"{bad}\"\n"
+        );
+        assert!(Config::parse(&text).is_err(), "{bad}");
+    }
+    let text = "environment_variables: {OPENAI_API_KEY: \"vault://secret/x#key\"}\n";
+    assert!(Config::parse(text).is_err());
+}

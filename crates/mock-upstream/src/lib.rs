@@ -1,7 +1,10 @@
-//! A stand-in for LLM providers: answers OpenAI-, Azure-, Anthropic- and Ollama-shaped requests
-//! (Ollama's native `/api/chat`, `/api/generate` and `/api/embed`, JSON-lines streams), records
-//! what it received (URL, headers, body) and can be scripted (status, delay, partial or slow
-//! streams, malformed bodies). No provider is reachable from tests, so this is the one mock.
+//! A stand-in for LLM providers: answers OpenAI-, Azure-, Anthropic-, Ollama- and
+//! Bedrock-shaped requests (Ollama's native `/api/chat`, `/api/generate` and `/api/embed`,
+//! JSON-lines streams; Bedrock's Converse and ConverseStream only with a valid SigV4 signature),
+//! records what it received (URL, headers, body) and can be scripted (status, delay, partial or
+//! slow streams, malformed bodies). No provider is reachable from tests, so this is the one mock.
+
+pub mod bedrock;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -23,6 +26,8 @@ pub struct Recorded {
     pub uri: String,
     pub headers: HeaderMap,
     pub body: Value,
+    /// For Bedrock requests: whose signature verified, or why it did not.
+    pub signature: Option<Result<bedrock::Verified, String>>,
 }
 
 impl Recorded {
@@ -45,6 +50,8 @@ pub struct Script {
     pub chunk_delay: Duration,
     /// Stop the stream (drop the connection) after this many chunks.
     pub cut_after: Option<usize>,
+    /// Extra headers of the answer (e.g. Bedrock's `x-amzn-ErrorType`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 #[derive(Default)]
@@ -56,6 +63,7 @@ struct Shared {
     streams_cancelled: AtomicUsize,
     record: bool,
     answer: Mutex<String>,
+    aws_keys: Mutex<Option<bedrock::AwsKeys>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -144,6 +152,11 @@ impl MockUpstream {
         *lock(&self.shared.answer) = text.to_owned();
     }
 
+    /// The AWS keys Bedrock requests must be signed with; without any, every one is refused.
+    pub fn set_aws_keys(&self, keys: bedrock::AwsKeys) {
+        *lock(&self.shared.aws_keys) = Some(keys);
+    }
+
     pub fn streams_cancelled(&self) -> usize {
         self.shared.streams_cancelled.load(Ordering::SeqCst)
     }
@@ -174,13 +187,30 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .path_and_query()
         .map(|p| p.to_string())
         .unwrap_or_default();
+    let is_bedrock = uri.starts_with("/model/");
+    let signature = if is_bedrock {
+        let keys = lock(&shared.aws_keys).clone();
+        Some(match keys {
+            Some(keys) => {
+                let method = parts.method.as_str();
+                bedrock::verify(&keys, method, &uri, &parts.headers, &bytes).await
+            }
+            None => Err("the mock knows no AWS keys".to_owned()),
+        })
+    } else {
+        None
+    };
     if shared.record {
         lock(&shared.requests).push(Recorded {
             method: parts.method.to_string(),
             uri: uri.clone(),
             headers: parts.headers.clone(),
             body: body.clone(),
+            signature: signature.clone(),
         });
+    }
+    if let Some(Err(why)) = &signature {
+        return bedrock::refused(why);
     }
     let required = lock(&shared.required_key).clone();
     if let Some(required) = required
@@ -193,17 +223,42 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         tokio::time::sleep(script.delay).await;
     }
     if let Some(status) = script.status {
-        return match script.body {
+        let mut response = match script.body {
             Some(text) => respond(status, "application/json", Body::from(text)),
             None => error(status, "mock_error", "scripted failure"),
         };
+        for (name, value) in &script.headers {
+            if let Ok(value) = http::HeaderValue::from_str(value) {
+                response.headers_mut().insert(*name, value);
+            }
+        }
+        return response;
+    }
+    let answer = lock(&shared.answer).clone();
+    if is_bedrock {
+        if uri.ends_with("/converse-stream") {
+            let frames = script
+                .stream
+                .unwrap_or_else(|| bedrock::default_stream(&answer));
+            let encode: fn(&str) -> Bytes = bedrock::frame;
+            return stream_frames(
+                shared,
+                frames,
+                script.chunk_delay,
+                script.cut_after,
+                (bedrock::EVENT_STREAM, encode),
+            );
+        }
+        let json = script
+            .body
+            .unwrap_or_else(|| bedrock::default_answer(&answer).to_string());
+        return respond(200, "application/json", Body::from(json));
     }
     let anthropic = uri.starts_with("/v1/messages");
     if uri.starts_with("/api/") {
         return ollama(&shared, &uri, &body, script).await;
     }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let answer = lock(&shared.answer).clone();
     if stream || script.stream.is_some() {
         let frames = script
             .stream
@@ -379,29 +434,14 @@ fn lines_stream(
     delay: Duration,
     cut_after: Option<usize>,
 ) -> Response {
-    let total = cut_after.unwrap_or(lines.len()).min(lines.len());
-    let watch = CancelWatch {
+    let encode: fn(&str) -> Bytes = |line| Bytes::from(format!("{line}\n"));
+    stream_frames(
         shared,
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(
-        (lines.into_iter(), 0usize, watch),
-        move |(mut lines, sent, watch)| async move {
-            if sent >= total {
-                watch.finish();
-                return None;
-            }
-            let line = lines.next()?;
-            if sent > 0 && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Some((
-                Ok::<_, std::io::Error>(Bytes::from(format!("{line}\n"))),
-                (lines, sent + 1, watch),
-            ))
-        },
-    );
-    respond(200, "application/x-ndjson", Body::from_stream(stream))
+        lines,
+        delay,
+        cut_after,
+        ("application/x-ndjson", encode),
+    )
 }
 
 /// Counts a stream as cancelled if it is dropped before its last frame went out.
@@ -433,6 +473,38 @@ fn sse(
     let anthropic_events = frames
         .first()
         .is_some_and(|f| f.contains("\"message_start\""));
+    let encode: fn(&str) -> Bytes = if anthropic_events {
+        anthropic_frame
+    } else {
+        |frame| Bytes::from(format!("data: {frame}\n\n"))
+    };
+    stream_frames(
+        shared,
+        frames,
+        delay,
+        cut_after,
+        ("text/event-stream", encode),
+    )
+}
+
+fn anthropic_frame(frame: &str) -> Bytes {
+    let kind = serde_json::from_str::<Value>(frame)
+        .ok()
+        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    Bytes::from(format!("event: {kind}\ndata: {frame}\n\n"))
+}
+
+/// Streams `frames` (each encoded by `format.1`) as a `format.0` body, `delay` apart, cut
+/// after `cut_after` of them.
+fn stream_frames(
+    shared: Arc<Shared>,
+    frames: Vec<String>,
+    delay: Duration,
+    cut_after: Option<usize>,
+    format: (&'static str, fn(&str) -> Bytes),
+) -> Response {
+    let (content_type, encode) = format;
     let total = cut_after.unwrap_or(frames.len()).min(frames.len());
     let watch = CancelWatch {
         shared,
@@ -449,20 +521,11 @@ fn sse(
             if sent > 0 && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            let text = if anthropic_events {
-                let kind = serde_json::from_str::<Value>(&frame)
-                    .ok()
-                    .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
-                    .unwrap_or_default();
-                format!("event: {kind}\ndata: {frame}\n\n")
-            } else {
-                format!("data: {frame}\n\n")
-            };
             Some((
-                Ok::<_, std::io::Error>(Bytes::from(text)),
+                Ok::<_, std::io::Error>(encode(&frame)),
                 (frames, sent + 1, watch),
             ))
         },
     );
-    respond(200, "text/event-stream", Body::from_stream(stream))
+    respond(200, content_type, Body::from_stream(stream))
 }

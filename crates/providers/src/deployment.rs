@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 use vaultgate_config::{
-    ConfigValue, ModelEntry, ModelInfo, Provider, ProviderSpec, parse_model_spec,
+    ConfigValue, ModelEntry, ModelInfo, Provider, ProviderSpec, deployment_id, parse_model_spec,
 };
 use vaultgate_core::{Error, Result};
 
-use crate::Endpoint;
+use crate::{Endpoint, bedrock};
 
 /// LiteLLM's default whole-request timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -43,6 +43,8 @@ pub struct Deployment {
     pub model_info: ModelInfo,
     /// Answer headers naming this deployment, built once.
     pub headers: DeploymentHeaders,
+    /// AWS settings and credentials of a Bedrock deployment.
+    pub bedrock: Option<Box<bedrock::BedrockSettings>>,
     /// Upstream URLs already parsed, so requests skip URL parsing (and IDNA).
     pub(crate) urls: UrlCache,
 }
@@ -100,12 +102,10 @@ impl Deployment {
             })
             .collect::<Result<Vec<_>>>()?;
         let seconds = |value: Option<f64>| value.map(Duration::from_secs_f64);
-        let id = entry
-            .model_info
-            .id
-            .clone()
-            .unwrap_or_else(|| format!("{}-{index}", entry.model_name));
+        let id = deployment_id(index, entry);
         let timeout = seconds(params.timeout.or(default_timeout)).unwrap_or(DEFAULT_TIMEOUT);
+        let bedrock = (spec.provider == Provider::Bedrock)
+            .then(|| Box::new(bedrock::BedrockSettings::new(params.aws.clone())));
         Ok(Self {
             headers: DeploymentHeaders::new(&id, &entry.model_name, timeout),
             id,
@@ -128,6 +128,7 @@ impl Deployment {
             mock_response: params.mock_response.clone(),
             mock_timeout: params.mock_timeout.unwrap_or(false),
             model_info: entry.model_info.clone(),
+            bedrock,
             urls: UrlCache::default(),
         })
     }
@@ -147,12 +148,30 @@ impl Deployment {
         }
     }
 
+    /// The configured values that authenticate this deployment upstream (its key, or its AWS
+    /// keys), for re-reading them when the upstream refuses them.
+    pub fn credential_values(&self) -> impl Iterator<Item = &ConfigValue> {
+        let aws = self.bedrock.as_deref().map(|b| &b.aws);
+        self.api_key.iter().chain(
+            aws.into_iter()
+                .flat_map(|aws| {
+                    [
+                        &aws.aws_access_key_id,
+                        &aws.aws_secret_access_key,
+                        &aws.aws_session_token,
+                    ]
+                })
+                .flatten(),
+        )
+    }
+
     /// Why this deployment cannot be called with these resolved values, if it cannot: a
     /// provider without a default base needs an `api_base` (or one of its base variables).
     pub fn missing_setting(&self, resolved: &Resolved<'_>) -> Option<String> {
         if self.mock_response.is_some()
             || resolved.api_base.is_some()
             || self.spec.default_base.is_some()
+            || self.bedrock.is_some()
         {
             return None;
         }
@@ -215,6 +234,10 @@ pub(crate) enum Target {
     AnthropicMessages,
     /// A native API's path after the base (`api/chat`…).
     Native(&'static str),
+    /// Bedrock's Converse (or ConverseStream) for the deployment's model.
+    Bedrock {
+        stream: bool,
+    },
 }
 
 impl UrlCache {
@@ -257,6 +280,8 @@ pub struct Resolved<'a> {
     pub api_version: Option<&'a str>,
     pub organization: Option<&'a str>,
     pub extra_headers: Vec<(&'a HeaderName, &'a str)>,
+    /// Bedrock's region, endpoint and keys (empty for other providers).
+    pub aws: bedrock::ResolvedAws<'a>,
 }
 
 /// An absolute http(s) URL, normalised (IDNA, percent-encoding) by `url` first.

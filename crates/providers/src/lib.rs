@@ -2,6 +2,7 @@
 //! and how its answer comes back. No routing, no secrets lookup: callers pass resolved values.
 
 pub mod anthropic;
+pub mod bedrock;
 mod body;
 mod chunks;
 mod deployment;

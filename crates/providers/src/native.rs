@@ -2,8 +2,10 @@
 //! upstream request it becomes, and how the answer, the stream and the errors come back in
 //! OpenAI's shapes. Deployments that speak OpenAI's API get none of this (their bytes pass).
 
+use std::time::SystemTime;
+
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 use vaultgate_config::Provider;
 use vaultgate_core::{Error, Result};
@@ -13,7 +15,7 @@ use crate::ollama::{self, Route};
 use crate::sse::TranslateStream;
 use crate::{
     ChatBody, Deployment, Endpoint, Resolved, TranslateOptions, UpstreamRequest, anthropic,
-    build_anthropic_request, post_json, text_completion,
+    bedrock, build_anthropic_request, post_json, text_completion,
 };
 
 /// The translation a request to a native API goes through.
@@ -25,6 +27,8 @@ pub enum Native {
     TextCompletionChat,
     /// Ollama's native API, on one of its routes.
     Ollama(Route),
+    /// Chat completions over Bedrock's Converse (SigV4-signed, event-stream answers).
+    Bedrock,
 }
 
 /// A translated request, and how to read its answer.
@@ -42,6 +46,7 @@ fn translation(deployment: &Deployment, endpoint: Endpoint) -> Result<Option<Nat
             return Ok(None);
         }
         (Provider::Anthropic, Endpoint::ChatCompletions) => Native::Anthropic,
+        (Provider::Bedrock, Endpoint::ChatCompletions) => Native::Bedrock,
         (Provider::TextCompletionOpenAi, Endpoint::ChatCompletions) => Native::TextCompletionChat,
         (Provider::OllamaChat, Endpoint::ChatCompletions) => Native::Ollama(Route::Chat),
         (Provider::Ollama, Endpoint::ChatCompletions) => Native::Ollama(Route::GenerateFromChat),
@@ -51,10 +56,11 @@ fn translation(deployment: &Deployment, endpoint: Endpoint) -> Result<Option<Nat
         (Provider::Ollama | Provider::OllamaChat, Endpoint::Embeddings) => {
             Native::Ollama(Route::Embed)
         }
-        (Provider::Anthropic, other) => {
+        (provider @ (Provider::Anthropic | Provider::Bedrock), other) => {
             return Err(Error::bad_request(format!(
-                "model {} (anthropic) does not support /{}",
+                "model {} ({}) does not support /{}",
                 deployment.model_name,
+                provider.as_str(),
                 other.path()
             )));
         }
@@ -95,6 +101,21 @@ pub fn native_request(
             )?;
             post_json(deployment, resolved, uri, to_bytes(&json)?)?
         }
+        Native::Bedrock => {
+            let options = bedrock::ConverseOptions {
+                default_max_tokens: deployment.max_tokens,
+                drop_params: opts.drop_params,
+            };
+            let json = bedrock::chat_to_converse_request(fields, &options)?;
+            let converse = serde_json::to_vec(&json).map_err(|e| Error::Internal(e.to_string()))?;
+            bedrock::build_request(
+                deployment,
+                resolved,
+                converse,
+                body.stream,
+                SystemTime::now(),
+            )?
+        }
         Native::Ollama(route) => {
             let json = ollama::request(route, fields, model, opts)?;
             let base = deployment.base(resolved)?;
@@ -113,20 +134,16 @@ fn to_bytes(json: &Value) -> Result<Bytes> {
 
 impl Native {
     /// The upstream's error answer in OpenAI's shape, with its status.
-    pub fn map_error(
-        self,
-        status: StatusCode,
-        body: Bytes,
-        content_type: Option<http::HeaderValue>,
-    ) -> Error {
+    pub fn map_error(self, status: StatusCode, headers: &HeaderMap, body: Bytes) -> Error {
         match self {
             Self::Anthropic => anthropic::map_error(status, &body),
             Self::Ollama(_) => ollama::map_error(status, &body),
+            Self::Bedrock => bedrock::map_error(status, headers, &body),
             // OpenAI's own errors are already in the client's shape.
             Self::TextCompletionChat => Error::Upstream {
                 status,
                 body,
-                content_type,
+                content_type: headers.get(http::header::CONTENT_TYPE).cloned(),
             },
         }
     }
@@ -135,6 +152,7 @@ impl Native {
     pub fn answer(self, answer: &Value, public_model: &str) -> Value {
         match self {
             Self::Anthropic => anthropic::messages_response_to_chat(answer, public_model),
+            Self::Bedrock => bedrock::converse_response_to_chat(answer, public_model),
             Self::TextCompletionChat => text_completion::completion_to_chat(answer, public_model),
             Self::Ollama(Route::Chat) => ollama::chat_answer(answer, public_model),
             Self::Ollama(Route::GenerateFromChat) => {
@@ -150,6 +168,7 @@ impl Native {
     pub fn stream(self, public_model: &str) -> Box<dyn TranslateStream> {
         match self {
             Self::Anthropic => Box::new(anthropic::StreamTranslator::new(public_model, true)),
+            Self::Bedrock => Box::new(bedrock::StreamTranslator::new(public_model, true)),
             Self::TextCompletionChat => Box::new(text_completion::CompletionChatStream::new(
                 public_model,
                 true,

@@ -35,7 +35,7 @@ impl FailureKind {
 }
 
 /// Phrases providers use when a prompt exceeds the context window (OpenAI, Azure, Anthropic,
-/// vLLM), matched case-insensitively in the error body.
+/// Bedrock, vLLM), matched case-insensitively in the error body.
 const CONTEXT_WINDOW_PHRASES: &[&str] = &[
     "context_length_exceeded",
     "context length exceeded",
@@ -43,6 +43,7 @@ const CONTEXT_WINDOW_PHRASES: &[&str] = &[
     "context window",
     "too many tokens",
     "prompt is too long",
+    "input is too long",
 ];
 
 /// Phrases of content-filter refusals (OpenAI, Azure, Anthropic).

@@ -23,6 +23,8 @@ impl Env {
                 let value = match value {
                     ConfigValue::Literal(text) => Some(text.clone()),
                     ConfigValue::Reference(other) => std::env::var(other).ok(),
+                    // Refused by config validation: the environment is read before Vault.
+                    ConfigValue::Vault(_) => None,
                 };
                 value.map(|v| (name.clone(), v))
             })

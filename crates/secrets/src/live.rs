@@ -67,6 +67,7 @@ impl SecretMap {
         match value {
             ConfigValue::Literal(text) => Some(text),
             ConfigValue::Reference(name) => self.get(name),
+            ConfigValue::Vault(reference) => self.get(reference.as_str()),
         }
     }
 
@@ -84,6 +85,7 @@ impl SecretMap {
         match value {
             ConfigValue::Literal(_) => Some(SecretOrigin::Literal),
             ConfigValue::Reference(name) => self.origin(name).cloned(),
+            ConfigValue::Vault(reference) => self.origin(reference.as_str()).cloned(),
         }
     }
 
@@ -247,6 +249,11 @@ impl LiveSecrets {
         env: Env,
         vault: Option<VaultClient>,
     ) -> Result<Arc<Self>> {
+        if let Some((reference, place)) = config.vault_references().into_iter().next() {
+            return Err(Error::Config(format!(
+                "{place}: {reference}: vault:// references are not supported by this version"
+            )));
+        }
         let uses = reference_uses(config);
         let optional = optional_uses(config);
         let vault_names: Vec<String> = match &vault {
@@ -575,6 +582,15 @@ impl LiveSecrets {
         let changed = change.is_some();
         self.apply(change.into_iter().collect());
         Ok(changed)
+    }
+
+    /// Re-reads the secret behind a config value now (the "upstream refused it" path);
+    /// `Ok(true)` when its value changed. Literals never change.
+    pub async fn refresh_value(&self, value: &ConfigValue) -> Result<bool> {
+        match value {
+            ConfigValue::Reference(name) => self.refresh_one(name).await,
+            ConfigValue::Literal(_) | ConfigValue::Vault(_) => Ok(false),
+        }
     }
 
     /// Re-reads Vault-sourced secrets every refresh interval until `shutdown`.

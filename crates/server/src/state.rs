@@ -84,6 +84,14 @@ fn check_deployments(router: &Router, secrets: &LiveSecrets) -> Result<()> {
             continue;
         };
         for deployment in &group.deployments {
+            if let Some(bedrock) = deployment.bedrock.as_deref()
+                && bedrock.source != vaultgate_providers::bedrock::CredentialSource::Keys
+            {
+                tracing::warn!(deployment = %deployment.id,
+                    "Bedrock credentials from aws_role_name or the default chain are not supported by \
+                     this version; set aws_access_key_id and aws_secret_access_key (or AWS_ACCESS_KEY_ID \
+                     and AWS_SECRET_ACCESS_KEY); until then the deployment answers 503");
+            }
             let resolved = crate::upstream::resolve(&snapshot, deployment);
             if let Some(problem) = deployment.missing_setting(&resolved) {
                 problems.push(problem);

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::time::Instant;
-use vaultgate_config::Provider;
+use vaultgate_config::{ConfigValue, Provider};
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::anthropic::{self, TranslateOptions};
 use vaultgate_providers::{
@@ -147,8 +147,9 @@ fn copy_error(error: &Error) -> Error {
     }
 }
 
-/// Runs `call`; when the upstream answers 401 and the key comes from Vault, re-reads the key once
-/// (it may have been rotated) and calls again if it changed.
+/// Runs `call`; when the upstream refuses the deployment's credentials (401, or 403 for leased
+/// or AWS ones) and they come from Vault, re-reads (or re-issues) them once and calls again if
+/// they changed.
 async fn with_key_reread<F, Fut>(
     app: &AppState,
     deployment: &Deployment,
@@ -158,36 +159,42 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Reply>>,
 {
-    let mut reread = false;
-    loop {
-        let result = call().await;
-        let unauthorized = matches!(&result, Err(Error::Upstream { status, .. }) if *status == StatusCode::UNAUTHORIZED);
-        if !unauthorized || reread {
-            return result;
-        }
-        reread = true;
-        let name = {
-            let secrets = app.secrets.snapshot();
-            deployment
-                .api_key_reference(|name| secrets.get(name).is_some())
-                .map(str::to_owned)
-        };
-        let Some(name) = name else {
-            return result;
-        };
-        match app.secrets.refresh_one(&name).await {
-            Ok(true) => {
-                tracing::info!(deployment = %deployment.id, secret = %name,
-                    "upstream refused the key; a new value was read from Vault, retrying");
-            }
-            Ok(false) => return result,
+    let result = call().await;
+    let Err(Error::Upstream { status, .. }) = &result else {
+        return result;
+    };
+    if *status != StatusCode::UNAUTHORIZED && *status != StatusCode::FORBIDDEN {
+        return result;
+    }
+    // A 403 from an OpenAI-compatible host is about the model or the org, not the key; AWS
+    // says 403 for a key it does not know, and leases are what expire under us.
+    let forbidden = *status == StatusCode::FORBIDDEN;
+    let mut values: Vec<ConfigValue> = deployment
+        .credential_values()
+        .filter(|v| !forbidden || v.vault_ref().is_some() || deployment.bedrock.is_some())
+        .cloned()
+        .collect();
+    if deployment.api_key.is_none() && !forbidden {
+        let secrets = app.secrets.snapshot();
+        let default = deployment.api_key_reference(|name| secrets.get(name).is_some());
+        values.extend(default.map(|name| ConfigValue::Reference(name.to_owned())));
+    }
+    let mut changed = false;
+    for value in &values {
+        match app.secrets.refresh_value(value).await {
+            Ok(fresh) => changed |= fresh,
             Err(error) => {
-                tracing::warn!(deployment = %deployment.id, secret = %name, %error,
-                    "upstream refused the key and re-reading it failed");
-                return result;
+                tracing::warn!(deployment = %deployment.id, secret = ?value, %error,
+                    "upstream refused the credentials and re-reading them failed");
             }
         }
     }
+    if !changed {
+        return result;
+    }
+    tracing::info!(deployment = %deployment.id,
+        "upstream refused the credentials; new ones were read from Vault, retrying");
+    call().await
 }
 
 /// The deployment's settings resolved from the live secrets snapshot; a key or base the
@@ -206,6 +213,19 @@ pub(crate) fn resolve<'a>(secrets: &'a SecretMap, deployment: &'a Deployment) ->
             .iter()
             .filter_map(|(name, v)| secrets.value(v).map(|v| (name, v)))
             .collect(),
+        aws: match deployment.bedrock.as_deref() {
+            Some(bedrock) => {
+                let aws = &bedrock.aws;
+                vaultgate_providers::bedrock::ResolvedAws {
+                    region: value(&aws.aws_region_name),
+                    endpoint: value(&aws.aws_bedrock_runtime_endpoint),
+                    access_key_id: value(&aws.aws_access_key_id),
+                    secret_access_key: value(&aws.aws_secret_access_key),
+                    session_token: value(&aws.aws_session_token),
+                }
+            }
+            None => Default::default(),
+        },
     }
 }
 
@@ -378,20 +398,19 @@ fn broken_body(deployment: &str, error: &(dyn std::error::Error + Send + Sync)) 
 }
 
 async fn upstream_error(response: http::Response<UpstreamBody>, shape: ErrorShape) -> Error {
-    let status = response.status();
-    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, read_all(response.into_body()))
+    let (parts, body) = response.into_parts();
+    let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, read_all(body))
         .await
         .ok()
         .and_then(|body| body.ok())
         .unwrap_or_default();
     match shape {
         ErrorShape::AsIs | ErrorShape::Anthropic => Error::Upstream {
-            status,
+            status: parts.status,
             body,
-            content_type,
+            content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
         },
-        ErrorShape::Native(native) => native.map_error(status, body, content_type),
+        ErrorShape::Native(native) => native.map_error(parts.status, &parts.headers, body),
     }
 }
 
@@ -401,6 +420,10 @@ async fn upstream_error(response: http::Response<UpstreamBody>, shape: ErrorShap
 fn stream_opened_with_error(first: &[u8], shape: ErrorShape) -> Option<Error> {
     let anthropic = match shape {
         ErrorShape::Anthropic => true,
+        // Bedrock's stream is event-stream frames, not SSE.
+        ErrorShape::Native(Native::Bedrock) => {
+            return vaultgate_providers::bedrock::stream_opened_with_error(first);
+        }
         ErrorShape::Native(native) => native.opens_streams_with_errors(),
         ErrorShape::AsIs => false,
     };
@@ -431,9 +454,11 @@ fn stream_opened_with_error(first: &[u8], shape: ErrorShape) -> Option<Error> {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     Some(match shape {
-        ErrorShape::Native(native) => {
-            native.map_error(status, Bytes::copy_from_slice(data.as_bytes()), None)
-        }
+        ErrorShape::Native(native) => native.map_error(
+            status,
+            &HeaderMap::new(),
+            Bytes::copy_from_slice(data.as_bytes()),
+        ),
         _ => Error::Upstream {
             status,
             body: Bytes::copy_from_slice(data.as_bytes()),

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use vaultgate_config::{Config, ConfigValue};
+use vaultgate_config::{Config, ConfigValue, Provider, parse_model};
 use vaultgate_core::{Error, Result};
 use vaultgate_secrets::Env;
 
@@ -143,6 +143,17 @@ fn load(path: &Path, allow_unauthenticated: bool) -> Result<Config> {
     }
     if allow_unauthenticated {
         config.general_settings.allow_unauthenticated = true;
+    }
+    for entry in &mut config.model_list {
+        if matches!(
+            parse_model(&entry.litellm_params.model),
+            Ok((Provider::Bedrock, _))
+        ) {
+            entry
+                .litellm_params
+                .aws
+                .fill_from_env(|name| env.get(name).is_some_and(|v| !v.is_empty()));
+        }
     }
     for ignored in &config.ignored {
         tracing::warn!(
