@@ -201,13 +201,7 @@ fn bedrock_errors_get_their_status_and_openai_shape() {
             403,
             "permission_error",
         ),
-        (
-            408,
-            "ModelTimeoutException",
-            "timed out",
-            504,
-            "api_error",
-        ),
+        (408, "ModelTimeoutException", "timed out", 504, "api_error"),
         (424, "ModelErrorException", "model failed", 502, "api_error"),
         (
             503,

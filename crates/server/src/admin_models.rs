@@ -110,6 +110,7 @@ fn shown(value: Option<&ConfigValue>) -> Value {
         None => Value::Null,
         Some(ConfigValue::Literal(text)) => Value::String(text.clone()),
         Some(ConfigValue::Reference(name)) => Value::String(format!("os.environ/{name}")),
+        Some(ConfigValue::Vault(reference)) => Value::String(reference.to_string()),
     }
 }
 
@@ -173,6 +174,7 @@ pub(crate) async fn models(State(app): State<std::sync::Arc<AppState>>) -> Json<
                         "api_key": match &d.api_key {
                             None => Value::Null,
                             Some(ConfigValue::Reference(name)) => json!(format!("os.environ/{name}")),
+                            Some(ConfigValue::Vault(reference)) => json!(reference.to_string()),
                             Some(ConfigValue::Literal(_)) => json!("(literal in config)"),
                         },
                         "rpm": d.rpm,
