@@ -20,5 +20,6 @@ pub use env::Env;
 pub use kv_copy::{KvRead, KvState};
 pub use live::{
     LiveSecrets, ReferenceStatus, SecretMap, SecretOrigin, VaultReadiness, connect_vault,
+    reads_from_vault,
 };
 pub use settings::{DEFAULT_K8S_TOKEN_PATH, VaultAuth, VaultSettings};

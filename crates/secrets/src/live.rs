@@ -182,7 +182,7 @@ pub(crate) fn vault_configured(config: &Config) -> bool {
 }
 
 /// Whether reference `name` is read from Vault under this config (COMPAT §3).
-pub(crate) fn reads_from_vault(config: &Config, name: &str) -> bool {
+pub fn reads_from_vault(config: &Config, name: &str) -> bool {
     let kms = &config.general_settings.key_management_settings;
     kms.access_mode.can_read()
         && kms
@@ -283,6 +283,9 @@ impl LiveSecrets {
         let reads = live.read_vault_names(live.vault_names.clone()).await;
         let mut entries = FastMap::default();
         let mut missing = Vec::new();
+        // A name missing because Vault could not be read (down, sealed, refused) is an outage
+        // the caller may wait out; a name Vault does not have is a config mistake.
+        let mut vault_failed = false;
         let mut read_at = HashMap::new();
         for (name, places) in &live.uses {
             let used_at = places.join(", ");
@@ -332,9 +335,12 @@ impl LiveSecrets {
                                 "not in Vault at {path} (field `key`) and not in the environment"
                             )
                         }
-                        Some((path, Err(error))) => format!(
-                            "Vault read at {path} failed ({error}) and not in the environment"
-                        ),
+                        Some((path, Err(error))) => {
+                            vault_failed = true;
+                            format!(
+                                "Vault read at {path} failed ({error}) and not in the environment"
+                            )
+                        }
                         _ => format!("not in the environment ({})", live.why_not_vault(config)),
                     };
                     missing.push(format!("  - {name} (used at {used_at}): {why}"));
@@ -363,11 +369,16 @@ impl LiveSecrets {
             }
         }
         if !missing.is_empty() {
-            return Err(Error::Config(format!(
+            let message = format!(
                 "{} secret reference(s) could not be resolved:\n{}",
                 missing.len(),
                 missing.join("\n")
-            )));
+            );
+            return Err(if vault_failed {
+                Error::Unavailable(message)
+            } else {
+                Error::Config(message)
+            });
         }
         for (name, entry) in &entries {
             tracing::info!(secret = %name, origin = %entry.origin, "secret reference resolved");

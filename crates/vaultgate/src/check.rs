@@ -7,7 +7,7 @@ use vaultgate_config::Config;
 use vaultgate_core::Result;
 use vaultgate_secrets::{Env, LiveSecrets};
 
-use crate::serve::open_keys;
+use crate::bring_up::open_keys;
 use crate::{load, refuses_open};
 
 pub async fn check(path: &Path, allow_unauthenticated: bool, verbose: bool) -> Result<ExitCode> {

@@ -1,10 +1,13 @@
 //! `vaultgate`: the command line. Parsing, wiring and nothing else.
 
+mod bring_up;
 mod check;
+mod files;
 mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -45,6 +48,22 @@ struct Cli {
     /// open.
     #[arg(long, global = true)]
     allow_unauthenticated: bool,
+    /// Exit when Vault (or the key database) cannot be reached at start. By default the gateway
+    /// serves health, reports "not ready" and retries until the secrets are in.
+    #[arg(long, env = "VAULTGATE_REQUIRE_VAULT_AT_START")]
+    require_vault_at_start: bool,
+    /// Most client connections open at once (default: what the open-file limit allows, which is
+    /// raised to its hard maximum at start). Connections over it get a 503.
+    #[arg(long, env = "VAULTGATE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Seconds a client may take to send a request's headers; also how long an idle keep-alive
+    /// connection stays open.
+    #[arg(long, default_value_t = 30, env = "VAULTGATE_HEADER_READ_TIMEOUT",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout: u64,
+    /// Seconds in-flight requests and streams get to finish after SIGTERM.
+    #[arg(long, default_value_t = 30, env = "VAULTGATE_DRAIN_TIMEOUT")]
+    drain_timeout: u64,
 }
 
 /// The crate version and the git commit it was built from (`build.rs`).
@@ -99,7 +118,20 @@ fn main() -> ExitCode {
             Some(Command::Check { verbose }) => {
                 check::check(&path, cli.allow_unauthenticated, verbose).await
             }
-            None => serve::serve(&path, &cli.host, cli.port, cli.allow_unauthenticated).await,
+            None => {
+                let options = serve::ServeOptions {
+                    host: cli.host.clone(),
+                    port: cli.port,
+                    allow_unauthenticated: cli.allow_unauthenticated,
+                    require_vault_at_start: cli.require_vault_at_start,
+                    max_connections: cli
+                        .max_connections
+                        .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                    header_read_timeout: Duration::from_secs(cli.header_read_timeout),
+                    drain_timeout: Duration::from_secs(cli.drain_timeout),
+                };
+                serve::serve(&path, &options).await
+            }
         }
     });
     match result {

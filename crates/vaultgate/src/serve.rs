@@ -6,21 +6,28 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use vaultgate_config::Config;
 use vaultgate_core::{Error, Result};
-use vaultgate_keys::{KeyService, KeyServiceOptions, MirrorConfig};
-use vaultgate_secrets::{Env, LiveSecrets};
-use vaultgate_server::{AppState, Options, VaultMirror};
+use vaultgate_server::{Starting, listen};
 
+use crate::bring_up::{bring_up, details_access, is_outage, retry_until_up};
 use crate::{load, refuses_open};
 
-pub async fn serve(
-    path: &Path,
-    host: &str,
-    port: u16,
-    allow_unauthenticated: bool,
-) -> Result<ExitCode> {
-    let config = load(path, allow_unauthenticated)?;
+/// How to serve, from the command line.
+pub struct ServeOptions {
+    pub host: String,
+    pub port: u16,
+    pub allow_unauthenticated: bool,
+    /// Exit when Vault (or the database) cannot be reached at start, instead of serving health
+    /// and retrying.
+    pub require_vault_at_start: bool,
+    /// `None`: derived from the open-file limit.
+    pub max_connections: Option<usize>,
+    pub header_read_timeout: std::time::Duration,
+    pub drain_timeout: std::time::Duration,
+}
+
+pub async fn serve(path: &Path, options: &ServeOptions) -> Result<ExitCode> {
+    let config = load(path, options.allow_unauthenticated)?;
     if let Some(reason) = refuses_open(&config) {
         return Err(Error::Config(reason));
     }
@@ -31,131 +38,103 @@ pub async fn serve(
              manage keys"
         );
     }
-    let env = Env::from_config(&config);
-    let console = vaultgate_server::console_enabled(&config, &env)?;
-    let secrets = LiveSecrets::start(&config, env).await?;
+    let console =
+        vaultgate_server::console_enabled(&config, &vaultgate_secrets::Env::from_config(&config))?;
     let metrics = vaultgate_server::telemetry::install_metrics()?;
     vaultgate_secrets::metrics::describe();
-    let keys = open_keys(&config, path, &secrets).await?;
     survive_file_size_limits();
     let shutdown = CancellationToken::new();
-    let outbox = keys
-        .as_ref()
-        .map(|keys| keys.spawn_outbox_worker(shutdown.clone()));
-    let state = Arc::new(AppState::new(
-        &config,
-        Arc::clone(&secrets),
-        Options {
-            metrics,
-            keys: keys.clone(),
-            console,
-        },
-    )?);
-    let refresher = Arc::clone(&secrets).spawn_refresher(shutdown.clone());
-
-    let address: SocketAddr = format!("{host}:{port}")
-        .parse()
-        .or_else(|_| format!("[{host}]:{port}").parse())
-        .map_err(|_| Error::Config(format!("--host {host} --port {port} is not an address")))?;
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|e| listen_error(address, &e))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    tracing::info!(
-        models = state.router.models().len(),
-        "vaultgate listening on http://{local}"
-    );
-    if console {
-        tracing::info!(
-            "admin console on http://{local}/ui/ (general_settings.ui: false turns it off)"
-        );
-    }
-
-    let app = vaultgate_server::app(state);
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
         signal.cancel();
     });
-    // Without TCP_NODELAY, a stream's second small write waits for the client's delayed ACK
-    // (~40 ms on Linux) under Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted connection");
+    let (host, port) = (&options.host, options.port);
+    let address: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .map_err(|_| Error::Config(format!("--host {host} --port {port} is not an address")))?;
+
+    let limits = listen::Limits {
+        header_read_timeout: options.header_read_timeout,
+        max_connections: crate::files::connection_limit(options.max_connections),
+        drain_timeout: options.drain_timeout,
+    };
+    let first = bring_up(&config, path, &metrics, console, &shutdown).await;
+    let first_error = match first {
+        Err(failed) if is_outage(&failed.error) && !options.require_vault_at_start => failed.error,
+        Err(failed) => return Err(failed.error),
+        Ok(running) => {
+            let listener = bind(address).await?;
+            tracing::info!(
+                models = running.state.router.models().len(),
+                "vaultgate listening on http://{}",
+                local_address(&listener)?
+            );
+            log_console(console, &listener)?;
+            let app = vaultgate_server::app(Arc::clone(&running.state));
+            listen::serve(listener, app, limits, shutdown.clone()).await?;
+            shutdown.cancel();
+            running.stop().await;
+            tracing::info!("stopped");
+            return Ok(ExitCode::SUCCESS);
         }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .map_err(|e| Error::Internal(format!("server error: {e}")))?;
+    };
+
+    // Vault (or the database) is down: serve health and a "not ready" readiness, retry in the
+    // background, serve model requests from the moment the secrets are in.
+    let listener = bind(address).await?;
+    tracing::warn!(
+        error = %first_error,
+        "NOT READY: start-up failed; serving health and retrying (--require-vault-at-start exits instead)"
+    );
+    tracing::info!(
+        "vaultgate listening on http://{} (not ready yet)",
+        local_address(&listener)?
+    );
+    log_console(console, &listener)?;
+    let starting = Starting::new(first_error.to_string(), details_access(&config));
+    let retries = tokio::spawn(retry_until_up(
+        config,
+        path.to_owned(),
+        metrics,
+        console,
+        shutdown.clone(),
+        starting.clone(),
+    ));
+    listen::serve(listener, starting, limits, shutdown.clone()).await?;
     shutdown.cancel();
-    let _ = refresher.await;
-    if let Some(vault) = secrets.vault() {
-        vault.shutdown();
-    }
-    if let Some(keys) = keys {
-        if let Some(outbox) = outbox {
-            let _ = outbox.await;
-        }
-        // Writes every recorded spend before exit.
-        keys.shutdown().await;
+    let retried = retries
+        .await
+        .map_err(|e| Error::Internal(format!("start-up task failed: {e}")))?;
+    if let Some(running) = retried? {
+        running.stop().await;
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-/// The database URL: `general_settings.database_url` (or `DATABASE_URL`), else a SQLite file
-/// next to the config. SQLite files are created when missing.
-fn database_url(config: &Config, config_path: &Path, secrets: &LiveSecrets) -> Result<String> {
-    let url = match &config.general_settings.database_url {
-        Some(value) => secrets
-            .snapshot()
-            .value(value)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                Error::Config("general_settings.database_url resolved to nothing".into())
-            })?,
-        None => {
-            let dir = config_path.parent().filter(|d| !d.as_os_str().is_empty());
-            let file = dir.unwrap_or(Path::new(".")).join("vaultgate.db");
-            format!("sqlite://{}", file.display())
-        }
-    };
-    if url.starts_with("sqlite:") && !url.contains("mode=") {
-        let separator = if url.contains('?') { '&' } else { '?' };
-        return Ok(format!("{url}{separator}mode=rwc"));
-    }
-    Ok(url)
-}
-
-/// The virtual key service, when a master key makes key management possible.
-pub async fn open_keys(
-    config: &Config,
-    config_path: &Path,
-    secrets: &LiveSecrets,
-) -> Result<Option<KeyService>> {
-    if config.general_settings.master_key.is_none() {
-        return Ok(None);
-    }
-    let mut options = KeyServiceOptions::new(database_url(config, config_path, secrets)?);
-    let settings = &config.general_settings.key_management_settings;
-    if settings.store_virtual_keys {
-        let vault = secrets.vault().cloned().ok_or_else(|| {
-            Error::Config(
-                "key_management_settings.store_virtual_keys needs a Vault: set HCP_VAULT_ADDR \
-                 and a way to log in"
-                    .into(),
-            )
-        })?;
-        let mirror = VaultMirror::new(vault, settings.virtual_key_prefix());
-        options = options.with_mirror(
-            MirrorConfig::new(Arc::new(mirror)).with_description(settings.description.clone()),
+fn log_console(console: bool, listener: &tokio::net::TcpListener) -> Result<()> {
+    if console {
+        tracing::info!(
+            "admin console on http://{}/ui/ (general_settings.ui: false turns it off)",
+            local_address(listener)?
         );
     }
-    KeyService::open(options).await.map(Some)
+    Ok(())
+}
+
+async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| listen_error(address, &e))
+}
+
+fn local_address(listener: &tokio::net::TcpListener) -> Result<SocketAddr> {
+    listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Why the port could not be taken, with what to do about it (not a config error).

@@ -1,0 +1,243 @@
+//! Bringing the rooms up: secrets (Vault), the key service (database), the app state; and,
+//! when Vault or the database is down at start, retrying with jittered exponential backoff.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vaultgate_config::{Config, ConfigValue};
+use vaultgate_core::{Error, Result};
+use vaultgate_keys::{KeyService, KeyServiceOptions, MirrorConfig};
+use vaultgate_secrets::{Env, LiveSecrets, reads_from_vault};
+use vaultgate_server::{AppState, DetailsAccess, Options, Starting, VaultMirror};
+
+/// First wait after a failed start-up attempt; doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Everything that runs once the secrets are in, stopped in order at exit.
+pub struct Running {
+    pub state: Arc<AppState>,
+    secrets: Arc<LiveSecrets>,
+    keys: Option<KeyService>,
+    outbox: Option<JoinHandle<()>>,
+    refresher: JoinHandle<()>,
+}
+
+impl Running {
+    /// After the HTTP server drained: background tasks end, recorded spend is written.
+    pub async fn stop(self) {
+        let _ = self.refresher.await;
+        if let Some(vault) = self.secrets.vault() {
+            vault.shutdown();
+        }
+        if let Some(keys) = self.keys {
+            if let Some(outbox) = self.outbox {
+                let _ = outbox.await;
+            }
+            keys.shutdown().await;
+        }
+    }
+}
+
+/// A failed attempt, and whether it failed on the secrets (which an operator can fix in Vault
+/// while the gateway waits) or later.
+pub struct StartError {
+    pub error: Error,
+    pub in_secrets: bool,
+}
+
+/// One attempt: resolve the secrets, open the key service, build the app state.
+pub async fn bring_up(
+    config: &Config,
+    path: &Path,
+    metrics: &PrometheusHandle,
+    console: bool,
+    shutdown: &CancellationToken,
+) -> std::result::Result<Running, StartError> {
+    let secrets = LiveSecrets::start(config, Env::from_config(config))
+        .await
+        .map_err(|error| StartError {
+            error,
+            in_secrets: true,
+        })?;
+    let later = |error| StartError {
+        error,
+        in_secrets: false,
+    };
+    let keys = match open_keys(config, path, &secrets).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            if let Some(vault) = secrets.vault() {
+                vault.shutdown();
+            }
+            return Err(later(error));
+        }
+    };
+    let state = Arc::new(
+        AppState::new(
+            config,
+            Arc::clone(&secrets),
+            Options {
+                metrics: metrics.clone(),
+                keys: keys.clone(),
+                console,
+            },
+        )
+        .map_err(later)?,
+    );
+    let outbox = keys
+        .as_ref()
+        .map(|keys| keys.spawn_outbox_worker(shutdown.clone()));
+    let refresher = Arc::clone(&secrets).spawn_refresher(shutdown.clone());
+    Ok(Running {
+        state,
+        secrets,
+        keys,
+        outbox,
+        refresher,
+    })
+}
+
+/// Whether a failed attempt is an outage worth waiting out (Vault or the database down, sealed
+/// or refusing) rather than a mistake in the config.
+pub fn is_outage(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Vault { .. } | Error::Unavailable(_) | Error::Database(_)
+    )
+}
+
+/// Retries [`bring_up`] until it works (then hands the app to `starting`), a mistake outside
+/// the secrets stops it (returned, after cancelling `shutdown`), or shutdown. While waiting, a
+/// secret missing from Vault is waited for too (Vault may be restored from a backup). Waits
+/// are jittered so restarted replicas do not retry in step.
+pub async fn retry_until_up(
+    config: Config,
+    path: std::path::PathBuf,
+    metrics: PrometheusHandle,
+    console: bool,
+    shutdown: CancellationToken,
+    starting: Starting,
+) -> Result<Option<Running>> {
+    let mut attempts: u32 = 1;
+    loop {
+        let wait = backoff(attempts);
+        tracing::info!(
+            attempt = attempts,
+            retry_in_ms = wait.as_millis() as u64,
+            "not ready: retrying start-up"
+        );
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            () = tokio::time::sleep(wait) => {}
+        }
+        attempts += 1;
+        let attempt = tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            attempt = bring_up(&config, &path, &metrics, console, &shutdown) => attempt,
+        };
+        match attempt {
+            Ok(running) => {
+                tracing::info!(attempts, "secrets loaded: ready, serving model requests");
+                starting.ready(vaultgate_server::app(Arc::clone(&running.state)));
+                return Ok(Some(running));
+            }
+            Err(StartError { error, in_secrets }) if in_secrets || is_outage(&error) => {
+                tracing::warn!(attempt = attempts, %error, "start-up attempt failed; still not ready");
+                starting.failed(attempts, error.to_string());
+            }
+            Err(StartError { error, .. }) => {
+                shutdown.cancel();
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// Exponential from [`RETRY_FIRST`] to [`RETRY_MAX`], each wait drawn from its upper half.
+fn backoff(attempts: u32) -> Duration {
+    let ceiling = RETRY_FIRST
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+        .min(RETRY_MAX);
+    ceiling / 2 + ceiling.mul_f64(rand::random::<f64>() / 2.0)
+}
+
+/// Who may read why the gateway is not ready: the master key and metrics key when they are
+/// known without Vault (written in the file, or from the environment).
+pub fn details_access(config: &Config) -> DetailsAccess {
+    let env = Env::from_config(config);
+    let general = &config.general_settings;
+    let keys = [&general.master_key, &general.metrics_key]
+        .into_iter()
+        .flatten()
+        .filter_map(|value| match value {
+            ConfigValue::Literal(text) => Some(text.clone()),
+            ConfigValue::Reference(name) if !reads_from_vault_at_all(config, name) => env.get(name),
+            ConfigValue::Reference(_) => None,
+        })
+        .filter(|key| !key.is_empty())
+        .collect();
+    DetailsAccess {
+        public: general.public_readiness_details || general.master_key.is_none(),
+        keys,
+    }
+}
+
+fn reads_from_vault_at_all(config: &Config, name: &str) -> bool {
+    config.general_settings.key_management_system.is_some() && reads_from_vault(config, name)
+}
+
+/// The database URL: `general_settings.database_url` (or `DATABASE_URL`), else a SQLite file
+/// next to the config. SQLite files are created when missing.
+fn database_url(config: &Config, config_path: &Path, secrets: &LiveSecrets) -> Result<String> {
+    let url = match &config.general_settings.database_url {
+        Some(value) => secrets
+            .snapshot()
+            .value(value)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Error::Config("general_settings.database_url resolved to nothing".into())
+            })?,
+        None => {
+            let dir = config_path.parent().filter(|d| !d.as_os_str().is_empty());
+            let file = dir.unwrap_or(Path::new(".")).join("vaultgate.db");
+            format!("sqlite://{}", file.display())
+        }
+    };
+    if url.starts_with("sqlite:") && !url.contains("mode=") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        return Ok(format!("{url}{separator}mode=rwc"));
+    }
+    Ok(url)
+}
+
+/// The virtual key service, when a master key makes key management possible.
+pub async fn open_keys(
+    config: &Config,
+    config_path: &Path,
+    secrets: &LiveSecrets,
+) -> Result<Option<KeyService>> {
+    if config.general_settings.master_key.is_none() {
+        return Ok(None);
+    }
+    let mut options = KeyServiceOptions::new(database_url(config, config_path, secrets)?);
+    let settings = &config.general_settings.key_management_settings;
+    if settings.store_virtual_keys {
+        let vault = secrets.vault().cloned().ok_or_else(|| {
+            Error::Config(
+                "key_management_settings.store_virtual_keys needs a Vault: set HCP_VAULT_ADDR \
+                 and a way to log in"
+                    .into(),
+            )
+        })?;
+        let mirror = VaultMirror::new(vault, settings.virtual_key_prefix());
+        options = options.with_mirror(
+            MirrorConfig::new(Arc::new(mirror)).with_description(settings.description.clone()),
+        );
+    }
+    KeyService::open(options).await.map(Some)
+}

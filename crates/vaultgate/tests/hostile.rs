@@ -1,0 +1,129 @@
+//! Hostile clients: idle and slow-header connections are closed, connections over the cap get a
+//! 503 instead of a hang, and the open-file limit is reported at start.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use vaultgate_testkit::Gateway;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vaultgate");
+const CONFIG: &str = "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x, mock_response: hi}\ngeneral_settings: {master_key: sk-hostile-1}\n";
+/// Far above the 1 s header timeout the tests set, so a slow machine cannot fail them.
+const CLOSE_WITHIN: Duration = Duration::from_secs(20);
+
+fn connect(gateway: &Gateway) -> TcpStream {
+    let address = gateway.url.trim_start_matches("http://");
+    let tcp = TcpStream::connect(address).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    tcp
+}
+
+/// Reads until the server closes the connection (or `CLOSE_WITHIN` passes); what it sent.
+fn read_until_closed(
+    tcp: &mut TcpStream,
+    mut trickle: impl FnMut(&mut TcpStream),
+) -> Option<String> {
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while Instant::now() < deadline {
+        match tcp.read(&mut buffer) {
+            Ok(0) => return Some(String::from_utf8_lossy(&received).into_owned()),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                trickle(tcp)
+            }
+            Err(_) => return Some(String::from_utf8_lossy(&received).into_owned()),
+        }
+    }
+    None
+}
+
+#[test]
+fn idle_and_slow_header_connections_are_closed() {
+    let gateway = Gateway::builder(BIN, CONFIG)
+        .arg("--header-read-timeout")
+        .arg("1")
+        .start()
+        .unwrap();
+    // Idle: never sends a byte.
+    let mut idle = connect(&gateway);
+    assert!(
+        read_until_closed(&mut idle, |_| {}).is_some(),
+        "idle connection kept open"
+    );
+
+    // Slowloris: a header line that never ends, one byte at a time.
+    let mut slow = connect(&gateway);
+    slow.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    let closed = read_until_closed(&mut slow, |tcp| {
+        let _ = tcp.write_all(b"a");
+    });
+    assert!(closed.is_some(), "slow header kept open");
+
+    // Idle after a complete request on a keep-alive connection.
+    let mut kept = connect(&gateway);
+    kept.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let answer = read_until_closed(&mut kept, |_| {}).expect("keep-alive connection kept open");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn connections_over_the_cap_get_a_503_and_a_log_line() {
+    let gateway = Gateway::builder(BIN, CONFIG)
+        .arg("--max-connections")
+        .arg("3")
+        .start()
+        .unwrap();
+    // Three keep-alive connections, each answered once, so each surely holds its slot.
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut tcp = connect(&gateway);
+            tcp.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut buffer = [0u8; 1024];
+            let deadline = Instant::now() + CLOSE_WITHIN;
+            while !matches!(tcp.read(&mut buffer), Ok(n) if n > 0) {
+                assert!(Instant::now() < deadline, "no answer on a held connection");
+            }
+            tcp
+        })
+        .collect();
+    let mut extra = connect(&gateway);
+    let answer = read_until_closed(&mut extra, |_| {}).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.contains(r#""type":"service_unavailable""#),
+        "{answer}"
+    );
+    drop(held);
+    let logs = gateway.logs();
+    assert!(logs.contains("connection limit reached"), "{logs}");
+    assert!(
+        logs.contains("open_file_limit=") && logs.contains("max_connections=3"),
+        "{logs}"
+    );
+
+    // Once the held connections are gone, new ones are served again.
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    loop {
+        let mut tcp = connect(&gateway);
+        tcp.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let answer = read_until_closed(&mut tcp, |_| {}).unwrap_or_default();
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again: {answer}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
