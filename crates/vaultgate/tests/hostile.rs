@@ -89,7 +89,8 @@ fn connections_over_the_cap_get_a_503_and_a_log_line() {
     let held: Vec<TcpStream> = (0..3)
         .map(|_| {
             let mut tcp = connect(&gateway);
-            tcp.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            tcp.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
             let mut buffer = [0u8; 1024];
             let deadline = Instant::now() + CLOSE_WITHIN;
             while !matches!(tcp.read(&mut buffer), Ok(n) if n > 0) {
