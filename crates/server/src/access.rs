@@ -6,10 +6,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 use vaultgate_core::Result;
 use vaultgate_keys::{Admission, KeyService};
-use vaultgate_providers::{Deployment, Usage};
+use vaultgate_providers::{ChatBody, Deployment, Usage};
 
 use crate::auth::Principal;
-use crate::sse::UsageSink;
+use crate::charge;
+use crate::sse::{StreamEnd, UsageSink};
 use crate::state::AppState;
 
 /// A granted model request. For a virtual key it holds the admission (a parallel-request slot
@@ -71,12 +72,28 @@ impl Access {
         }
     }
 
-    /// For a stream: a sink that records the usage when the stream ends. The admission lives
-    /// inside it, so the parallel-request slot is held until the client has the last byte.
-    pub fn into_sink(self, deployment: Arc<Deployment>) -> Option<UsageSink> {
+    /// For a stream: a sink that charges it when it ends, however it ends. The admission
+    /// lives inside it, so the parallel-request slot is held until the client has the last
+    /// byte or goes away. The provider's final count is charged when it arrived; otherwise an
+    /// estimate (see [`crate::charge`]) from the request, kept for it, and the text delivered.
+    pub fn into_sink(self, deployment: Arc<Deployment>, request: ChatBody) -> Option<UsageSink> {
         self.grant.as_ref()?;
-        Some(Box::new(move |usage: Usage| {
-            self.record(&deployment, usage)
+        Some(Box::new(move |end: StreamEnd| {
+            let usage = match end.usage {
+                Some(usage) if end.usage_final => usage,
+                partial => {
+                    metrics::counter!("vaultgate_stream_usage_estimated_total").increment(1);
+                    let partial = partial.unwrap_or_default();
+                    Usage {
+                        prompt_tokens: match partial.prompt_tokens {
+                            0 => charge::prompt_tokens(&request),
+                            counted => counted,
+                        },
+                        completion_tokens: partial.completion_tokens.max(end.delivered.tokens()),
+                    }
+                }
+            };
+            self.record(&deployment, usage);
         }))
     }
 }

@@ -5,6 +5,7 @@ mod admin_models;
 mod admin_status;
 mod answer_headers;
 mod auth;
+mod charge;
 mod console;
 mod http_client;
 pub mod listen;

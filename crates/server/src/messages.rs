@@ -74,7 +74,7 @@ async fn forward(
             json_response(status, None, body)
         }
         Reply::Stream { status, body } => {
-            let sink = deployment.and_then(|d| access.into_sink(d));
+            let sink = deployment.and_then(|d| access.into_sink(d, request.body));
             sse_response(status, sse::tap(body, UsageFormat::Anthropic, sink))
         }
     };

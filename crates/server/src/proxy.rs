@@ -183,7 +183,7 @@ async fn forward(
             json_response(status, content_type, body)
         }
         Reply::Stream { status, body } => {
-            let sink = deployment.and_then(|d| access.into_sink(d));
+            let sink = deployment.and_then(|d| access.into_sink(d, request));
             let format = UsageFormat::OpenAi {
                 hide_usage_chunk: !client_wants_usage,
             };

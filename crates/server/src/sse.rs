@@ -8,10 +8,22 @@ use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 use vaultgate_providers::Usage;
 
+use crate::charge::Delivered;
+
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
-/// Called once with the usage of a finished stream.
-pub type UsageSink = Box<dyn FnOnce(Usage) + Send>;
+/// How a stream ended, for its charge: the provider's usage as far as it came, whether that is
+/// its final count, and the text the client was sent.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct StreamEnd {
+    pub usage: Option<Usage>,
+    /// The provider's final count arrived (OpenAI's usage chunk, Anthropic's `message_delta`).
+    pub usage_final: bool,
+    pub delivered: Delivered,
+}
+
+/// Called once when a stream ends, however it ends (the client going away included).
+pub type UsageSink = Box<dyn FnOnce(StreamEnd) + Send>;
 
 /// Which usage an event stream carries, and where.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +39,7 @@ struct Tap {
     inner: ByteStream,
     buffer: BytesMut,
     format: UsageFormat,
-    usage: Option<Usage>,
+    end: StreamEnd,
     /// Holds the caller's admission (a parallel-request slot) until the stream ends or the
     /// client goes away.
     sink: Option<UsageSink>,
@@ -49,6 +61,9 @@ impl Tap {
     /// Returns whether the frame goes to the client.
     fn inspect(&mut self, frame: &[u8]) -> bool {
         if !contains(frame, b"\"usage\"") {
+            if self.sink.is_some() {
+                self.end.delivered.add(frame);
+            }
             return true;
         }
         let Some(json) =
@@ -59,25 +74,38 @@ impl Tap {
         match self.format {
             UsageFormat::OpenAi { hide_usage_chunk } => {
                 if let Some(usage) = Usage::from_json(&json) {
-                    self.usage = Some(usage);
+                    self.end.usage = Some(usage);
+                    self.end.usage_final = true;
                 }
                 let usage_only = json
                     .get("choices")
                     .and_then(Value::as_array)
                     .is_some_and(Vec::is_empty);
-                !(usage_only && hide_usage_chunk)
+                let forwarded = !(usage_only && hide_usage_chunk);
+                if forwarded && self.sink.is_some() {
+                    self.end.delivered.add(frame);
+                }
+                forwarded
             }
             UsageFormat::Anthropic => {
                 let usage = json.pointer("/message/usage").or_else(|| json.get("usage"));
                 if let Some(usage) = usage {
                     let seen = anthropic_usage(usage);
-                    let total = self.usage.get_or_insert_default();
+                    let total = self.end.usage.get_or_insert_default();
                     if seen.prompt_tokens > 0 {
                         total.prompt_tokens = seen.prompt_tokens;
                     }
                     if usage.get("output_tokens").is_some() {
                         total.completion_tokens = seen.completion_tokens;
                     }
+                    // `message_start` counts one output token up front; `message_delta` has
+                    // the final count.
+                    if json.get("type").and_then(Value::as_str) == Some("message_delta") {
+                        self.end.usage_final = true;
+                    }
+                }
+                if self.sink.is_some() {
+                    self.end.delivered.add(frame);
                 }
                 true
             }
@@ -86,10 +114,10 @@ impl Tap {
 }
 
 impl Drop for Tap {
-    /// Usage is recorded however the stream ends, the client going away included.
+    /// The stream is charged however it ends, the client going away included.
     fn drop(&mut self) {
-        if let (Some(sink), Some(usage)) = (self.sink.take(), self.usage) {
-            sink(usage);
+        if let Some(sink) = self.sink.take() {
+            sink(self.end);
         }
     }
 }
@@ -112,7 +140,7 @@ pub fn tap(inner: ByteStream, format: UsageFormat, sink: Option<UsageSink>) -> B
         inner,
         buffer: BytesMut::new(),
         format,
-        usage: None,
+        end: StreamEnd::default(),
         sink,
     };
     Box::pin(futures_util::stream::unfold(
@@ -181,7 +209,8 @@ mod tests {
                 .into_iter()
                 .map(|c| Ok(Bytes::from_static(c.as_bytes()))),
         ));
-        let sink: UsageSink = Box::new(move |usage| *sink_seen.lock().unwrap() = Some(usage));
+        let sink: UsageSink =
+            Box::new(move |end: StreamEnd| *sink_seen.lock().unwrap() = end.usage);
         let format = UsageFormat::OpenAi {
             hide_usage_chunk: hide,
         };
@@ -235,7 +264,8 @@ mod tests {
         let inner: ByteStream = Box::pin(futures_util::stream::iter(
             events.map(|e| Ok(Bytes::from_static(e.as_bytes()))),
         ));
-        let sink: UsageSink = Box::new(move |usage| *sink_seen.lock().unwrap() = Some(usage));
+        let sink: UsageSink =
+            Box::new(move |end: StreamEnd| *sink_seen.lock().unwrap() = end.usage);
         let out: Vec<_> = tap(inner, UsageFormat::Anthropic, Some(sink))
             .collect()
             .await;
@@ -252,6 +282,35 @@ mod tests {
                 completion_tokens: 9
             })
         );
+    }
+
+    #[tokio::test]
+    async fn a_stream_without_usage_reports_the_text_it_delivered() {
+        let seen = Arc::new(Mutex::new(None));
+        let sink_seen = Arc::clone(&seen);
+        let frames = [
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\" world, hi\"}}]}\n\n",
+        ];
+        let inner: ByteStream = Box::pin(futures_util::stream::iter(
+            frames.map(|f| Ok(Bytes::from_static(f.as_bytes()))),
+        ));
+        let sink: UsageSink =
+            Box::new(move |end: StreamEnd| *sink_seen.lock().unwrap() = Some(end));
+        let format = UsageFormat::OpenAi {
+            hide_usage_chunk: true,
+        };
+        let mut stream = tap(inner, format, Some(sink));
+        // The client reads two frames and goes away.
+        stream.next().await;
+        stream.next().await;
+        drop(stream);
+        let end = seen.lock().unwrap().expect("the sink was not called");
+        assert_eq!(end.usage, None);
+        assert!(!end.usage_final);
+        assert_eq!(end.delivered.text_bytes, 5);
+        assert_eq!(end.delivered.tokens(), 2);
     }
 
     #[tokio::test]
