@@ -177,7 +177,7 @@ pub fn details_access(config: &Config) -> DetailsAccess {
         .filter_map(|value| match value {
             ConfigValue::Literal(text) => Some(text.clone()),
             ConfigValue::Reference(name) if !reads_from_vault_at_all(config, name) => env.get(name),
-            ConfigValue::Reference(_) => None,
+            ConfigValue::Reference(_) | ConfigValue::Vault(_) => None,
         })
         .filter(|key| !key.is_empty())
         .collect();
