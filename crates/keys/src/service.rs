@@ -278,6 +278,19 @@ impl KeyService {
         self.inner.outbox.spawn_worker(shutdown)
     }
 
+    /// Makes the Vault copy at `name` agree with the key store now (the console's repair): a
+    /// copy no key owns is deleted, a key's copy gets the key's value back from the copy's
+    /// history. What fails stays queued for the outbox worker; a key whose value is nowhere in
+    /// the history keeps no copy (regenerate it). Runs under the admin lock, so a key being
+    /// written on this instance is never taken for an orphan.
+    pub async fn repair_copy(&self, name: &str) {
+        if self.inner.mirror.is_none() {
+            return;
+        }
+        let _admin = self.inner.admin.lock().await;
+        self.inner.outbox.queue_and_repair(name).await;
+    }
+
     /// Keys without a Vault copy and copies without a key (for `vaultgate check`). Empty when no
     /// mirror is configured.
     pub async fn drift(&self) -> Result<DriftReport> {

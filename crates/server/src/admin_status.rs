@@ -1,5 +1,6 @@
 //! Admin-only JSON routes for what the LiteLLM API has no shape for: the state of the Vault
-//! copies of virtual keys, and of every deployment (`GET /admin/models`, in `admin_models`). Mounted behind the admin check like `/key/*`; no route here ever
+//! copies of virtual keys, of Vault itself (`admin_vault`) and of every deployment
+//! (`admin_models`). Mounted behind the admin check like `/key/*`; no route here ever
 //! returns a secret value. Nothing here runs per model request.
 //!
 //! - `GET /admin/vault/copies?name=A&name=B`: for each copy name (relative to
@@ -29,13 +30,19 @@ pub fn routes(state: Arc<AppState>) -> axum::Router {
     axum::Router::new()
         .route("/admin/vault/copies", get(copies))
         .route("/admin/models", get(crate::admin_models::models))
+        .route("/admin/vault", get(crate::admin_vault::status))
+        .route("/admin/vault/drift", get(crate::admin_vault::drift))
+        .route(
+            "/admin/vault/drift/repair",
+            axum::routing::post(crate::admin_vault::repair),
+        )
         .with_state(state)
 }
 
 type Params = std::result::Result<axum::extract::Query<Vec<(String, String)>>, QueryRejection>;
 
 /// The Vault client and the copies' prefix, or why there are no copies.
-fn mirror(app: &AppState) -> Result<(&VaultClient, &str)> {
+pub(crate) fn mirror(app: &AppState) -> Result<(&VaultClient, &str)> {
     match (app.secrets.vault(), app.mirror_prefix.as_deref()) {
         (Some(vault), Some(prefix)) => Ok((vault, prefix)),
         _ => Err(Error::bad_request(

@@ -3,6 +3,7 @@
 mod access;
 mod admin_models;
 mod admin_status;
+mod admin_vault;
 mod answer_headers;
 mod auth;
 mod charge;

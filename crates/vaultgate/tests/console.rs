@@ -21,7 +21,8 @@ const PROVIDER_KEY: &str = "sk-provider-console-e2e";
 /// Below nextest's 180 s kill, so a hung browser is reported with its output.
 const SPEC_TIMEOUT: Duration = Duration::from_secs(170);
 
-fn config(upstream: &str, database_url: &str) -> String {
+/// `closed_port`: a port nothing listens on (gpt-down's upstream).
+fn config(upstream: &str, database_url: &str, closed_port: u16) -> String {
     format!(
         r#"
 model_list:
@@ -29,7 +30,13 @@ model_list:
     litellm_params: {{model: openai/gpt-a-upstream, api_base: '{upstream}/v1', api_key: os.environ/CONSOLE_PROVIDER_KEY}}
     model_info: {{input_cost_per_token: 0.01, output_cost_per_token: 0.02}}
   - model_name: gpt-b
-    litellm_params: {{model: openai/gpt-b-upstream, api_base: '{upstream}/v1', api_key: os.environ/CONSOLE_PROVIDER_KEY}}
+    litellm_params: {{model: openai/gpt-b-upstream, api_base: '{upstream}/v1', api_key: os.environ/CONSOLE_PROVIDER_KEY, organization: os.environ/CONSOLE_ORG}}
+  - model_name: gpt-down
+    litellm_params: {{model: openai/gpt-down, api_base: 'http://127.0.0.1:{closed_port}/v1', api_key: os.environ/CONSOLE_PROVIDER_KEY}}
+router_settings:
+  allowed_fails: 2
+  cooldown_time: 120
+  num_retries: 0
 general_settings:
   master_key: {MASTER}
   database_url: "{database_url}"
@@ -71,9 +78,12 @@ async fn run_spec(spec: &str) {
     mock.require_key(Some(PROVIDER_KEY));
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}/keys.db", dir.path().display());
-    let gateway = Gateway::builder(BIN, &config(&mock.url(), &database_url))
+    let closed_port = vaultgate_testkit::openbao::free_port().unwrap();
+    let gateway = Gateway::builder(BIN, &config(&mock.url(), &database_url, closed_port))
         .env("HCP_VAULT_ADDR", &bao.addr())
         .env("HCP_VAULT_TOKEN", bao.root_token())
+        // Not in Vault: served from the environment.
+        .env("CONSOLE_ORG", "org-console")
         .dir(dir.path())
         .start()
         .unwrap();
@@ -91,6 +101,8 @@ async fn run_spec(spec: &str) {
         .current_dir(&web)
         .env("VAULTGATE_URL", &gateway.url)
         .env("VAULTGATE_MASTER_KEY", MASTER)
+        .env("VAULTGATE_BAO_ADDR", bao.addr())
+        .env("VAULTGATE_BAO_TOKEN", bao.root_token())
         .env("VAULTGATE_CONSOLE_ARTIFACTS", &artifacts)
         .env("CHROMIUM_BIN", &chromium)
         .env("CI", "1")
@@ -121,10 +133,13 @@ async fn run_spec(spec: &str) {
                 "the master key appeared in the gateway's logs"
             );
         }
-        Some(status) => panic!(
-            "Playwright failed ({status}):\n{report}\n--- gateway logs ---\n{}",
-            gateway.logs()
-        ),
+        Some(status) => {
+            let _ = std::fs::write(artifacts.join("gateway.log"), gateway.logs());
+            panic!(
+                "Playwright failed ({status}):\n{report}\n--- gateway logs ---\n{}",
+                gateway.logs()
+            )
+        }
         None => panic!("Playwright did not finish within {SPEC_TIMEOUT:?}:\n{report}"),
     }
 }
@@ -137,6 +152,16 @@ async fn console_sign_in_and_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_keys_page() {
     run_spec("keys").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_models_page() {
+    run_spec("models").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_vault_page() {
+    run_spec("vault").await;
 }
 
 /// A gateway with no Vault, for the on/off switches.

@@ -4,10 +4,16 @@ import { useQueryClient } from "@tanstack/react-query";
 import { Redirect, Route, Router, Switch, useLocation } from "wouter";
 import { useHashLocation } from "wouter/use-hash-location";
 import { KeysPage } from "./pages/Keys";
+import { ModelsPage } from "./pages/Models";
 import { SignIn } from "./pages/SignIn";
+import { VaultPage } from "./pages/Vault";
 import { useSession } from "./session";
 
-const PAGES = [{ path: "/keys", label: "Keys" }];
+const PAGES = [
+  { path: "/keys", label: "Keys" },
+  { path: "/models", label: "Models" },
+  { path: "/vault", label: "Vault" },
+];
 
 function Navigation({ onNavigate }: { onNavigate: () => void }) {
   const [location, navigate] = useLocation();
@@ -71,6 +77,8 @@ function Shell() {
       <AppShell.Main>
         <Switch>
           <Route path="/keys" component={KeysPage} />
+          <Route path="/models" component={ModelsPage} />
+          <Route path="/vault" component={VaultPage} />
           <Route>
             <Redirect to="/keys" />
           </Route>

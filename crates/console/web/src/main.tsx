@@ -2,7 +2,7 @@ import "@mantine/core/styles.css";
 import "@mantine/charts/styles.css";
 import "./console.css";
 
-import { Alert, Badge, MantineProvider, Modal, createTheme } from "@mantine/core";
+import { Alert, Badge, MantineProvider, Modal, NavLink, createTheme } from "@mantine/core";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { setNonce } from "get-nonce";
 import { StrictMode } from "react";
@@ -25,6 +25,7 @@ const theme = createTheme({
     // Icon-only close buttons need a name for screen readers.
     Modal: Modal.extend({ defaultProps: { closeButtonProps: { "aria-label": "Close" } } }),
     Badge: Badge.extend({ defaultProps: { variant: "filled" } }),
+    NavLink: NavLink.extend({ defaultProps: { variant: "filled" } }),
     Alert: Alert.extend({ defaultProps: { closeButtonLabel: "Close" } }),
   },
   defaultRadius: "sm",
@@ -32,7 +33,8 @@ const theme = createTheme({
 
 const queries = new QueryClient({
   defaultOptions: {
-    queries: { retry: false, refetchOnWindowFocus: false, staleTime: 5_000 },
+    // Every page shows what the gateway says now: data is refetched whenever a page is opened.
+    queries: { retry: false, refetchOnWindowFocus: false, staleTime: 0 },
   },
 });
 

@@ -182,8 +182,12 @@ export function KeysPage() {
   const copies = useCopies(mirrored ? names : []);
 
   const refresh = () => {
+    // Earlier searches are dropped rather than refetched: a search for a key that was just
+    // regenerated or deleted would only find nothing.
+    queries.removeQueries({ queryKey: ["keys"], type: "inactive" });
     void queries.invalidateQueries({ queryKey: ["keys"] });
     void queries.invalidateQueries({ queryKey: copiesQueryKey });
+    void queries.invalidateQueries({ queryKey: ["vault-drift"] });
   };
   const post = (path: string, body: unknown) => api<GeneratedKey>(path, { method: "POST", body });
   const mutate = useMutation({
