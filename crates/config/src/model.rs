@@ -21,6 +21,8 @@ pub enum Provider {
     OllamaChat,
     /// Amazon Bedrock's Converse API, SigV4-signed.
     Bedrock,
+    /// Google AI Studio's Gemini API (`generateContent`).
+    Gemini,
 }
 
 impl Provider {
@@ -33,6 +35,7 @@ impl Provider {
             Self::Ollama => "ollama",
             Self::OllamaChat => "ollama_chat",
             Self::Bedrock => "bedrock",
+            Self::Gemini => "gemini",
         }
     }
 }
@@ -255,6 +258,13 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         &["LLAMAFILE_API_KEY"],
         &["LLAMAFILE_API_BASE"],
     ),
+    ProviderSpec {
+        default_base: Some("https://generativelanguage.googleapis.com"),
+        key_env: &["GOOGLE_API_KEY", "GEMINI_API_KEY"],
+        base_env: &["GEMINI_API_BASE"],
+        key_required: true,
+        ..ProviderSpec::new("gemini", Provider::Gemini)
+    },
     ProviderSpec {
         provider: Provider::TextCompletionOpenAi,
         ..ProviderSpec::hosted(

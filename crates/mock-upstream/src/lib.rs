@@ -1,8 +1,11 @@
-//! A stand-in for LLM providers: answers OpenAI-, Azure-, Anthropic-, Ollama- and
-//! Bedrock-shaped requests (Ollama's native `/api/chat`, `/api/generate` and `/api/embed`,
-//! JSON-lines streams; Bedrock's Converse and ConverseStream only with a valid SigV4 signature),
-//! records what it received (URL, headers, body) and can be scripted (status, delay, partial or
-//! slow streams, malformed bodies). No provider is reachable from tests, so this is the one mock.
+//! A stand-in for LLM providers: answers OpenAI-, Azure-, Anthropic-, Gemini-, Ollama- and
+//! Bedrock-shaped requests (Gemini's `:generateContent`, `:streamGenerateContent?alt=sse` and
+//! `:batchEmbedContents` under AI Studio's or Vertex's paths, Anthropic on Vertex's
+//! `:rawPredict`/`:streamRawPredict`, Ollama's native `/api/chat`, `/api/generate` and
+//! `/api/embed` with JSON-lines streams, Bedrock's Converse and ConverseStream only with a valid
+//! SigV4 signature), records what it received (URL, headers, body) and can be scripted (status,
+//! delay, partial or slow streams, malformed bodies). No provider is reachable from tests, so
+//! this is the one mock.
 
 pub mod bedrock;
 
@@ -168,12 +171,19 @@ impl Drop for MockUpstream {
     }
 }
 
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
+/// The credential a request carries: a Bearer token, `api-key` (Azure), `x-api-key`
+/// (Anthropic), `x-goog-api-key` (Gemini) or a `key=` query parameter (Gemini's other way).
+fn presented_key<'a>(headers: &'a HeaderMap, uri: &'a str) -> Option<&'a str> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     get("authorization")
         .map(|v| v.trim_start_matches("Bearer ").trim())
         .or_else(|| get("api-key"))
         .or_else(|| get("x-api-key"))
+        .or_else(|| get("x-goog-api-key"))
+        .or_else(|| {
+            let query = uri.split_once('?')?.1;
+            query.split('&').find_map(|pair| pair.strip_prefix("key="))
+        })
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -214,7 +224,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
     let required = lock(&shared.required_key).clone();
     if let Some(required) = required
-        && presented_key(&parts.headers) != Some(required.as_str())
+        && presented_key(&parts.headers, &uri) != Some(required.as_str())
     {
         return error(401, "invalid_api_key", "Incorrect API key provided.");
     }
@@ -254,10 +264,35 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             .unwrap_or_else(|| bedrock::default_answer(&answer).to_string());
         return respond(200, "application/json", Body::from(json));
     }
-    let anthropic = uri.starts_with("/v1/messages");
     if uri.starts_with("/api/") {
         return ollama(&shared, &uri, &body, script).await;
     }
+    let path = uri.split('?').next().unwrap_or_default();
+    let method = path.rsplit_once(':').map(|(_, m)| m).unwrap_or_default();
+    if matches!(
+        method,
+        "generateContent" | "streamGenerateContent" | "batchEmbedContents"
+    ) {
+        return gemini(&shared, path, method, &body, script);
+    }
+    let anthropic =
+        uri.starts_with("/v1/messages") || matches!(method, "rawPredict" | "streamRawPredict");
+    let body = match method {
+        // Anthropic on Vertex names the model in the URL, not the body.
+        "rawPredict" | "streamRawPredict" => {
+            let mut body = body;
+            let model = path
+                .rsplit_once("/models/")
+                .map(|(_, m)| m)
+                .unwrap_or_default();
+            body["model"] = json!(model.split(':').next().unwrap_or_default());
+            if method == "streamRawPredict" {
+                body["stream"] = json!(true);
+            }
+            body
+        }
+        _ => body,
+    };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     if stream || script.stream.is_some() {
         let frames = script
@@ -366,6 +401,75 @@ fn default_stream(uri: &str, body: &Value, answer: &str, anthropic: bool) -> Vec
     }
     frames.push("[DONE]".into());
     frames
+}
+
+/// Gemini's API (AI Studio's `/v1beta/models/{m}:…` or Vertex's `…/publishers/google/models/{m}:…`).
+fn gemini(
+    shared: &Arc<Shared>,
+    path: &str,
+    method: &str,
+    body: &Value,
+    script: Script,
+) -> Response {
+    let model = path
+        .rsplit_once("/models/")
+        .and_then(|(_, m)| m.split(':').next())
+        .unwrap_or_default()
+        .to_owned();
+    if method == "batchEmbedContents" {
+        let count = body
+            .get("requests")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let embeddings: Vec<Value> = (0..count)
+            .map(|_| json!({"values": [0.5, -0.25, 0.125]}))
+            .collect();
+        return respond(
+            200,
+            "application/json",
+            Body::from(json!({"embeddings": embeddings}).to_string()),
+        );
+    }
+    let answer = lock(&shared.answer).clone();
+    let usage = json!({"promptTokenCount": USAGE.0, "candidatesTokenCount": USAGE.1,
+        "totalTokenCount": USAGE.0 + USAGE.1});
+    let chunk = |text: &str, finish: Option<&str>| {
+        let mut candidate =
+            json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": 0});
+        let mut chunk =
+            json!({"candidates": [], "modelVersion": model, "responseId": "mock-response"});
+        if let Some(finish) = finish {
+            candidate["finishReason"] = json!(finish);
+            chunk["usageMetadata"] = usage.clone();
+        }
+        chunk["candidates"] = json!([candidate]);
+        chunk
+    };
+    if method == "streamGenerateContent" {
+        let frames = script.stream.unwrap_or_else(|| {
+            let words: Vec<&str> = answer.split_inclusive(' ').collect();
+            let last = words.len().saturating_sub(1);
+            words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| chunk(w, (i == last).then_some("STOP")).to_string())
+                .collect()
+        });
+        return sse(
+            Arc::clone(shared),
+            frames,
+            script.chunk_delay,
+            script.cut_after,
+        );
+    }
+    if let Some(text) = script.body {
+        return respond(200, "application/json", Body::from(text));
+    }
+    respond(
+        200,
+        "application/json",
+        Body::from(chunk(&answer, Some("STOP")).to_string()),
+    )
 }
 
 /// Ollama's native API: `/api/chat`, `/api/generate`, `/api/embed`; streams are JSON lines.

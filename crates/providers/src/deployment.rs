@@ -199,8 +199,14 @@ impl Deployment {
             })
     }
 
-    /// `{base}/{path}`, parsed once per base (`/v1` added first where the API needs it).
-    pub(crate) fn url(&self, target: Target, base: &str, path: &str) -> Result<http::Uri> {
+    /// `{base}/{path}`, parsed once per base (`/v1` added first where the API needs it);
+    /// `path` is only built when the URL is not cached yet.
+    pub(crate) fn url(
+        &self,
+        target: Target,
+        base: &str,
+        path: impl FnOnce() -> String,
+    ) -> Result<http::Uri> {
         self.urls
             .get(target, base, None, || {
                 let v1 = if self.spec.base_ends_in_v1 && !base.ends_with("/v1") {
@@ -208,7 +214,7 @@ impl Deployment {
                 } else {
                     ""
                 };
-                parse_url(&format!("{base}{v1}/{path}"))
+                parse_url(&format!("{base}{v1}/{}", path()))
             })
             .ok_or_else(|| bad_base(self))
     }
@@ -232,7 +238,7 @@ pub(crate) struct CachedUrl {
 pub(crate) enum Target {
     OpenAi(Endpoint),
     AnthropicMessages,
-    /// A native API's path after the base (`api/chat`…).
+    /// A native API's route (`api/chat`, Gemini's `generate`…).
     Native(&'static str),
     /// Bedrock's Converse (or ConverseStream) for the deployment's model.
     Bedrock {

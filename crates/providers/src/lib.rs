@@ -7,6 +7,7 @@ mod body;
 mod chunks;
 mod deployment;
 mod errors;
+pub mod gemini;
 pub mod mock;
 mod native;
 pub mod ollama;
@@ -92,7 +93,9 @@ pub fn build_request(
         }
         Provider::OpenAi | Provider::TextCompletionOpenAi => {
             let base = deployment.base(resolved)?;
-            deployment.url(Target::OpenAi(endpoint), base, endpoint.path())?
+            deployment.url(Target::OpenAi(endpoint), base, || {
+                endpoint.path().to_owned()
+            })?
         }
         other => {
             return Err(Error::bad_request(format!(
@@ -106,8 +109,9 @@ pub fn build_request(
     post_json(deployment, resolved, uri, Bytes::from(upstream_body))
 }
 
-/// A JSON POST with the deployment's credentials: `api-key` for Azure, else a Bearer key (and
-/// `openai-organization`), then the deployment's `extra_headers`.
+/// A JSON POST with the deployment's credentials: `api-key` for Azure, `x-goog-api-key` for
+/// Gemini, else a Bearer key (and `openai-organization`), then the deployment's
+/// `extra_headers`.
 pub(crate) fn post_json(
     deployment: &Deployment,
     resolved: &Resolved<'_>,
@@ -126,6 +130,11 @@ pub(crate) fn post_json(
         Provider::Azure => {
             if let Some(key) = resolved.api_key {
                 headers.insert("api-key", secret_header(deployment, key)?);
+            }
+        }
+        Provider::Gemini => {
+            if let Some(key) = resolved.api_key {
+                headers.insert("x-goog-api-key", secret_header(deployment, key)?);
             }
         }
         _ => {

@@ -15,7 +15,7 @@ use crate::ollama::{self, Route};
 use crate::sse::TranslateStream;
 use crate::{
     ChatBody, Deployment, Endpoint, Resolved, TranslateOptions, UpstreamRequest, anthropic,
-    bedrock, build_anthropic_request, post_json, text_completion,
+    bedrock, build_anthropic_request, gemini, post_json, text_completion,
 };
 
 /// The translation a request to a native API goes through.
@@ -29,6 +29,10 @@ pub enum Native {
     Ollama(Route),
     /// Chat completions over Bedrock's Converse (SigV4-signed, event-stream answers).
     Bedrock,
+    /// Gemini's `generateContent` (or `streamGenerateContent`).
+    Gemini,
+    /// Gemini's `batchEmbedContents`.
+    GeminiEmbed,
 }
 
 /// A translated request, and how to read its answer.
@@ -56,7 +60,9 @@ fn translation(deployment: &Deployment, endpoint: Endpoint) -> Result<Option<Nat
         (Provider::Ollama | Provider::OllamaChat, Endpoint::Embeddings) => {
             Native::Ollama(Route::Embed)
         }
-        (provider @ (Provider::Anthropic | Provider::Bedrock), other) => {
+        (Provider::Gemini, Endpoint::ChatCompletions) => Native::Gemini,
+        (Provider::Gemini, Endpoint::Embeddings) => Native::GeminiEmbed,
+        (provider @ (Provider::Anthropic | Provider::Bedrock | Provider::Gemini), other) => {
             return Err(Error::bad_request(format!(
                 "model {} ({}) does not support /{}",
                 deployment.model_name,
@@ -94,11 +100,9 @@ pub fn native_request(
                 json["stream_options"]["include_usage"] = Value::Bool(true);
             }
             let base = deployment.base(resolved)?;
-            let uri = deployment.url(
-                Target::OpenAi(Endpoint::Completions),
-                base,
-                Endpoint::Completions.path(),
-            )?;
+            let uri = deployment.url(Target::OpenAi(Endpoint::Completions), base, || {
+                Endpoint::Completions.path().to_owned()
+            })?;
             post_json(deployment, resolved, uri, to_bytes(&json)?)?
         }
         Native::Bedrock => {
@@ -119,11 +123,47 @@ pub fn native_request(
         Native::Ollama(route) => {
             let json = ollama::request(route, fields, model, opts)?;
             let base = deployment.base(resolved)?;
-            let uri = deployment.url(Target::Native(route.path()), base, route.path())?;
+            let uri = deployment.url(Target::Native(route.path()), base, || {
+                route.path().to_owned()
+            })?;
+            post_json(deployment, resolved, uri, to_bytes(&json)?)?
+        }
+        Native::Gemini => {
+            let json = gemini::chat_request(fields, opts)?;
+            let uri = gemini_url(deployment, resolved, body.stream, "generate")?;
+            post_json(deployment, resolved, uri, to_bytes(&json)?)?
+        }
+        Native::GeminiEmbed => {
+            let json = gemini::embed_request(fields, &format!("models/{model}"))?;
+            let uri = gemini_url(deployment, resolved, false, "embed")?;
             post_json(deployment, resolved, uri, to_bytes(&json)?)?
         }
     };
     Ok(Some(NativeRequest { request, native }))
+}
+
+/// `{base}/v1beta/models/{model}:{method}` (no version added when the base names one);
+/// streams ask for SSE (`alt=sse`).
+fn gemini_url(
+    deployment: &Deployment,
+    resolved: &Resolved<'_>,
+    stream: bool,
+    route: &'static str,
+) -> Result<http::Uri> {
+    let (target, method) = match (route, stream) {
+        ("embed", _) => ("embed", "batchEmbedContents"),
+        (_, true) => ("stream", "streamGenerateContent?alt=sse"),
+        _ => ("generate", "generateContent"),
+    };
+    let base = deployment.base(resolved)?;
+    deployment.url(Target::Native(target), base, || {
+        let version = if base.ends_with("/v1beta") || base.ends_with("/v1") {
+            ""
+        } else {
+            "v1beta/"
+        };
+        format!("{version}models/{}:{method}", deployment.upstream_model)
+    })
 }
 
 fn to_bytes(json: &Value) -> Result<Bytes> {
@@ -139,6 +179,7 @@ impl Native {
             Self::Anthropic => anthropic::map_error(status, &body),
             Self::Ollama(_) => ollama::map_error(status, &body),
             Self::Bedrock => bedrock::map_error(status, headers, &body),
+            Self::Gemini | Self::GeminiEmbed => gemini::map_error(status, &body),
             // OpenAI's own errors are already in the client's shape.
             Self::TextCompletionChat => Error::Upstream {
                 status,
@@ -160,6 +201,8 @@ impl Native {
             }
             Self::Ollama(Route::Generate) => ollama::completion_answer(answer, public_model),
             Self::Ollama(Route::Embed) => ollama::embed_answer(answer, public_model),
+            Self::Gemini => gemini::generate_answer(answer, public_model),
+            Self::GeminiEmbed => gemini::embed_answer(answer, public_model),
         }
     }
 
@@ -174,6 +217,9 @@ impl Native {
                 true,
             )),
             Self::Ollama(route) => Box::new(ollama::OllamaStream::new(route, public_model, true)),
+            Self::Gemini | Self::GeminiEmbed => {
+                Box::new(gemini::GeminiStream::new(public_model, true))
+            }
         }
     }
 
