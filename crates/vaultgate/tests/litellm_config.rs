@@ -144,14 +144,50 @@ async fn litellms_example_config_starts_and_serves_its_openai_compatible_models(
     }
     assert!(mock.requests().is_empty());
 
-    // Providers the table may or may not know yet: served, or a clear 501 — never a crash.
-    for model in ["groq/llama-3.1-8b-instant", "mistral-embed", "gpt-instruct"] {
+    // The OpenAI-compatible prefixes of the example serve with their defaults: groq/* with its
+    // key, mistral/ (base already ending in /v1), text-completion-openai/ through /completions.
+    for (model, path, upstream_model) in [
+        (
+            "groq/llama-3.1-8b-instant",
+            "/v1/chat/completions",
+            "llama-3.1-8b-instant",
+        ),
+        ("mistral-embed", "/v1/chat/completions", "mistral-embed"),
+        ("gpt-instruct", "/v1/completions", "gpt-3.5-turbo-instruct"),
+    ] {
+        mock.clear();
         let (status, _, body) = chat(&gateway, model).await;
-        assert!(
-            status == 200 || (status == 501 && body["error"]["message"].as_str().is_some()),
-            "{model}: {status} {body}"
+        assert_eq!(status, 200, "{model}: {body}");
+        assert_eq!(
+            body["choices"][0]["message"]["content"], "Hello from the mock upstream.",
+            "{model}"
+        );
+        let seen = mock.last_request().unwrap();
+        assert_eq!(
+            (seen.uri.as_str(), &seen.body["model"]),
+            (path, &json!(upstream_model))
         );
     }
+    assert_eq!(
+        mock.last_request().unwrap().body["prompt"],
+        "hi",
+        "chat became a prompt"
+    );
+    mock.clear();
+    let (status, _, _) = chat(&gateway, "groq/llama-3.1-8b-instant").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        mock.last_request().unwrap().header("authorization"),
+        Some("Bearer gsk-example")
+    );
+    let (status, _, body) = call(
+        &gateway,
+        "/v1/embeddings",
+        json!({"model": "mistral-embed", "input": "hello"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(mock.last_request().unwrap().uri, "/v1/embeddings");
 
     // `mock_timeout: true`: every try waits out the 0.2 s timeout, none reaches the mock.
     mock.clear();
