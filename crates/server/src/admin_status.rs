@@ -30,6 +30,7 @@ pub fn routes(state: Arc<AppState>) -> axum::Router {
     axum::Router::new()
         .route("/admin/vault/copies", get(copies))
         .route("/admin/models", get(crate::admin_models::models))
+        .route("/admin/spend/daily", get(crate::admin_spend::daily))
         .route("/admin/vault", get(crate::admin_vault::status))
         .route("/admin/vault/drift", get(crate::admin_vault::drift))
         .route(

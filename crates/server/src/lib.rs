@@ -2,6 +2,7 @@
 
 mod access;
 mod admin_models;
+mod admin_spend;
 mod admin_status;
 mod admin_vault;
 mod answer_headers;

@@ -242,3 +242,8 @@ async fn the_console_is_on_by_default_and_ui_false_or_disable_admin_ui_turns_it_
     let typo = plain_gateway("  ui: nope\n", &[]).err().unwrap();
     assert!(typo.contains("ui"), "{typo}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_spend_page() {
+    run_spec("spend").await;
+}

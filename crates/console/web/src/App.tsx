@@ -5,12 +5,14 @@ import { Redirect, Route, Router, Switch, useLocation } from "wouter";
 import { useHashLocation } from "wouter/use-hash-location";
 import { KeysPage } from "./pages/Keys";
 import { ModelsPage } from "./pages/Models";
+import { SpendPage } from "./pages/Spend";
 import { SignIn } from "./pages/SignIn";
 import { VaultPage } from "./pages/Vault";
 import { useSession } from "./session";
 
 const PAGES = [
   { path: "/keys", label: "Keys" },
+  { path: "/spend", label: "Spend" },
   { path: "/models", label: "Models" },
   { path: "/vault", label: "Vault" },
 ];
@@ -77,6 +79,7 @@ function Shell() {
       <AppShell.Main>
         <Switch>
           <Route path="/keys" component={KeysPage} />
+          <Route path="/spend" component={SpendPage} />
           <Route path="/models" component={ModelsPage} />
           <Route path="/vault" component={VaultPage} />
           <Route>
