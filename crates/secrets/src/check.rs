@@ -39,7 +39,7 @@ pub async fn check(config: &Config, env: &Env) -> CheckReport {
     let uses = reference_uses(config);
     let optional = optional_uses(config);
 
-    let vault = if vault_configured(config) {
+    let vault = if vault_configured(config) || !config.vault_references().is_empty() {
         match connect_vault(config, env).await {
             Ok(vault) => vault,
             Err(error) => {
@@ -124,6 +124,55 @@ pub async fn check(config: &Config, env: &Env) -> CheckReport {
                 let note = note.map(|n| format!("{n}; ")).unwrap_or_default();
                 lines.push(format!(
                     "FAIL {name}: MISSING: {note}not in the environment (used at {used_at})"
+                ));
+            }
+        }
+    }
+
+    for source in crate::paths::path_sources(config) {
+        let Some(vault) = &vault else {
+            ok = false;
+            lines.push(format!(
+                "FAIL vault://{}: no Vault to read it from (used at {})",
+                source.path,
+                source.places()
+            ));
+            continue;
+        };
+        match source.read(vault).await {
+            Ok((_, read)) => {
+                let status = source.status(vault);
+                let life = match (&read.lease, status.ttl_secs) {
+                    (Some(lease), _) => format!(
+                        ", leased for {}s{}",
+                        lease.duration.as_secs(),
+                        if lease.renewable { ", renewable" } else { "" }
+                    ),
+                    (None, Some(ttl)) => format!(", good for {ttl}s"),
+                    (None, None) => String::new(),
+                };
+                lines.push(format!(
+                    "ok   {}: fields [{}]{life} (used at {})",
+                    status.path,
+                    status.fields.join(", "),
+                    source.places()
+                ));
+                // Credentials issued only to be checked are given back at once.
+                if let Some(lease) = source.take_lease()
+                    && let Err(error) = vault.revoke_lease(&lease).await
+                {
+                    lines.push(format!(
+                        "warn {}: revoking the checked lease: {error}",
+                        status.path
+                    ));
+                }
+            }
+            Err(error) => {
+                ok = false;
+                lines.push(format!(
+                    "FAIL vault://{}: {error} (used at {})",
+                    source.path,
+                    source.places()
                 ));
             }
         }

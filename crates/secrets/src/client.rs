@@ -21,7 +21,10 @@ use crate::metrics as m;
 use crate::settings::{VaultAuth, VaultSettings, trim_part};
 
 mod metadata;
+mod paths;
+
 pub use metadata::SecretVersion;
+pub use paths::{Lease, PathRead};
 
 /// Re-login backoff bounds (Vault Agent's).
 const LOGIN_BACKOFF_MIN: Duration = Duration::from_secs(1);

@@ -16,6 +16,7 @@ use vaultgate_core::{Error, FastMap, Result};
 use crate::client::VaultClient;
 use crate::env::Env;
 use crate::metrics as m;
+use crate::paths::{PathSource, PathStatus, path_sources};
 use crate::settings::VaultSettings;
 
 mod status;
@@ -49,9 +50,9 @@ impl fmt::Display for SecretOrigin {
     }
 }
 
-struct Entry {
-    value: SecretString,
-    origin: SecretOrigin,
+pub(crate) struct Entry {
+    pub(crate) value: SecretString,
+    pub(crate) origin: SecretOrigin,
 }
 
 /// One immutable snapshot of every resolved reference. Requests hold an `Arc` of it: no lock,
@@ -123,6 +124,9 @@ pub struct VaultReadiness {
     pub last_error: Option<String>,
     /// Seconds the Vault token has left; `None` when it never expires.
     pub token_ttl_secs: Option<u64>,
+    /// Each `vault://` path: fields, age, TTL left, re-issues, last error (never a value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathStatus>,
 }
 
 #[derive(Default)]
@@ -148,7 +152,9 @@ pub struct LiveSecrets {
     refresh_interval: Duration,
     state: Mutex<RefreshState>,
     /// Serialises refreshes so an older read never overwrites a newer one.
-    refresh_lock: tokio::sync::Mutex<()>,
+    pub(crate) refresh_lock: tokio::sync::Mutex<()>,
+    /// The `vault://` references, by path.
+    pub(crate) paths: Vec<PathSource>,
 }
 
 impl fmt::Debug for LiveSecrets {
@@ -164,13 +170,19 @@ impl fmt::Debug for LiveSecrets {
 /// Connects to Vault when the config asks for it (`key_management_system: hashicorp_vault`);
 /// `Ok(None)` otherwise. Vault settings come from `env` (COMPAT §1).
 pub async fn connect_vault(config: &Config, env: &Env) -> Result<Option<VaultClient>> {
-    if !vault_configured(config) {
+    let vault_refs = config.vault_references();
+    if !vault_configured(config) && vault_refs.is_empty() {
         return Ok(None);
     }
     let settings = VaultSettings::from_env(env)?.ok_or_else(|| {
+        let why = match vault_refs.first() {
+            Some((reference, place)) if !vault_configured(config) => {
+                format!("{place} is {reference}")
+            }
+            _ => "general_settings.key_management_system is hashicorp_vault".to_owned(),
+        };
         Error::Config(format!(
-            "general_settings.key_management_system is hashicorp_vault but no Vault login is \
-             configured: set {}",
+            "{why} but no Vault login is configured: set {}",
             VaultSettings::auth_variables_hint()
         ))
     })?;
@@ -249,22 +261,18 @@ impl LiveSecrets {
         env: Env,
         vault: Option<VaultClient>,
     ) -> Result<Arc<Self>> {
-        if let Some((reference, place)) = config.vault_references().into_iter().next() {
-            return Err(Error::Config(format!(
-                "{place}: {reference}: vault:// references are not supported by this version"
-            )));
-        }
         let uses = reference_uses(config);
         let optional = optional_uses(config);
         let vault_names: Vec<String> = match &vault {
-            Some(_) => uses
+            // `os.environ/` names go to Vault only with `key_management_system`, as in LiteLLM.
+            Some(_) if vault_configured(config) => uses
                 .iter()
                 .map(|(name, _)| name)
                 .chain(optional.iter().filter(|o| o.secret).map(|o| &o.name))
                 .filter(|n| reads_from_vault(config, n))
                 .cloned()
                 .collect(),
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         let refresh_interval = vault.as_ref().map_or(Duration::from_secs(86_400), |v| {
             v.settings().refresh_interval
@@ -278,6 +286,7 @@ impl LiveSecrets {
             refresh_interval,
             state: Mutex::new(RefreshState::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
+            paths: path_sources(config),
         };
 
         let reads = live.read_vault_names(live.vault_names.clone()).await;
@@ -368,7 +377,9 @@ impl LiveSecrets {
                 entries.insert(name.clone(), Arc::new(entry));
             }
         }
+        vault_failed |= live.read_paths(&mut entries, &mut missing).await;
         if !missing.is_empty() {
+            live.revoke_leases().await;
             let message = format!(
                 "{} secret reference(s) could not be resolved:\n{}",
                 missing.len(),
@@ -446,7 +457,7 @@ impl LiveSecrets {
     }
 
     /// Swaps in changed values, keeping all other entries.
-    fn apply(&self, changes: Vec<(String, Arc<Entry>)>) {
+    pub(crate) fn apply(&self, changes: Vec<(String, Arc<Entry>)>) {
         if changes.is_empty() {
             return;
         }
@@ -514,6 +525,13 @@ impl LiveSecrets {
     /// Re-reads every Vault-sourced name once and swaps changed values in atomically.
     /// Failures keep the last good value and make readiness `degraded`. Returns how many changed.
     pub async fn refresh_now(&self) -> Result<usize> {
+        let paths = self.refresh_lasting_paths().await;
+        let names = self.refresh_names().await?;
+        Ok(names + paths?)
+    }
+
+    /// Re-reads every Vault-sourced `os.environ/` name once; see [`Self::refresh_now`].
+    async fn refresh_names(&self) -> Result<usize> {
         if self.vault.is_none() || self.vault_names.is_empty() {
             return Ok(0);
         }
@@ -600,7 +618,8 @@ impl LiveSecrets {
     pub async fn refresh_value(&self, value: &ConfigValue) -> Result<bool> {
         match value {
             ConfigValue::Reference(name) => self.refresh_one(name).await,
-            ConfigValue::Literal(_) | ConfigValue::Vault(_) => Ok(false),
+            ConfigValue::Vault(reference) => self.reread_path_of(reference).await,
+            ConfigValue::Literal(_) => Ok(false),
         }
     }
 
@@ -610,9 +629,11 @@ impl LiveSecrets {
         shutdown: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            if self.vault.is_none() || self.vault_names.is_empty() {
+            if self.vault.is_none() || (self.vault_names.is_empty() && self.paths.is_empty()) {
                 return;
             }
+            let expiring = tokio::spawn(Arc::clone(&self).replace_expiring(shutdown.clone()));
+            let _expiring = AbortOnDrop(expiring);
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -638,6 +659,7 @@ impl LiveSecrets {
                 oldest_value_age_secs: None,
                 last_error: None,
                 token_ttl_secs: None,
+                paths: Vec::new(),
             };
         };
         let snapshot = self.snapshot.load();
@@ -654,7 +676,9 @@ impl LiveSecrets {
             }
             Err(_) => (Some("secrets state poisoned".to_owned()), None),
         };
-        let last_error = refresh_error.or_else(|| vault.auth_error());
+        let paths: Vec<PathStatus> = self.paths.iter().map(|p| p.status(vault)).collect();
+        let path_error = paths.iter().find_map(|p| p.last_error.clone());
+        let last_error = refresh_error.or(path_error).or_else(|| vault.auth_error());
         let token_ttl_secs = vault.token_ttl_remaining();
         if let Some(ttl) = token_ttl_secs {
             m::token_ttl(ttl);
@@ -668,6 +692,16 @@ impl LiveSecrets {
             oldest_value_age_secs: oldest,
             last_error,
             token_ttl_secs,
+            paths,
         }
+    }
+}
+
+/// Aborts a task when its owner ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

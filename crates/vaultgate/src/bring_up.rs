@@ -31,6 +31,8 @@ impl Running {
     /// After the HTTP server drained: background tasks end, recorded spend is written.
     pub async fn stop(self) {
         let _ = self.refresher.await;
+        // Credentials leased for this process end with it.
+        self.secrets.revoke_leases().await;
         if let Some(vault) = self.secrets.vault() {
             vault.shutdown();
         }
@@ -71,6 +73,7 @@ pub async fn bring_up(
     let keys = match open_keys(config, path, &secrets).await {
         Ok(keys) => keys,
         Err(error) => {
+            secrets.revoke_leases().await;
             if let Some(vault) = secrets.vault() {
                 vault.shutdown();
             }
