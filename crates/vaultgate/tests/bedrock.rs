@@ -315,3 +315,62 @@ async fn keys_region_and_session_token_come_from_the_aws_environment() {
     let verified = mock.last_request().unwrap().signature.unwrap().unwrap();
     assert_eq!(verified.region, "ap-south-1");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_from_vault_references_are_reread_when_aws_refuses_them() {
+    let bao = vaultgate_testkit::openbao::OpenBao::start().unwrap();
+    bao.kv_put_fields(
+        None,
+        "secret",
+        "aws/bedrock",
+        &[("access_key", KEY_ID), ("secret_key", SECRET)],
+    )
+    .unwrap();
+    let mock = mock().await;
+    let keys = "      aws_access_key_id: vault://secret/aws/bedrock#access_key\n      aws_secret_access_key: vault://secret/aws/bedrock#secret_key\n";
+    let gateway = Gateway::builder(BIN, &config(&mock.url(), keys, ""))
+        .env("TEST_MASTER_KEY", MASTER)
+        .env("HCP_VAULT_ADDR", &bao.addr())
+        .env("HCP_VAULT_TOKEN", bao.root_token())
+        .rust_log("trace")
+        .start()
+        .unwrap();
+    let ask = || {
+        post(
+            &gateway,
+            "/v1/chat/completions",
+            json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    assert_eq!(ask().await.status(), 200);
+    assert_signed(&mock, "/converse");
+
+    // The keys rotate: Vault has the new pair, AWS knows only the new pair.
+    let (new_id, new_secret) = ("AKIAVAULTGATETEST02", "rotated-secret-77b1");
+    bao.kv_put_fields(
+        None,
+        "secret",
+        "aws/bedrock",
+        &[("access_key", new_id), ("secret_key", new_secret)],
+    )
+    .unwrap();
+    mock.set_aws_keys(AwsKeys::Static(vec![key(new_id, new_secret, None)]));
+    let response = ask().await;
+    assert_eq!(response.status(), 200, "{}", gateway.logs());
+    let requests = mock.requests();
+    let last = requests.last().unwrap().signature.clone().unwrap().unwrap();
+    assert_eq!(last.access_key_id, new_id);
+    // The refused attempt went first, with the old key.
+    assert!(
+        requests[requests.len() - 2]
+            .signature
+            .clone()
+            .unwrap()
+            .is_err()
+    );
+    let logs = gateway.logs();
+    assert!(
+        !logs.contains(SECRET) && !logs.contains(new_secret),
+        "a secret reached the logs"
+    );
+}
