@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{self, StreamExt};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use vaultgate_config::VaultRef;
@@ -15,8 +14,6 @@ use vaultgate_core::{Error, FastMap, Result};
 use crate::live::{Entry, LiveSecrets, SecretOrigin};
 use crate::paths::PathSource;
 
-/// How many paths are read from Vault at once.
-const PARALLEL_READS: usize = 16;
 /// How long replaced credentials stay valid for requests that had already taken them.
 const REVOKE_GRACE: Duration = Duration::from_secs(30);
 /// Retry bounds when a replacement fails (Vault down): keep trying while the old values live.
@@ -47,11 +44,11 @@ impl LiveSecrets {
             return false;
         };
         let mut vault_failed = false;
-        let reads: Vec<_> = stream::iter(&self.paths)
-            .map(|source| async move { (source, source.read(vault).await) })
-            .buffer_unordered(PARALLEL_READS)
-            .collect()
-            .await;
+        // All paths at once (a config names a handful); a closure-mapped stream here would
+        // make the start-up future not `Send` for every lifetime.
+        let reads =
+            futures_util::future::join_all(self.paths.iter().map(|source| read_one(source, vault)))
+                .await;
         for (source, result) in reads {
             match result {
                 Ok((values, _)) => {
@@ -227,6 +224,16 @@ async fn revoke(vault: &crate::VaultClient, leases: Vec<SecretString>) {
             tracing::warn!(%error, "revoking a Vault lease failed; it expires by itself");
         }
     }
+}
+
+async fn read_one<'a>(
+    source: &'a PathSource,
+    vault: &crate::VaultClient,
+) -> (
+    &'a PathSource,
+    Result<(Vec<(String, SecretString)>, crate::PathRead)>,
+) {
+    (source, source.read(vault).await)
 }
 
 /// The snapshot entries of one path's fields.
