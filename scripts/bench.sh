@@ -270,7 +270,7 @@ run() {
     -T application/json -D "$body_file" "$@" "$url/chat/completions" >"$state/runs/$name.json"
 }
 vault_requests() {
-  curl -fsS "$gateway/metrics" |
+  curl -fsS "$gateway/metrics" -H "Authorization: Bearer $master_key" |
     awk '/^vaultgate_vault_requests_total/ {sum += $NF} END {printf "%d\n", sum}'
 }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$gw_pid/status"; }
@@ -364,7 +364,7 @@ vault_after=$(vault_requests)
 hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$gw_pid/status")
 nginx_hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$nginx_pid/status")
 rss_end_kb=$(rss_kb)
-served=$(curl -fsS "$gateway/metrics" |
+served=$(curl -fsS "$gateway/metrics" -H "Authorization: Bearer $master_key" |
   awk '/^vaultgate_requests_total/ && /status="200"/ {sum += $NF} END {printf "%d\n", sum}')
 # Spend reaches SQLite through the batch writer, never on the request path: give it a moment.
 sleep 2

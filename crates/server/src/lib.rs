@@ -9,6 +9,7 @@ mod answer_headers;
 mod auth;
 mod charge;
 mod console;
+mod health;
 mod http_client;
 pub mod listen;
 mod messages;

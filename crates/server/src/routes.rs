@@ -7,13 +7,13 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 use serde_json::{Value, json};
 use vaultgate_core::Result;
-use vaultgate_keys::KeyService;
 use vaultgate_providers::Endpoint;
 
 use crate::auth::Principal;
+use crate::health;
 use crate::proxy;
 use crate::request_id::RequestIdLayer;
 use crate::state::AppState;
@@ -45,10 +45,10 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     };
     axum::Router::new()
         .merge(model_routes)
-        .route("/health/liveliness", get(liveliness))
-        .route("/health/liveness", get(liveliness))
-        .route("/health/readiness", get(readiness))
-        .route("/metrics", get(metrics))
+        .route("/health/liveliness", get(health::liveliness))
+        .route("/health/liveness", get(health::liveliness))
+        .route("/health/readiness", get(health::readiness))
+        .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .with_state(state)
         .merge(key_routes)
@@ -93,56 +93,6 @@ async fn master_only(State(app): State<Arc<AppState>>, request: Request, next: N
 async fn keys_disabled() -> vaultgate_core::Error {
     vaultgate_core::Error::bad_request(
         "virtual keys need general_settings.master_key: set it to manage keys",
-    )
-}
-
-async fn liveliness() -> Json<&'static str> {
-    Json("I'm alive!")
-}
-
-/// How long readiness waits for the database before calling it down.
-const DB_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-async fn readiness(State(app): State<Arc<AppState>>) -> Json<Value> {
-    let vault = app.secrets.readiness();
-    let mut db = match &app.keys {
-        None => json!({"status": "disabled"}),
-        Some(keys) => match tokio::time::timeout(DB_PING_TIMEOUT, keys.ping()).await {
-            Ok(Ok(())) => {
-                json!({"status": "connected", "backend": format!("{:?}", keys.backend()).to_lowercase()})
-            }
-            Ok(Err(error)) => json!({"status": "disconnected", "error": error.to_string()}),
-            Err(_) => json!({"status": "disconnected", "error": "no answer within 2 s"}),
-        },
-    };
-    // Spend kept in memory because writes fail: shown, and the instance is degraded.
-    let spend = app.keys.as_ref().map(KeyService::spend_status);
-    if let (Some(spend), Some(db)) = (&spend, db.as_object_mut()) {
-        db.insert("spend".into(), json!(spend));
-    }
-    let spend_failing = spend.is_some_and(|s| s.failing_since.is_some());
-    let degraded = vault.status == "degraded" || db["status"] == "disconnected" || spend_failing;
-    let auth = match app.master_key {
-        Some(_) => json!({"mode": "master_key"}),
-        None => json!({"mode": "unauthenticated",
-            "warning": "no master key: anyone who can reach this port can use every model"}),
-    };
-    Json(json!({
-        "status": if degraded { "degraded" } else { "healthy" },
-        "version": env!("CARGO_PKG_VERSION"),
-        "auth": auth,
-        "vault": vault,
-        "db": db,
-    }))
-}
-
-async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        [(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        app.metrics.render(),
     )
 }
 

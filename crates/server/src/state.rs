@@ -28,6 +28,9 @@ pub struct AppState {
     /// One pooled HTTP client for every upstream call.
     pub http: crate::http_client::HttpClient,
     pub master_key: Option<ConfigValue>,
+    /// Opens `/metrics` and readiness details besides the master key.
+    pub metrics_key: Option<ConfigValue>,
+    pub(crate) health: crate::health::HealthAccess,
     pub body_limit: usize,
     pub metrics: PrometheusHandle,
     pub keys: Option<KeyService>,
@@ -59,6 +62,12 @@ impl AppState {
             secrets,
             http: crate::http_client::HttpClient::new()?,
             master_key: config.general_settings.master_key.clone(),
+            metrics_key: config.general_settings.metrics_key.clone(),
+            health: crate::health::HealthAccess {
+                public_readiness_details: config.general_settings.public_readiness_details,
+                public_metrics: config.litellm_settings.require_auth_for_metrics_endpoint
+                    == Some(false),
+            },
             body_limit,
             metrics: options.metrics,
             keys: options.keys,

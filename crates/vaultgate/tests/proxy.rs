@@ -493,6 +493,7 @@ async fn models_health_and_metrics() {
 
     let readiness: Value = client()
         .get(format!("{}/health/readiness", gateway.url))
+        .bearer_auth(MASTER)
         .send()
         .await
         .unwrap()
@@ -522,6 +523,7 @@ async fn models_health_and_metrics() {
     .await;
     let metrics = client()
         .get(format!("{}/metrics", gateway.url))
+        .bearer_auth(MASTER)
         .send()
         .await
         .unwrap()

@@ -152,7 +152,10 @@ async fn exhausted_retries_fall_back_to_another_model_group() {
     assert_eq!(primary.requests().len(), 4);
     assert_eq!(backup.requests().len(), 3);
 
-    let metrics = reqwest::get(format!("{}/metrics", gateway.url))
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", gateway.url))
+        .bearer_auth(MASTER)
+        .send()
         .await
         .unwrap()
         .text()
@@ -257,7 +260,10 @@ async fn a_failing_deployment_cools_down_and_recovers() {
     }
     assert_eq!(flaky.requests().len(), 4);
 
-    let metrics = reqwest::get(format!("{}/metrics", gateway.url))
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", gateway.url))
+        .bearer_auth(MASTER)
+        .send()
         .await
         .unwrap()
         .text()

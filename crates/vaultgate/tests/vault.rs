@@ -66,7 +66,10 @@ async fn chat(gateway: &Gateway) -> reqwest::Response {
 }
 
 async fn readiness(gateway: &Gateway) -> Value {
-    reqwest::get(format!("{}/health/readiness", gateway.url))
+    reqwest::Client::new()
+        .get(format!("{}/health/readiness", gateway.url))
+        .bearer_auth(MASTER)
+        .send()
         .await
         .unwrap()
         .json()
