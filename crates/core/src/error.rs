@@ -22,7 +22,8 @@ pub enum Error {
     /// Missing, unknown, expired or blocked credentials, or a model the key may not use.
     #[error("{0}")]
     Unauthorized(String),
-    /// Authenticated, but this caller may not do this (a read-only role, a missing CSRF token).
+    /// Authenticated, but this caller may not do this (a read-only role, a missing CSRF token,
+    /// another user's object).
     #[error("{0}")]
     Forbidden(String),
     /// The key's budget is spent.

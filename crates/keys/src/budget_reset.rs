@@ -11,8 +11,32 @@ use crate::state::Inner;
 
 /// Runs a pass every `budget_reset_interval` until the service stops or is gone.
 pub(crate) async fn run(weak: Weak<Inner>) {
+    every(
+        weak,
+        |o| o.budget_reset_interval,
+        |inner| async move {
+            if let Err(e) = reset_due(&inner).await {
+                tracing::warn!(error = %e, "budget reset pass failed");
+            }
+            if let Err(e) = crate::principals::resets::reset_due(&inner).await {
+                tracing::warn!(error = %e, "budget reset pass of teams and users failed");
+            }
+        },
+    )
+    .await;
+}
+
+/// Runs `pass` every `interval` (from the options) until the service stops or is gone.
+pub(crate) async fn every<F, Fut>(
+    weak: Weak<Inner>,
+    interval: fn(&crate::options::KeyServiceOptions) -> std::time::Duration,
+    pass: F,
+) where
+    F: Fn(std::sync::Arc<Inner>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let (interval, stop) = match weak.upgrade() {
-        Some(inner) => (inner.options.budget_reset_interval, inner.stop.clone()),
+        Some(inner) => (interval(&inner.options), inner.stop.clone()),
         None => return,
     };
     loop {
@@ -21,9 +45,7 @@ pub(crate) async fn run(weak: Weak<Inner>) {
             () = tokio::time::sleep(interval) => {}
         }
         let Some(inner) = weak.upgrade() else { return };
-        if let Err(e) = reset_due(&inner).await {
-            tracing::warn!(error = %e, "budget reset pass failed");
-        }
+        pass(inner).await;
     }
 }
 

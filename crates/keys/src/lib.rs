@@ -34,6 +34,7 @@ mod model;
 mod options;
 mod outbox;
 mod pricing;
+mod principals;
 mod query;
 mod request;
 mod routes;
@@ -50,6 +51,8 @@ pub use mirror::{CopyRead, CopyState, DriftKey, DriftReport, MirrorConfig, Secre
 pub use model::{ALL_PROXY_MODELS, KeyRecord, hash_key, key_name, parse_duration, secret_name};
 pub use options::KeyServiceOptions;
 pub use pricing::{cost, token_prices};
+pub use principals::access::{Access, Caller, Decision, Kind, ROUTES, access_of, decide};
+pub use principals::model::{Role, TeamRole};
 pub use query::{DailySpend, ListQuery};
 pub use routes::routes;
 pub use service::KeyService;

@@ -1,5 +1,7 @@
 //! Request-path limits, all in memory: model access, budget (with in-flight reservations),
-//! requests and tokens per minute, parallel requests, and usage recording.
+//! requests and tokens per minute, parallel requests, and usage recording, for the key and every
+//! object it answers to (team, organization, user, team member, end user: see
+//! [`crate::principals::chain`]). The first limit exceeded answers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,26 +11,39 @@ use vaultgate_core::{Error, Result};
 
 use crate::clock::Clock;
 use crate::hot_metrics::hot_metrics;
-use crate::live::{Live, LiveMap, MINUTE_MS};
-use crate::model::{ALL_PROXY_MODELS, KeyRecord, model_matches, parse_duration};
-use crate::spend::{SpendMsg, SpendQueue};
+use crate::live::{Live, LiveMap, LiveState, MINUTE_MS};
+use crate::model::{ALL_PROXY_MODELS, KeyRecord, model_matches};
+use crate::principals::chain::{Label, MAX_SUBJECTS, Subject, python_list};
+use crate::principals::directory::{Directory, Scope};
+use crate::principals::model::Role;
+use crate::spend::{SpendMsg, SpendQueue, UsageScopes};
 
-/// What the request-path checks need: the live per-key state, the clock, the first-request cost
-/// estimate and the spend queue. Holds no database handle: nothing here waits on the store.
+/// What the request-path checks need: the live per-key state, the directory of teams, users and
+/// the rest, the clock, the first-request cost estimate and the spend queue. Holds no database
+/// handle: nothing here waits on the store.
 pub(crate) struct Limits {
     pub live: Arc<LiveMap>,
+    pub directory: Arc<Directory>,
     pub clock: Arc<dyn Clock>,
     /// See `KeyServiceOptions::unknown_request_cost_estimate`.
     pub unknown_request_cost_estimate: f64,
     pub spend: SpendQueue,
 }
 
-/// An admitted request. Holds a parallel slot and a budget reservation until dropped; pass it to
-/// `KeyService::record_usage` when the response's usage is known.
-pub struct Admission {
-    key: Arc<KeyRecord>,
+/// One object an admitted request holds a parallel slot and a budget reservation of.
+struct Slot {
     live: Arc<Live>,
     reserved: f64,
+    scope: Option<Scope>,
+}
+
+/// An admitted request. Holds a parallel slot and a budget reservation of each object it answers
+/// to until dropped; pass it to `KeyService::record_usage` when the response's usage is known.
+pub struct Admission {
+    key: Arc<KeyRecord>,
+    slots: [Option<Slot>; MAX_SUBJECTS],
+    /// The request's end user when the directory has no limits for it: its spend is still kept.
+    untracked_end_user: Option<Scope>,
     recorded: AtomicBool,
 }
 
@@ -40,22 +55,26 @@ impl Admission {
 
 impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reserved: f64 = self.slots.iter().flatten().map(|s| s.reserved).sum();
         f.debug_struct("Admission")
             .field("key_name", &self.key.key_name)
-            .field("reserved", &self.reserved)
+            .field("reserved", &reserved)
             .finish_non_exhaustive()
     }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        let mut s = self.live.lock();
-        s.in_flight = s.in_flight.saturating_sub(1);
-        if !self.recorded.load(Ordering::SeqCst) {
-            s.reserved -= self.reserved;
-        }
-        if s.in_flight == 0 || s.reserved < 0.0 {
-            s.reserved = 0.0;
+        let recorded = self.recorded.load(Ordering::SeqCst);
+        for slot in self.slots.iter().flatten() {
+            let mut s = slot.live.lock();
+            s.in_flight = s.in_flight.saturating_sub(1);
+            if !recorded {
+                s.reserved -= slot.reserved;
+            }
+            if s.in_flight == 0 || s.reserved < 0.0 {
+                s.reserved = 0.0;
+            }
         }
     }
 }
@@ -66,21 +85,22 @@ fn seconds_to_next_minute(now_ms: i64) -> u64 {
     u64::try_from((rest + 999) / 1000).unwrap_or(1).max(1)
 }
 
-fn reject(reason: &'static str, message: String, retry_after: u64) -> Error {
-    metrics::counter!("vaultgate_key_limit_rejections_total", "reason" => reason).increment(1);
+fn reject(reason: &'static str, kind: &'static str, message: String, retry_after: u64) -> Error {
+    metrics::counter!("vaultgate_key_limit_rejections_total", "reason" => reason, "scope" => kind)
+        .increment(1);
     Error::RateLimited {
         message,
         retry_after,
     }
 }
 
-/// rpm and tpm: a key that used its `limit` this minute waits for the next one.
+/// rpm and tpm: an object that used its `limit` this minute waits for the next one.
 fn per_minute_limit(
     reason: &'static str,
     unit: &str,
     limit: Option<u64>,
     used: u64,
-    key_name: &str,
+    label: Label<'_>,
     now_ms: i64,
 ) -> Result<()> {
     match limit {
@@ -88,9 +108,10 @@ fn per_minute_limit(
             let wait = seconds_to_next_minute(now_ms);
             Err(reject(
                 reason,
+                label.kind(),
                 format!(
-                    "Rate limit reached for key {key_name}: {reason}_limit {limit} {unit} per \
-                     minute. Try again in {wait} seconds."
+                    "Rate limit reached for {label}: {reason}_limit {limit} {unit} per minute. \
+                     Try again in {wait} seconds."
                 ),
                 wait,
             ))
@@ -100,130 +121,226 @@ fn per_minute_limit(
 }
 
 impl Limits {
-    /// Whether the key may use `model`: its `models` list is empty (all models), contains
-    /// `all-proxy-models`, or names the model (a trailing `*` is a prefix wildcard).
+    /// Whether the key may use `model`: its own `models` list, then its team's (or, for a
+    /// personal key, its user's) must allow it. Empty lists allow all; `all-proxy-models` too; a
+    /// trailing `*` is a prefix wildcard. An admin viewer's key may not call models at all.
     pub fn authorize_model(&self, key: &KeyRecord, model: &str) -> Result<()> {
-        if key_allows(key, model) {
-            return Ok(());
+        if self.directory.role_of(key) == Some(Role::ProxyAdminViewer) {
+            return Err(Error::Forbidden(
+                "user not allowed to access this OpenAI routes, role= proxy_admin_viewer".into(),
+            ));
         }
-        metrics::counter!("vaultgate_key_model_denied_total").increment(1);
-        Err(Error::Unauthorized(format!(
-            "Authentication Error - key not allowed to access model. This key can only access \
-             models=[{}]. Tried to access {model}",
-            // Python's list repr, as LiteLLM prints it.
-            key.models
-                .iter()
-                .map(|m| format!("'{m}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )))
+        if !key_allows(key, model) {
+            metrics::counter!("vaultgate_key_model_denied_total").increment(1);
+            return Err(Error::Unauthorized(format!(
+                "Authentication Error - key not allowed to access model. This key can only \
+                 access models=[{}]. Tried to access {model}",
+                python_list(&key.models)
+            )));
+        }
+        let chain = self.directory.chain(key, None);
+        chain.check_model(model).inspect_err(|_| {
+            metrics::counter!("vaultgate_key_model_denied_total").increment(1);
+        })
     }
 
     /// The models of `all` that the key may use, in the order of `all` (for GET /v1/models).
     pub fn allowed_models(&self, key: &KeyRecord, all: &[String]) -> Vec<String> {
-        all.iter().filter(|m| key_allows(key, m)).cloned().collect()
+        let chain = self.directory.chain(key, None);
+        all.iter()
+            .filter(|m| key_allows(key, m) && chain.allows(m))
+            .cloned()
+            .collect()
     }
 
-    /// Admits one request of `key` or says why not: budget spent (400 budget_exceeded), requests
-    /// or tokens per minute, parallel requests, or a nearly spent budget already covered by
-    /// in-flight requests (429 with Retry-After). Never touches the database.
-    pub fn admit(&self, key: &Arc<KeyRecord>, model: &str) -> Result<Admission> {
+    /// Admits one request of `key` (for the request's `end_user`, if it named one) or says why
+    /// not: a blocked team or end user (401), a spent budget of any object (400
+    /// budget_exceeded), requests or tokens per minute, parallel requests, or a nearly spent
+    /// budget already covered by in-flight requests (429 with Retry-After). Never touches the
+    /// database.
+    pub fn admit(
+        &self,
+        key: &Arc<KeyRecord>,
+        model: &str,
+        end_user: Option<&str>,
+    ) -> Result<Admission> {
         let now = self.clock.now_ms();
-        let live = self.live.observe_existing(key);
-        let mut s = live.lock();
+        let key_live = self.live.observe_existing(key);
+        let chain = self.directory.chain(key, end_user);
+        chain.check_team_blocked()?;
+        chain.check_end_user_blocked()?;
+        let subjects = chain.subjects(key, &key_live);
 
-        // Budget period over: start a new one (the store follows through the batch writer).
-        if let Some(duration_ms) = key.budget_duration.as_deref().and_then(parse_duration) {
-            match s.budget_reset_at {
-                Some(reset_at) if now >= reset_at => {
-                    let next = now.saturating_add(duration_ms);
-                    s.spend = 0.0;
-                    s.budget_reset_at = Some(next);
-                    self.spend.send(SpendMsg::Reset {
-                        key_id: key.key_id.clone(),
-                        now_ms: now,
-                        next_reset_ms: next,
-                    });
-                    tracing::info!(key = %key.key_name, "budget period over: spend reset");
-                }
-                _ => {}
+        // Locked together, always in the same order (key, team, org, user, member, end user),
+        // so the checks and the counting below see one consistent state.
+        let mut guards: [Option<std::sync::MutexGuard<'_, LiveState>>; MAX_SUBJECTS] =
+            Default::default();
+        for (guard, subject) in guards.iter_mut().zip(&subjects) {
+            *guard = subject.as_ref().map(|s| s.live.lock());
+        }
+        let pairs = || {
+            subjects
+                .iter()
+                .zip(0..MAX_SUBJECTS)
+                .filter_map(|(subject, i)| subject.as_ref().map(|s| (s, i)))
+        };
+
+        for (subject, i) in pairs() {
+            if let Some(s) = guards[i].as_mut() {
+                self.start_new_period(subject, key, s, now);
             }
         }
-
-        let mut estimate = 0.0;
-        if let Some(max_budget) = key.max_budget {
-            if s.spend >= max_budget {
-                metrics::counter!("vaultgate_key_limit_rejections_total", "reason" => "budget")
-                    .increment(1);
-                return Err(Error::BudgetExceeded(format!(
-                    "Budget has been exceeded! Current cost: {}, Max budget: {max_budget}",
-                    s.spend
-                )));
+        let mut estimates = [0.0f64; MAX_SUBJECTS];
+        for (subject, i) in pairs() {
+            if let Some(s) = guards[i].as_ref() {
+                estimates[i] = self.budget_check(subject, s)?;
             }
-            // In-flight requests may still spend: reserve an estimate per request (the largest
-            // cost seen for this key, else `unknown_request_cost_estimate`), and once those
-            // estimates exceed what is left admit one request at a time, so the budget is
-            // overrun by at most one request's cost.
-            let remaining = max_budget - s.spend;
-            let guess = s.max_cost.unwrap_or(self.unknown_request_cost_estimate);
-            let tight = !guess.is_finite() || s.reserved + guess > remaining;
-            if guess.is_finite() {
-                estimate = guess.max(0.0);
+        }
+        for (subject, i) in pairs() {
+            if let Some(s) = guards[i].as_mut() {
+                let requests = *s.rpm.at(now);
+                per_minute_limit(
+                    "rpm",
+                    "requests",
+                    subject.limit.rpm_limit,
+                    requests,
+                    subject.label,
+                    now,
+                )?;
             }
-            if tight && s.in_flight > 0 {
+        }
+        for (subject, i) in pairs() {
+            if let Some(s) = guards[i].as_mut() {
+                let tokens = *s.tpm.at(now);
+                per_minute_limit(
+                    "tpm",
+                    "tokens",
+                    subject.limit.tpm_limit,
+                    tokens,
+                    subject.label,
+                    now,
+                )?;
+            }
+        }
+        for (subject, i) in pairs() {
+            if let (Some(s), Some(limit)) =
+                (guards[i].as_ref(), subject.limit.max_parallel_requests)
+                && s.in_flight >= limit
+            {
                 return Err(reject(
-                    "budget_in_flight",
+                    "parallel",
+                    subject.label.kind(),
                     format!(
-                        "Budget nearly spent for key {}: {remaining:.6} USD left and {} request(s) \
-                         in flight that may use it; try again when they finish",
-                        key.key_name, s.in_flight
+                        "Max parallel request limit reached for {}: max_parallel_requests \
+                         {limit}. Try again when a request finishes.",
+                        subject.label
                     ),
                     1,
                 ));
             }
         }
 
-        let requests = *s.rpm.at(now);
-        per_minute_limit(
-            "rpm",
-            "requests",
-            key.rpm_limit,
-            requests,
-            &key.key_name,
-            now,
-        )?;
-        let tokens = *s.tpm.at(now);
-        per_minute_limit("tpm", "tokens", key.tpm_limit, tokens, &key.key_name, now)?;
-        if let Some(limit) = key.max_parallel_requests
-            && s.in_flight >= limit
-        {
-            return Err(reject(
-                "parallel",
-                format!(
-                    "Max parallel request limit reached for key {}: max_parallel_requests {limit}. \
-                     Try again when a request finishes.",
-                    key.key_name
-                ),
-                1,
-            ));
+        let mut slots: [Option<Slot>; MAX_SUBJECTS] = Default::default();
+        for (subject, i) in pairs() {
+            if let Some(s) = guards[i].as_mut() {
+                *s.rpm.at(now) += 1;
+                s.in_flight += 1;
+                s.reserved += estimates[i];
+            }
+            slots[i] = Some(Slot {
+                live: subject.live.clone(),
+                reserved: estimates[i],
+                scope: subject.scope.cloned(),
+            });
         }
-
-        *s.rpm.at(now) += 1;
-        s.in_flight += 1;
-        s.reserved += estimate;
-        drop(s);
+        drop(guards);
+        let untracked_end_user = match (&chain.end_user, end_user) {
+            (None, Some(id)) if !id.is_empty() => Some(Scope::EndUser(Arc::from(id))),
+            _ => None,
+        };
         tracing::trace!(key = %key.key_name, model, "admitted");
         Ok(Admission {
             key: key.clone(),
-            live,
-            reserved: estimate,
+            slots,
+            untracked_end_user,
             recorded: AtomicBool::new(false),
         })
     }
 
+    /// Budget period over: start a new one (the store follows through the batch writer).
+    fn start_new_period(
+        &self,
+        subject: &Subject<'_>,
+        key: &KeyRecord,
+        s: &mut LiveState,
+        now: i64,
+    ) {
+        let Some(duration_ms) = subject.limit.period_ms else {
+            return;
+        };
+        match s.budget_reset_at {
+            Some(reset_at) if now >= reset_at => {
+                let next = now.saturating_add(duration_ms);
+                s.spend = 0.0;
+                s.budget_reset_at = Some(next);
+                self.spend.send(match subject.scope {
+                    None => SpendMsg::Reset {
+                        key_id: key.key_id.clone(),
+                        now_ms: now,
+                        next_reset_ms: next,
+                    },
+                    Some(scope) => SpendMsg::ScopeReset {
+                        scope: scope.clone(),
+                        now_ms: now,
+                        next_reset_ms: next,
+                    },
+                });
+                tracing::info!(object = %subject.label, "budget period over: spend reset");
+            }
+            _ => {}
+        }
+    }
+
+    /// A spent budget is a 400; returns the cost estimate to reserve for this request.
+    fn budget_check(&self, subject: &Subject<'_>, s: &LiveState) -> Result<f64> {
+        let Some(max_budget) = subject.limit.max_budget else {
+            return Ok(0.0);
+        };
+        if s.spend >= max_budget {
+            metrics::counter!("vaultgate_key_limit_rejections_total", "reason" => "budget",
+                "scope" => subject.label.kind())
+            .increment(1);
+            return Err(subject.label.budget_exceeded(s.spend, max_budget));
+        }
+        // In-flight requests may still spend: reserve an estimate per request (the largest
+        // cost seen for this object, else `unknown_request_cost_estimate`), and once those
+        // estimates exceed what is left admit one request at a time, so the budget is overrun
+        // by at most one request's cost.
+        let remaining = max_budget - s.spend;
+        let guess = s.max_cost.unwrap_or(self.unknown_request_cost_estimate);
+        let tight = !guess.is_finite() || s.reserved + guess > remaining;
+        if tight && s.in_flight > 0 {
+            return Err(reject(
+                "budget_in_flight",
+                subject.label.kind(),
+                format!(
+                    "Budget nearly spent for {}: {remaining:.6} USD left and {} request(s) in \
+                     flight that may use it; try again when they finish",
+                    subject.label, s.in_flight
+                ),
+                1,
+            ));
+        }
+        Ok(if guess.is_finite() {
+            guess.max(0.0)
+        } else {
+            0.0
+        })
+    }
+
     /// Records a finished request's usage: cost from `model_info` prices, else the built-in
-    /// table (0 for an unknown model). Updates in-memory spend and tokens at once; the store is
-    /// written by the batch writer. Returns the cost in USD.
+    /// table (0 for an unknown model). Updates in-memory spend and tokens of every object at
+    /// once; the store is written by the batch writer. Returns the cost in USD.
     pub fn record_usage(
         &self,
         admission: &Admission,
@@ -240,28 +357,39 @@ impl Limits {
                 0.0
             }
         };
-        let key = &admission.key;
-        {
-            let mut s = admission.live.lock();
-            s.spend += cost;
-            s.unflushed += cost;
-            let tokens = s.tpm.at(now);
-            *tokens = tokens.saturating_add(prompt_tokens.saturating_add(completion_tokens));
-            s.max_cost = Some(s.max_cost.map_or(cost, |m| m.max(cost)));
-            if !admission.recorded.swap(true, Ordering::SeqCst) {
-                s.reserved = (s.reserved - admission.reserved).max(0.0);
+        let first = !admission.recorded.swap(true, Ordering::SeqCst);
+        let mut scopes: UsageScopes = Default::default();
+        let mut next = scopes.iter_mut();
+        for slot in admission.slots.iter().flatten() {
+            {
+                let mut s = slot.live.lock();
+                s.spend += cost;
+                s.unflushed += cost;
+                let tokens = s.tpm.at(now);
+                *tokens = tokens.saturating_add(prompt_tokens.saturating_add(completion_tokens));
+                s.max_cost = Some(s.max_cost.map_or(cost, |m| m.max(cost)));
+                if first {
+                    s.reserved = (s.reserved - slot.reserved).max(0.0);
+                }
             }
+            if let (Some(scope), Some(place)) = (&slot.scope, next.next()) {
+                *place = Some((scope.clone(), Some(slot.live.clone())));
+            }
+        }
+        if let (Some(scope), Some(place)) = (&admission.untracked_end_user, next.next()) {
+            *place = Some((scope.clone(), None));
         }
         let hot = hot_metrics();
         hot.spend_usd.increment(cost);
         hot.prompt_tokens.increment(prompt_tokens);
         hot.completion_tokens.increment(completion_tokens);
         self.spend.send(SpendMsg::Usage {
-            key_id: key.key_id.clone(),
+            key_id: admission.key.key_id.clone(),
             cost,
             prompt_tokens,
             completion_tokens,
             at_ms: now,
+            scopes,
         });
         cost
     }
@@ -289,13 +417,13 @@ mod tests {
 
     #[test]
     fn per_minute_limits_reject_until_the_next_minute() {
-        assert!(per_minute_limit("rpm", "requests", None, 99, "sk-...ab", 0).is_ok());
-        assert!(per_minute_limit("rpm", "requests", Some(3), 2, "sk-...ab", 0).is_ok());
+        assert!(per_minute_limit("rpm", "requests", None, 99, Label::Key("sk-...ab"), 0).is_ok());
+        assert!(per_minute_limit("rpm", "requests", Some(3), 2, Label::Key("sk-...ab"), 0).is_ok());
         for (reason, unit) in [("rpm", "requests"), ("tpm", "tokens")] {
             let Err(Error::RateLimited {
                 message,
                 retry_after,
-            }) = per_minute_limit(reason, unit, Some(3), 3, "sk-...ab", 45_000)
+            }) = per_minute_limit(reason, unit, Some(3), 3, Label::Key("sk-...ab"), 45_000)
             else {
                 panic!("{reason}: a full window must reject");
             };

@@ -65,8 +65,55 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Live {
+    /// Live state starting from a stored record's spend and budget period.
+    pub fn new(spend: f64, budget_reset_at: Option<i64>, updated_at: i64) -> Self {
+        Self {
+            state: Mutex::new(LiveState {
+                spend,
+                budget_reset_at,
+                seen_updated_at: updated_at,
+                ..LiveState::default()
+            }),
+        }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, LiveState> {
         lock(&self.state)
+    }
+
+    /// The batch writer stored `cost` of this object.
+    pub fn flushed(&self, cost: f64) {
+        let mut s = self.lock();
+        s.unflushed = (s.unflushed - cost).max(0.0);
+    }
+
+    /// Takes in a freshly loaded record (spend, budget period, `updated_at`), which may carry
+    /// spend written by other instances or an admin's edit.
+    pub fn reconcile(&self, spend: f64, budget_reset_at: Option<i64>, updated_at: i64) {
+        let mut s = self.lock();
+        let stored = spend + s.unflushed;
+        let edited = updated_at > s.seen_updated_at;
+        s.seen_updated_at = s.seen_updated_at.max(updated_at);
+        match (budget_reset_at, s.budget_reset_at) {
+            // An admin edited the record (perhaps set its spend) on some instance: take the
+            // stored figure even if it is lower.
+            (db, _) if edited => {
+                s.spend = stored;
+                s.budget_reset_at = db;
+            }
+            // Same period: never go below what this instance has seen.
+            (db, mem) if db == mem => s.spend = s.spend.max(stored),
+            // Another instance reset the budget (or the period was changed by an update).
+            (Some(db), Some(mem)) if db > mem => {
+                s.spend = stored;
+                s.budget_reset_at = Some(db);
+            }
+            (Some(_), Some(_)) => {} // the store has not seen our reset yet
+            (db, _) => {
+                s.budget_reset_at = db;
+                s.spend = s.spend.max(stored);
+            }
+        }
     }
 }
 
@@ -82,42 +129,14 @@ impl LiveMap {
         if let Some(live) = map.get(&record.key_id) {
             let live = live.clone();
             drop(map);
-            {
-                let mut s = live.lock();
-                let stored = record.spend + s.unflushed;
-                let edited = record.updated_at > s.seen_updated_at;
-                s.seen_updated_at = s.seen_updated_at.max(record.updated_at);
-                match (record.budget_reset_at, s.budget_reset_at) {
-                    // An admin edited the key (perhaps set its spend) on some instance: take the
-                    // stored figure even if it is lower.
-                    (db, _) if edited => {
-                        s.spend = stored;
-                        s.budget_reset_at = db;
-                    }
-                    // Same period: never go below what this instance has seen.
-                    (db, mem) if db == mem => s.spend = s.spend.max(stored),
-                    // Another instance reset the budget (or the period was changed by an update).
-                    (Some(db), Some(mem)) if db > mem => {
-                        s.spend = stored;
-                        s.budget_reset_at = Some(db);
-                    }
-                    (Some(_), Some(_)) => {} // the store has not seen our reset yet
-                    (db, _) => {
-                        s.budget_reset_at = db;
-                        s.spend = s.spend.max(stored);
-                    }
-                }
-            }
+            live.reconcile(record.spend, record.budget_reset_at, record.updated_at);
             return live;
         }
-        let live = Arc::new(Live {
-            state: Mutex::new(LiveState {
-                spend: record.spend,
-                budget_reset_at: record.budget_reset_at,
-                seen_updated_at: record.updated_at,
-                ..LiveState::default()
-            }),
-        });
+        let live = Arc::new(Live::new(
+            record.spend,
+            record.budget_reset_at,
+            record.updated_at,
+        ));
         map.insert(record.key_id.clone(), live.clone());
         live
     }
@@ -129,8 +148,7 @@ impl LiveMap {
     /// The batch writer stored `cost` of this key.
     pub fn flushed(&self, key_id: &str, cost: f64) {
         if let Some(live) = self.get(key_id) {
-            let mut s = live.lock();
-            s.unflushed = (s.unflushed - cost).max(0.0);
+            live.flushed(cost);
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct KeyServiceOptions {
     pub spend_backlog_max: usize,
     /// How long shutdown keeps trying to write the recorded spend.
     pub spend_shutdown_timeout: Duration,
+    /// How often teams, users, organizations, budgets and end users are read again (other
+    /// instances' changes; this instance's own apply at once).
+    pub directory_reload_interval: Duration,
     /// How often the store is scanned for budgets to reset.
     pub budget_reset_interval: Duration,
     /// First retry delay of a failed Vault deletion; doubles per attempt up to `outbox_retry_max`.
@@ -70,6 +73,7 @@ impl KeyServiceOptions {
             spend_backlog_max: 100_000,
             spend_shutdown_timeout: Duration::from_secs(10),
             budget_reset_interval: Duration::from_secs(60),
+            directory_reload_interval: Duration::from_secs(60),
             outbox_retry_min: Duration::from_secs(1),
             outbox_retry_max: Duration::from_secs(300),
             outbox_poll_interval: Duration::from_secs(30),

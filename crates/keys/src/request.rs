@@ -56,7 +56,7 @@ impl Body {
         }
     }
 
-    fn field(&self, name: &str) -> Patch<&Value> {
+    pub fn field(&self, name: &str) -> Patch<&Value> {
         match self.0.get(name) {
             None => Patch::Absent,
             Some(Value::Null) => Patch::Null,

@@ -20,6 +20,8 @@ use crate::mirror::DriftReport;
 use crate::model::KeyRecord;
 use crate::options::KeyServiceOptions;
 use crate::outbox::Outbox;
+use crate::principals::access::{Actor, Caller};
+use crate::principals::directory::Directory;
 use crate::query::{DailySpend, ListQuery};
 use crate::spend::{SpendStatus, SpendWriter};
 use crate::state::Inner;
@@ -58,11 +60,14 @@ impl KeyService {
             live.clone(),
             options.clock.clone(),
         );
+        let directory = Arc::new(Directory::default());
+        directory.load_all(&store).await?;
         let stop = CancellationToken::new();
         let (writer, spend, spend_status) =
             SpendWriter::new(store.clone(), live.clone(), stop.clone(), &options);
         let limits = Limits {
             live: live.clone(),
+            directory: directory.clone(),
             clock: options.clock.clone(),
             unknown_request_cost_estimate: options.unknown_request_cost_estimate,
             spend: spend.clone(),
@@ -74,6 +79,7 @@ impl KeyService {
             mirror: options.mirror.clone(),
             cache,
             live,
+            directory,
             limits,
             spend,
             spend_status,
@@ -86,9 +92,11 @@ impl KeyService {
         });
         let writer_task = tokio::spawn(writer.run());
         let reset_task = tokio::spawn(budget_reset::run(Arc::downgrade(&inner)));
+        let reload_task = tokio::spawn(reload_directory(Arc::downgrade(&inner)));
         if let Ok(mut tasks) = inner.tasks.lock() {
             tasks.push(writer_task);
             tasks.push(reset_task);
+            tasks.push(reload_task);
         }
         tracing::info!(
             backend = ?inner.store.backend(),
@@ -154,7 +162,13 @@ impl KeyService {
     /// The key record for a raw `sk-…` key: from the in-memory cache (the store is read only on
     /// a miss). Unknown, expired or blocked keys give 401 in LiteLLM's wording.
     pub async fn authenticate(&self, raw_key: &str) -> Result<Arc<KeyRecord>> {
-        self.inner.cache.authenticate(raw_key).await
+        let key = self.inner.cache.authenticate(raw_key).await?;
+        // A blocked team blocks its keys on every route (LiteLLM checks it at authentication).
+        self.inner
+            .directory
+            .chain(&key, None)
+            .check_team_blocked()?;
+        Ok(key)
     }
 
     /// Forgets a key (by its token, the SHA-256 hex) on this instance at once, so its next use
@@ -162,6 +176,69 @@ impl KeyService {
     /// instance announces a change.
     pub fn invalidate(&self, token: &str) {
         self.inner.cache.invalidate(token);
+    }
+
+    /// Forgets what this instance holds of a team, user, organization, budget or end user and
+    /// reads it again (`kind`: `team`, `user`, `organization`, `budget`, `end_user`): for a
+    /// change announced by another instance (this instance's own changes do it already).
+    pub async fn invalidate_object(&self, kind: &str, id: &str) -> Result<()> {
+        let (directory, store) = (&self.inner.directory, &self.inner.store);
+        match kind {
+            "team" => directory.reload_team(store, id).await,
+            "user" => directory.reload_user(store, id).await,
+            "organization" => directory.reload_org(store, id).await,
+            "budget" => directory.reload_budget(store, id).await,
+            "end_user" => directory.reload_end_user(store, id).await,
+            other => Err(vaultgate_core::Error::Internal(format!(
+                "unknown kind of object to invalidate: {other}"
+            ))),
+        }
+    }
+
+    /// Re-reads every team, user, organization, budget and end user (the background task does
+    /// this every `directory_reload_interval`).
+    pub async fn reload_directory(&self) -> Result<()> {
+        self.inner.directory.load_all(&self.inner.store).await
+    }
+
+    /// Resolves the caller of a management `route` through the permission table: 401 or 403
+    /// (LiteLLM's) when its role may not call it.
+    pub fn actor(&self, caller: &Caller, route: &'static str) -> Result<Actor> {
+        self.inner.directory.actor(caller, route)
+    }
+
+    /// The role of the user a key belongs to (`None`: a key without a known user).
+    pub fn role_of(&self, key: &KeyRecord) -> Option<crate::principals::model::Role> {
+        self.inner.directory.role_of(key)
+    }
+
+    /// Non-admin callers may touch only their own keys (and team admins their team's).
+    pub fn check_key(&self, actor: &Actor, key: &KeyRecord) -> Result<()> {
+        actor.check_key(key, &self.inner.directory)
+    }
+
+    /// Non-admin callers may make keys only for themselves, in teams they belong to.
+    pub fn check_new_key(
+        &self,
+        actor: &Actor,
+        user_id: Option<&str>,
+        team_id: Option<&str>,
+    ) -> Result<()> {
+        actor.check_new_key(user_id, team_id, &self.inner.directory)
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// The stored record of the key with this alias, with live spend.
+    pub async fn get_key_by_alias(&self, alias: &str) -> Result<Option<KeyRecord>> {
+        Ok(self
+            .inner
+            .store
+            .get_by_alias(alias)
+            .await?
+            .map(|r| self.inner.with_live(r)))
     }
 
     /// Whether the key may use `model`: its `models` list is empty (all models), contains
@@ -178,8 +255,13 @@ impl KeyService {
     /// Admits one request of `key` or says why not: budget spent (400 budget_exceeded), requests
     /// or tokens per minute, parallel requests, or a nearly spent budget already covered by
     /// in-flight requests (429 with Retry-After). Never touches the database.
-    pub fn admit(&self, key: &Arc<KeyRecord>, model: &str) -> Result<Admission> {
-        self.inner.limits.admit(key, model)
+    pub fn admit(
+        &self,
+        key: &Arc<KeyRecord>,
+        model: &str,
+        end_user: Option<&str>,
+    ) -> Result<Admission> {
+        self.inner.limits.admit(key, model, end_user)
     }
 
     /// Records a finished request's usage: cost from `model_info` prices, else the built-in
@@ -255,7 +337,9 @@ impl KeyService {
     /// Runs one budget-reset pass now (the background task does this every
     /// `budget_reset_interval`). Returns how many keys were reset.
     pub async fn reset_budgets(&self) -> Result<usize> {
-        budget_reset::reset_due(&self.inner).await
+        let keys = budget_reset::reset_due(&self.inner).await?;
+        let others = crate::principals::resets::reset_due(&self.inner).await?;
+        Ok(keys + others)
     }
 
     // ---- Vault mirror: outbox and drift ----------------------------------------------------
@@ -299,4 +383,15 @@ impl KeyService {
             None => Ok(DriftReport::default()),
         }
     }
+}
+
+/// Re-reads the directory every `directory_reload_interval` until the service stops or is gone:
+/// other instances' changes and spend arrive this way (or sooner through `invalidate_object`).
+async fn reload_directory(weak: std::sync::Weak<Inner>) {
+    budget_reset::every(weak, |o| o.directory_reload_interval, |inner| async move {
+        if let Err(e) = inner.directory.load_all(&inner.store).await {
+            tracing::warn!(error = %e, "reloading teams and users failed; serving what is known");
+        }
+    })
+    .await;
 }

@@ -20,7 +20,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use vaultgate_core::{Error, FastMap, Result};
 
-use crate::live::LiveMap;
+use crate::live::{Live, LiveMap};
+use crate::principals::directory::Scope;
 use crate::model::format_ms;
 use crate::options::KeyServiceOptions;
 use crate::store::{Store, UsageSum};
@@ -42,6 +43,10 @@ pub struct SpendStatus {
     pub dropped_usd: f64,
     pub dropped_events: u64,
 }
+
+/// The objects besides the key that one request's spend goes to, with their live state (`None`
+/// for an end user without limits). A fixed array: recording usage allocates nothing for it.
+pub(crate) type UsageScopes = [Option<(Scope, Option<Arc<Live>>)>; 5];
 
 /// The requests' side of the writer: queue usage and resets, ask for a flush. Cheap to clone.
 #[derive(Clone)]
@@ -71,6 +76,8 @@ impl SpendQueue {
     }
 }
 
+// `Usage` carries its objects inline: boxing them would allocate on every request.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum SpendMsg {
     Usage {
         key_id: String,
@@ -78,10 +85,17 @@ pub(crate) enum SpendMsg {
         prompt_tokens: u64,
         completion_tokens: u64,
         at_ms: i64,
+        scopes: UsageScopes,
     },
     /// Budget period over: zero the stored spend (if the stored period is over too).
     Reset {
         key_id: String,
+        now_ms: i64,
+        next_reset_ms: i64,
+    },
+    /// The same for a team, user, member, organization or end user.
+    ScopeReset {
+        scope: Scope,
         now_ms: i64,
         next_reset_ms: i64,
     },
@@ -96,6 +110,15 @@ struct Segment {
     /// Keyed by key id and UTC day number; the day is written out as text only at a flush.
     usage: FastMap<(String, i64), UsageSum>,
     resets: Vec<(String, i64, i64)>,
+    /// Spend of the objects besides keys, and their resets.
+    scope_usage: FastMap<Scope, (f64, Option<Arc<Live>>)>,
+    scope_resets: Vec<(Scope, i64, i64)>,
+}
+
+impl Segment {
+    fn closed(&self) -> bool {
+        !self.resets.is_empty() || !self.scope_resets.is_empty()
+    }
 }
 
 pub(crate) struct SpendWriter {
@@ -211,8 +234,9 @@ impl SpendWriter {
                 prompt_tokens,
                 completion_tokens,
                 at_ms,
+                scopes,
             } => {
-                if self.segments.back().is_none_or(|s| !s.resets.is_empty()) {
+                if self.segments.back().is_none_or(Segment::closed) {
                     self.segments.push_back(Segment::default());
                 }
                 let Some(segment) = self.segments.back_mut() else {
@@ -234,6 +258,10 @@ impl SpendWriter {
                 sum.prompt_tokens += i64::try_from(prompt_tokens).unwrap_or(i64::MAX);
                 sum.completion_tokens += i64::try_from(completion_tokens).unwrap_or(i64::MAX);
                 sum.requests += 1;
+                for (scope, live) in scopes.into_iter().flatten() {
+                    let entry = segment.scope_usage.entry(scope).or_insert((0.0, live));
+                    entry.0 += cost;
+                }
                 self.queued_events += 1;
                 if self.queued_events >= self.batch_max && self.may_write() {
                     let _ = self.flush().await;
@@ -249,6 +277,18 @@ impl SpendWriter {
                 }
                 if let Some(segment) = self.segments.back_mut() {
                     segment.resets.push((key_id, now_ms, next_reset_ms));
+                }
+            }
+            SpendMsg::ScopeReset {
+                scope,
+                now_ms,
+                next_reset_ms,
+            } => {
+                if self.segments.is_empty() {
+                    self.segments.push_back(Segment::default());
+                }
+                if let Some(segment) = self.segments.back_mut() {
+                    segment.scope_resets.push((scope, now_ms, next_reset_ms));
                 }
             }
             SpendMsg::Flush(reply) => {
@@ -267,13 +307,28 @@ impl SpendWriter {
                 .iter()
                 .map(|((id, day), sum)| (id.clone(), day_text(*day), *sum))
                 .collect();
-            match self.store.apply_spend(&usage, &segment.resets).await {
+            let scopes: Vec<(&Scope, f64)> = segment
+                .scope_usage
+                .iter()
+                .map(|(scope, (cost, _))| (scope, *cost))
+                .collect();
+            let scope_batch = (scopes.as_slice(), segment.scope_resets.as_slice());
+            match self
+                .store
+                .apply_spend(&usage, &segment.resets, scope_batch)
+                .await
+            {
                 Ok(()) => {
                     metrics::counter!("vaultgate_spend_flush_total", "result" => "ok").increment(1);
                     for (key_id, _, sum) in &usage {
                         self.live.flushed(key_id, sum.cost);
                     }
                     self.entries = self.entries.saturating_sub(usage.len());
+                    for (cost, live) in segment.scope_usage.values() {
+                        if let Some(live) = live {
+                            live.flushed(*cost);
+                        }
+                    }
                     self.segments.pop_front();
                 }
                 Err(e) => {

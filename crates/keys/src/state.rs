@@ -14,6 +14,7 @@ use crate::mirror::MirrorConfig;
 use crate::model::{KeyRecord, describe_key, token_of};
 use crate::options::KeyServiceOptions;
 use crate::outbox::Outbox;
+use crate::principals::directory::Directory;
 use crate::spend::{SpendQueue, SpendStatus};
 use crate::store::Store;
 
@@ -22,6 +23,8 @@ pub(crate) struct Inner {
     pub mirror: Option<MirrorConfig>,
     pub cache: Arc<KeyCache>,
     pub live: Arc<LiveMap>,
+    /// Teams, users, organizations, budgets and end users in memory.
+    pub directory: Arc<Directory>,
     pub limits: Limits,
     pub spend: SpendQueue,
     pub spend_status: Arc<Mutex<SpendStatus>>,

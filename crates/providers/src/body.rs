@@ -28,6 +28,8 @@ pub struct ChatBody {
     pub stream: bool,
     /// The client asked for the usage chunk (`stream_options.include_usage: true`).
     pub include_usage: bool,
+    /// The end user the request is for (OpenAI's `user`), when a non-empty string.
+    pub user: Option<String>,
     /// The whole body as JSON, parsed only when an adapter needs it (translation, mock answers).
     fields: OnceLock<std::result::Result<Map<String, Value>, String>>,
 }
@@ -38,6 +40,7 @@ struct Members<'a> {
     model: Option<&'a RawValue>,
     stream: Option<&'a RawValue>,
     stream_options: Option<&'a RawValue>,
+    user: Option<&'a RawValue>,
     duplicate: Option<&'static str>,
 }
 
@@ -101,6 +104,10 @@ impl ChatBody {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let options_is_object = options.as_ref().is_some_and(Value::is_object);
+        let user = members
+            .user
+            .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+            .filter(|u| !u.is_empty());
         let span = |value: &RawValue| span_of(&raw, value);
         Ok(Self {
             model_span: members.model.map(span).transpose()?,
@@ -113,6 +120,7 @@ impl ChatBody {
             model,
             stream,
             include_usage,
+            user,
             fields: OnceLock::new(),
             raw,
         })
@@ -220,6 +228,7 @@ impl<'de: 'a, 'a> Visitor<'de> for MembersVisitor<'a> {
                 "model" => ("model", &mut members.model),
                 "stream" => ("stream", &mut members.stream),
                 "stream_options" => ("stream_options", &mut members.stream_options),
+                "user" => ("user", &mut members.user),
                 _ => {
                     map.next_value::<de::IgnoredAny>()?;
                     continue;

@@ -35,11 +35,18 @@ impl AppState {
         }
     }
 
-    /// Checks the key's budget and rate limits for `model` (already authorized).
-    pub fn access(&self, principal: &Principal, model: &str) -> Result<Access> {
+    /// Checks the budgets and rate limits of the key and of everything it answers to (team,
+    /// organization, user, team member, the request's `end_user`) for `model` (already
+    /// authorized).
+    pub fn access(
+        &self,
+        principal: &Principal,
+        model: &str,
+        end_user: Option<&str>,
+    ) -> Result<Access> {
         let grant = match (principal, &self.keys) {
             (Principal::Virtual(record), Some(keys)) => {
-                Some((keys.clone(), keys.admit(record, model)?))
+                Some((keys.clone(), keys.admit(record, model, end_user)?))
             }
             _ => None,
         };

@@ -45,7 +45,7 @@ impl AppState {
         }
     }
 
-    /// Admin routes (key management) take the master key only.
+    /// Admin routes outside the key service (`/admin/*`) take the master key only.
     pub async fn require_master(&self, headers: &HeaderMap) -> Result<()> {
         match self.authenticate(headers).await? {
             Principal::Master | Principal::Open => Ok(()),

@@ -55,10 +55,15 @@ pub fn routes(state: Arc<AppState>) -> axum::Router {
     )
 }
 
-/// The role a virtual key signs in with. Users and their roles are not modelled yet, so only
-/// the master key opens the console; this is where a user's role will be looked up.
-fn role_of_key(_record: &KeyRecord) -> Option<Role> {
-    None
+/// The role a virtual key signs in with: its user's (a key without a user cannot sign in).
+fn role_of_key(keys: &vaultgate_keys::KeyService, record: &KeyRecord) -> Option<Role> {
+    match keys.role_of(record)? {
+        vaultgate_keys::Role::ProxyAdmin => Some(Role::Admin),
+        vaultgate_keys::Role::ProxyAdminViewer => Some(Role::Viewer),
+        vaultgate_keys::Role::InternalUser | vaultgate_keys::Role::InternalUserViewer => {
+            Some(Role::InternalUser)
+        }
+    }
 }
 
 fn now_secs() -> i64 {
@@ -96,12 +101,43 @@ impl AppState {
                 Some(record) if !record.blocked && !record.is_expired(now_secs() * 1000) => record,
                 _ => return Ok(None),
             };
-            match role_of_key(&record) {
+            match role_of_key(keys, &record) {
                 Some(role) => claims.role = role,
                 None => return Ok(None),
             }
         }
         Ok(Some((signer, claims)))
+    }
+
+    /// The caller of a management route when it comes with a console session instead of a key
+    /// (`None`: no session, or a key in the header): the session's CSRF token is checked on
+    /// anything but a read; what the caller may do is then the key service's permission table.
+    pub async fn session_caller(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Option<vaultgate_keys::Caller>> {
+        if !self.console || key_from_headers(headers).is_some() {
+            return Ok(None);
+        }
+        let Some((signer, claims)) = self.session(headers).await? else {
+            return Ok(None);
+        };
+        if !session::is_read(method) && !signer.csrf_ok(&claims, headers) {
+            return Err(Error::Forbidden(
+                "the console session's CSRF token is missing or wrong: reload the page".into(),
+            ));
+        }
+        match &claims.sub {
+            Subject::Master => Ok(Some(vaultgate_keys::Caller::Master)),
+            Subject::Key(token) => match &self.keys {
+                Some(keys) => Ok(keys
+                    .get_key(token)
+                    .await?
+                    .map(|record| vaultgate_keys::Caller::Key(Arc::new(record)))),
+                None => Ok(None),
+            },
+        }
     }
 
     /// Admin routes: the master key in a header (as curl sends it), or a console session whose

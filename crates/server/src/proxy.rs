@@ -125,7 +125,7 @@ pub(crate) async fn admit<'a>(
     )?;
     let group = group.ok_or_else(|| unknown_model(&request.model))?;
     *model_label = Some(request.model.clone());
-    let access = app.access(&principal, &request.model)?;
+    let access = app.access(&principal, &request.model, request.user.as_deref())?;
     Ok(Admitted {
         request,
         access,

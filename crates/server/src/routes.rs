@@ -29,15 +29,25 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/models", get(models));
-    let key_routes = match &state.keys {
-        Some(keys) => vaultgate_keys::routes(keys.clone()),
-        None => axum::Router::new().route("/key/{*rest}", axum::routing::any(keys_disabled)),
-    }
-    .merge(crate::admin_status::routes(Arc::clone(&state)))
-    .layer(middleware::from_fn_with_state(
-        Arc::clone(&state),
-        master_only,
-    ));
+    let key_routes =
+        match &state.keys {
+            Some(keys) => vaultgate_keys::routes(keys.clone()),
+            None => axum::Router::new()
+                .route("/key/{*rest}", axum::routing::any(keys_disabled))
+                .route("/team/{*rest}", axum::routing::any(keys_disabled))
+                .route("/user/{*rest}", axum::routing::any(keys_disabled))
+                .route("/organization/{*rest}", axum::routing::any(keys_disabled))
+                .route("/end_user/{*rest}", axum::routing::any(keys_disabled))
+                .route("/customer/{*rest}", axum::routing::any(keys_disabled))
+                .route("/budget/{*rest}", axum::routing::any(keys_disabled)),
+        }
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            management_caller,
+        ))
+        .merge(crate::admin_status::routes(Arc::clone(&state)).layer(
+            middleware::from_fn_with_state(Arc::clone(&state), master_only),
+        ));
     let console = if state.console {
         crate::console::routes(Arc::clone(&state))
     } else {
@@ -88,6 +98,29 @@ async fn master_only(State(app): State<Arc<AppState>>, request: Request, next: N
         Ok(()) => next.run(request).await,
         Err(error) => error.into_response(),
     }
+}
+
+/// The management routes need a caller (the master key or a virtual key, in a header or as a
+/// console session); what each caller may do there is the key service's permission table.
+async fn management_caller(
+    State(app): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let caller = match app
+        .session_caller(request.method(), request.headers())
+        .await
+    {
+        Ok(Some(caller)) => caller,
+        Ok(None) => match app.authenticate(request.headers()).await {
+            Ok(Principal::Master | Principal::Open) => vaultgate_keys::Caller::Master,
+            Ok(Principal::Virtual(key)) => vaultgate_keys::Caller::Key(key),
+            Err(error) => return error.into_response(),
+        },
+        Err(error) => return error.into_response(),
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }
 
 async fn keys_disabled() -> vaultgate_core::Error {

@@ -312,7 +312,7 @@ pub(crate) async fn delete_key(tx: &mut Tx, token: &str) -> std::result::Result<
     Ok(result.rows_affected() == 1)
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
 fn bind_all<'q>(query: AnyQuery<'q>, k: &KeyRecord) -> AnyQuery<'q> {
     query
@@ -339,11 +339,11 @@ fn bind_all<'q>(query: AnyQuery<'q>, k: &KeyRecord) -> AnyQuery<'q> {
         .bind(k.vault_secret_name.clone())
 }
 
-fn to_i64(v: u64) -> i64 {
+pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn json_text(list: &[String]) -> String {
+pub(crate) fn json_text(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
 

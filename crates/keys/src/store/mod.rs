@@ -18,7 +18,8 @@ use vaultgate_core::{Error, Result};
 
 use self::breaker::Breaker;
 pub(crate) use self::keys::{
-    ListFilter, delete_key, insert_key, set_blocked, set_budget_reset, set_spend, update_key,
+    AnyQuery, ListFilter, delete_key, insert_key, json_text, set_blocked, set_budget_reset,
+    set_spend, to_i64, update_key,
 };
 pub(crate) use self::outbox::{outbox_add, outbox_cancel};
 pub(crate) use self::spend::UsageSum;
@@ -196,19 +197,19 @@ impl Store {
     }
 
     /// The pool, unless the breaker says the database is unreachable.
-    fn pool(&self) -> Result<&AnyPool> {
+    pub(crate) fn pool(&self) -> Result<&AnyPool> {
         self.breaker.check()?;
         Ok(&self.pool)
     }
 
     /// A database error of a call on the pool, noted by the breaker.
-    fn fail(&self, e: sqlx::Error) -> Error {
+    pub(crate) fn fail(&self, e: sqlx::Error) -> Error {
         self.breaker.record(Some(&e));
         db_err(e)
     }
 
     /// A call on the pool that succeeded (closes the breaker).
-    fn ok<T>(&self, value: T) -> T {
+    pub(crate) fn ok<T>(&self, value: T) -> T {
         self.breaker.record(None);
         value
     }

@@ -19,8 +19,12 @@ impl Store {
         &self,
         usage: &[(String, String, UsageSum)],
         resets: &[(String, i64, i64)],
+        scopes: crate::principals::store::ScopeBatch<'_>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
+        crate::principals::store::apply_scope_spend(&mut tx, scopes)
+            .await
+            .map_err(|e| self.fail(e))?;
         for (key_id, day, sum) in usage {
             sqlx::query("UPDATE keys SET spend = spend + $1 WHERE key_id = $2")
                 .bind(sum.cost)

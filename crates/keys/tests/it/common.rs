@@ -312,7 +312,8 @@ impl Harness {
         let service = KeyService::open(test_options(&db.url, clock.clone(), mirror.clone()))
             .await
             .unwrap();
-        let router = vaultgate_keys::routes(service.clone());
+        let router = vaultgate_keys::routes(service.clone())
+            .layer(axum::Extension(vaultgate_keys::Caller::Master));
         Self {
             service,
             router,
