@@ -253,10 +253,10 @@ async fn sign_in(
             .authenticate(key)
             .await
             .map_err(|_| Error::Unauthorized("wrong key".into()))?;
-        let Some(role) = role_of_key(&record) else {
+        let Some(role) = role_of_key(keys, &record) else {
             return Err(Error::Forbidden(
-                "this key may not sign in to the console: only the master key can until user \
-                 roles are set up"
+                "this key may not sign in to the console: it belongs to no user (sign in with \
+                 the master key or a user's key)"
                     .into(),
             ));
         };
