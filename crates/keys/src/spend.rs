@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use vaultgate_core::{Error, FastMap, Result};
 
 use crate::live::{Live, LiveMap};
-use crate::principals::directory::Scope;
 use crate::model::format_ms;
 use crate::options::KeyServiceOptions;
+use crate::principals::directory::Scope;
 use crate::store::{Store, UsageSum};
 
 /// Longest wait between two attempts of a failing write.
@@ -452,6 +452,7 @@ mod tests {
             prompt_tokens: 1,
             completion_tokens: 1,
             at_ms: 0,
+            scopes: Default::default(),
         }
     }
 
