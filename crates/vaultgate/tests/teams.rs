@@ -305,7 +305,14 @@ async fn plane(database_url: &str, env: &Env) {
     assert!(m.contains("End User=cust-3 is blocked"), "{m}");
 
     // Reads: team info with keys and memberships, paging, user info with keys and teams.
-    flushed().await;
+    // The spend writer's batches reach the store (bounded wait: the tick is 1 s, CI is loaded).
+    for _ in 0..30 {
+        let (_, e) = admin.get("/end_user/info?end_user_id=cust-free").await;
+        if e["spend"].as_f64().unwrap_or(0.0) > 0.0 {
+            break;
+        }
+        flushed().await;
+    }
     let (s, info) = admin.get("/team/info?team_id=t-eng").await;
     ok(s, &info);
     assert_eq!(info["keys"].as_array().unwrap().len(), 2);
