@@ -13,6 +13,8 @@ use crate::store::ListFilter;
 pub struct ListQuery {
     pub page: u64,
     pub size: u64,
+    /// LiteLLM's `key_hash`: a raw key or its hash, finding that one key (or none).
+    pub key_hash: Option<String>,
     pub key_alias: Option<String>,
     pub user_id: Option<String>,
     pub team_id: Option<String>,
@@ -24,6 +26,7 @@ impl Default for ListQuery {
         Self {
             page: 1,
             size: 10,
+            key_hash: None,
             key_alias: None,
             user_id: None,
             team_id: None,
@@ -90,6 +93,7 @@ pub(crate) async fn list(inner: &Inner, query: &ListQuery) -> Result<Value> {
         return Err(Error::bad_param("size", "size must be between 1 and 1000"));
     }
     let filter = ListFilter {
+        token: query.key_hash.as_deref().map(|k| token_of(k.trim())),
         key_alias: query.key_alias.clone(),
         user_id: query.user_id.clone(),
         team_id: query.team_id.clone(),

@@ -178,6 +178,7 @@ async fn list(
     let mut query = ListQuery {
         page: positive(&params, "page", 1)?,
         size: positive(&params, "size", 10)?,
+        key_hash: param(&params, "key_hash").map(str::to_owned),
         key_alias: param(&params, "key_alias").map(str::to_owned),
         user_id: param(&params, "user_id").map(str::to_owned),
         team_id: param(&params, "team_id").map(str::to_owned),

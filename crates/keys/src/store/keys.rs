@@ -17,6 +17,8 @@ const COLUMNS: &str = "token, key_id, key_name, key_alias, models, max_budget, b
 /// Filters for `/key/list`.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ListFilter {
+    /// The key's hash (its `token`).
+    pub token: Option<String>,
     pub key_alias: Option<String>,
     pub user_id: Option<String>,
     pub team_id: Option<String>,
@@ -126,6 +128,7 @@ impl Store {
         let mut clauses = Vec::new();
         let mut values = Vec::new();
         for (column, value) in [
+            ("token", &filter.token),
             ("key_alias", &filter.key_alias),
             ("user_id", &filter.user_id),
             ("team_id", &filter.team_id),

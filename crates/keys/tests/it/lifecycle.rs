@@ -151,6 +151,17 @@ async fn lifecycle(db: Db) {
     assert_eq!(by_alias["keys"], json!([token]));
     let (_, both) = h.get("/key/list?user_id=u2&team_id=t2").await;
     assert_eq!(both["total_count"], 1);
+    // LiteLLM's key_hash finds one key by its raw value or its hash, and nothing is no error.
+    for by in [&raw, &token] {
+        let (status, one) = h.get(&format!("/key/list?key_hash={by}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(one["keys"], json!([token]), "key_hash={by}");
+    }
+    let (status, none) = h.get("/key/list?key_hash=sk-no-such-key-at-all").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(none["total_count"], 0);
+    let (_, other_user) = h.get(&format!("/key/list?key_hash={raw}&user_id=u2")).await;
+    assert_eq!(other_user["total_count"], 0, "filters combine");
 
     // update: rename the alias, change limits and models, clear a field with null
     let (status, updated) = h

@@ -154,29 +154,19 @@ export function KeysPage() {
   const keys = useQuery({
     queryKey: ["keys", filters, page, size],
     placeholderData: keepPreviousData,
-    queryFn: async (): Promise<KeyList> => {
-      if (byKey) {
-        try {
-          const found = await api<{ info: KeyInfo }>(`key/info${query({ key: filters.search })}`);
-          return { keys: [found.info], total_count: 1, current_page: 1, total_pages: 1 };
-        } catch (e) {
-          if (e instanceof Error && "status" in e && (e as { status: number }).status === 404) {
-            return { keys: [], total_count: 0, current_page: 1, total_pages: 0 };
-          }
-          throw e;
-        }
-      }
-      return api<KeyList>(
+    queryFn: () =>
+      api<KeyList>(
         `key/list${query({
           page,
           size,
-          key_alias: filters.search,
+          // A raw key (or its hash) finds that one key; anything else is an alias.
+          key_hash: byKey ? filters.search : undefined,
+          key_alias: byKey ? undefined : filters.search,
           team_id: filters.team,
           user_id: filters.user,
           return_full_object: true,
         })}`,
-      );
-    },
+      ),
   });
   const names = (keys.data?.keys ?? []).map((k) => k.vault_secret_name).filter((n): n is string => !!n);
   const copies = useCopies(mirrored ? names : []);
