@@ -14,6 +14,7 @@ mod http_client;
 pub mod listen;
 mod messages;
 mod proxy;
+mod request_body;
 mod request_id;
 mod routes;
 mod sse;

@@ -1,6 +1,7 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 on hyper with the limits a public port needs (a header
 //! read timeout that is also the idle keep-alive timeout, a connection cap below the open-file
-//! limit) and a bounded drain at shutdown.
+//! limit, `Connection: close` on an answer sent before its request body was read) and a bounded
+//! drain at shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,10 +11,10 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -88,9 +89,20 @@ where
             tokio::spawn(refuse(tcp));
             continue;
         };
-        let service = service
-            .clone()
-            .map_request(|request: hyper::Request<hyper::body::Incoming>| request.map(Body::new));
+        let service = service.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let version = request.version();
+            let (parts, incoming) = request.into_parts();
+            let (body, read) = crate::request_body::watch(incoming);
+            let answer = service
+                .clone()
+                .oneshot(Request::from_parts(parts, Body::new(body)));
+            async move {
+                let mut response = answer.await?;
+                read.finish(version, &mut response);
+                Ok::<_, Infallible>(response)
+            }
+        });
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         let header_read_timeout = limits.header_read_timeout;
@@ -104,10 +116,7 @@ where
             {
                 return;
             }
-            let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(tcp),
-                TowerToHyperService::new(service),
-            );
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
             if let Err(error) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(error = %error, "connection ended with an error");
             }

@@ -1,5 +1,6 @@
-//! Hostile clients: idle and slow-header connections are closed, connections over the cap get a
-//! 503 instead of a hang, and the open-file limit is reported at start.
+//! Hostile clients: idle and slow-header connections are closed, an answer sent before the body
+//! is read says `Connection: close`, connections over the cap get a 503 instead of a hang, and
+//! the open-file limit is reported at start.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
@@ -127,4 +128,67 @@ fn connections_over_the_cap_get_a_503_and_a_log_line() {
         assert!(Instant::now() < deadline, "never served again: {answer}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Sends a request head whose body never follows; what the gateway answered before closing.
+fn answer_without_body(gateway: &Gateway, head: &str) -> String {
+    let mut tcp = connect(gateway);
+    tcp.write_all(head.as_bytes()).unwrap();
+    read_until_closed(&mut tcp, |_| {}).expect("connection kept open after the answer")
+}
+
+#[test]
+fn an_answer_sent_before_the_body_is_read_says_connection_close() {
+    let gateway = Gateway::builder(BIN, CONFIG).start().unwrap();
+    // No key: 401 before the body is read.
+    let answer = answer_without_body(
+        &gateway,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+         content-length: 64\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
+    // Over the body limit (declared): 413 before the body is read.
+    let answer = answer_without_body(
+        &gateway,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nauthorization: Bearer sk-hostile-1\r\n\
+         content-type: application/json\r\ncontent-length: 999999999\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
+    // A request whose body was read keeps its connection.
+    let mut tcp = connect(&gateway);
+    let body = r#"{"model":"x","messages":[{"role":"user","content":"hi"}]}"#;
+    tcp.write_all(
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nauthorization: Bearer sk-hostile-1\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    while !String::from_utf8_lossy(&received).contains("\"hi\"") {
+        assert!(Instant::now() < deadline, "no answer");
+        if let Ok(n) = tcp.read(&mut buffer) {
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&received));
+            received.extend_from_slice(&buffer[..n]);
+        }
+    }
+    let answer = String::from_utf8_lossy(&received).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(!answer.contains("connection: close"), "{answer}");
 }
