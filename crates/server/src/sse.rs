@@ -156,7 +156,10 @@ pub fn tap(inner: ByteStream, format: UsageFormat, sink: Option<UsageSink>) -> B
                             return Some((Ok(out), Some(tap)));
                         }
                     }
-                    Some(Err(error)) => return Some((Err(error), None)),
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "upstream stream broke off");
+                        return Some((Ok(error_frame(tap.format, &error)), None));
+                    }
                     None => {
                         let rest = tap.buffer.split().freeze();
                         return (!rest.is_empty()).then_some((Ok(rest), None));
@@ -165,6 +168,34 @@ pub fn tap(inner: ByteStream, format: UsageFormat, sink: Option<UsageSink>) -> B
             }
         },
     ))
+}
+
+/// The last frame of a stream whose upstream broke off or stalled, so the client sees an error
+/// rather than a cut connection: LiteLLM's `data: {"error": …}` for OpenAI clients, an `error`
+/// event for Anthropic ones. A partial frame still buffered is dropped.
+fn error_frame(format: UsageFormat, broken: &std::io::Error) -> Bytes {
+    let error = if broken.kind() == std::io::ErrorKind::TimedOut {
+        vaultgate_core::Error::UpstreamTimeout(broken.to_string())
+    } else {
+        vaultgate_core::Error::UpstreamUnreachable(format!("the stream broke off: {broken}"))
+    };
+    let frame = match format {
+        UsageFormat::OpenAi { .. } => {
+            let body = String::from_utf8_lossy(&error.to_body()).into_owned();
+            format!("data: {body}\n\n")
+        }
+        UsageFormat::Anthropic => {
+            let kind = if broken.kind() == std::io::ErrorKind::TimedOut {
+                "timeout_error"
+            } else {
+                "api_error"
+            };
+            let event = serde_json::json!({"type": "error",
+                "error": {"type": kind, "message": error.to_string()}});
+            format!("event: error\ndata: {event}\n\n")
+        }
+    };
+    Bytes::from(frame)
 }
 
 /// End of the first complete frame (after its blank line), `\n\n` or `\r\n\r\n`.
@@ -311,6 +342,47 @@ mod tests {
         assert!(!end.usage_final);
         assert_eq!(end.delivered.text_bytes, 5);
         assert_eq!(end.delivered.tokens(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_broken_stream_ends_with_an_error_frame_in_the_clients_shape() {
+        for (format, expected) in [
+            (
+                UsageFormat::OpenAi {
+                    hide_usage_chunk: true,
+                },
+                "data: {\"error\":{",
+            ),
+            (UsageFormat::Anthropic, "event: error\ndata: {"),
+        ] {
+            let called = Arc::new(Mutex::new(false));
+            let sink_called = Arc::clone(&called);
+            let inner: ByteStream = Box::pin(futures_util::stream::iter([
+                Ok(Bytes::from_static(
+                    b"data: {\"choices\":[]}\n\ndata: {\"par",
+                )),
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "stalled")),
+                Ok(Bytes::from_static(b"data: never\n\n")),
+            ]));
+            let sink: UsageSink = Box::new(move |_| *sink_called.lock().unwrap() = true);
+            let out: Vec<_> = tap(inner, format, Some(sink)).collect().await;
+            let text: String = out
+                .into_iter()
+                .map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap())
+                .collect();
+            let (first, error) = text.split_at(text.find("\n\n").unwrap() + 2);
+            assert_eq!(first, "data: {\"choices\":[]}\n\n");
+            assert!(error.starts_with(expected), "{error}");
+            assert!(
+                error.contains("timed out: stalled") && error.ends_with("}\n\n"),
+                "{error}"
+            );
+            assert!(
+                !error.contains("never") && !error.contains("par\""),
+                "{error}"
+            );
+            assert!(*called.lock().unwrap(), "the stream's charge was not made");
+        }
     }
 
     #[tokio::test]

@@ -324,8 +324,8 @@ fn anthropic_request(
 }
 
 /// Sends one upstream request under the deployment's timeouts: `timeout` for a whole answer,
-/// `stream_timeout` (else `timeout`) until a stream's first chunk. A timed-out call is dropped,
-/// which cancels it. A stream resolves with its first chunk in hand, so a stream that fails or
+/// `stream_timeout` (else `timeout`) until a stream's first chunk and then between any two
+/// chunks. A timed-out call is dropped, which cancels it. A stream resolves with its first chunk in hand, so a stream that fails or
 /// stalls before it can still be retried.
 async fn send(
     app: &AppState,
@@ -362,6 +362,7 @@ async fn send(
             None => None,
         };
         let rest = chunks.map(|chunk| chunk.map_err(std::io::Error::other));
+        let rest = idle_timeout(Box::pin(rest), limit, id);
         let body: ByteStream = Box::pin(futures_util::stream::iter(first).chain(rest));
         return Ok(Reply::Stream { status, body });
     }
@@ -388,6 +389,34 @@ async fn send(
             "deployment {id}: no complete answer in {timeout:?}"
         ))
     })?
+}
+
+/// Ends `chunks` with a `TimedOut` error when the upstream sends nothing for `limit`: a stream
+/// stalled mid-answer must not hold its parallel slots (and the drain at shutdown) for ever.
+/// Dropping the upstream body cancels the call.
+fn idle_timeout(chunks: ByteStream, limit: Duration, deployment: &str) -> ByteStream {
+    let sleep = Box::pin(tokio::time::sleep(limit));
+    let state = (chunks, sleep, limit, deployment.to_owned());
+    Box::pin(futures_util::stream::unfold(
+        Some(state),
+        |state| async move {
+            let (mut chunks, mut sleep, limit, deployment) = state?;
+            tokio::select! {
+                biased;
+                item = chunks.next() => {
+                    sleep.as_mut().reset(Instant::now() + limit);
+                    Some((item?, Some((chunks, sleep, limit, deployment))))
+                }
+                () = &mut sleep => {
+                    let message = format!(
+                        "deployment {deployment}: the stream sent nothing for {limit:?} (stream_timeout)"
+                    );
+                    tracing::warn!("{message}; ending it");
+                    Some((Err(std::io::Error::new(std::io::ErrorKind::TimedOut, message)), None))
+                }
+            }
+        },
+    ))
 }
 
 /// The upstream's answer broke off while we read it.
