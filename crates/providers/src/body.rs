@@ -67,6 +67,7 @@ impl ChatBody {
     }
 
     fn scan(raw: Bytes) -> Result<Self> {
+        check_text(&raw)?;
         let members: Members<'_> = serde_json::from_slice(&raw).map_err(|e| {
             if e.is_data() {
                 Error::bad_request("request body must be a JSON object")
@@ -184,6 +185,57 @@ impl ChatBody {
         options.insert("include_usage".into(), Value::Bool(true));
         serde_json::to_vec(&options).unwrap_or_else(|_| br#"{"include_usage":true}"#.to_vec())
     }
+}
+
+/// How deeply objects and arrays may nest: serde_json's own limit when it builds values, so a
+/// body that passes could be parsed whole by us (translations) or a JSON parser upstream.
+const MAX_DEPTH: usize = 128;
+
+/// What the borrowed scan cannot see, since it skips every member it does not read without
+/// decoding it: text that is not UTF-8, and nesting past [`MAX_DEPTH`] (100,000 `[` would be
+/// forwarded, and crash a recursive reader on the way).
+fn check_text(raw: &[u8]) -> Result<()> {
+    if let Err(error) = std::str::from_utf8(raw) {
+        return Err(Error::bad_request(format!(
+            "request body is not valid UTF-8 (at byte {})",
+            error.valid_up_to()
+        )));
+    }
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(&byte) = raw.get(at) {
+        at += 1;
+        match byte {
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Error::bad_request(format!(
+                        "request body nests objects and arrays deeper than {MAX_DEPTH} levels"
+                    )));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            // Skip a string: brackets inside it do not count.
+            b'"' => loop {
+                match memchr::memchr2(b'"', b'\\', raw.get(at..).unwrap_or_default()) {
+                    Some(offset) => {
+                        let found = raw.get(at + offset).copied();
+                        at += offset + 1;
+                        if found == Some(b'"') {
+                            break;
+                        }
+                        at += 1; // the escaped byte
+                    }
+                    None => {
+                        at = raw.len();
+                        break;
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Where `value` (borrowed from `raw` by the parser) sits in `raw`, checked.

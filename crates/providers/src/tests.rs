@@ -85,6 +85,36 @@ fn parse_errors_are_400_naming_the_problem() {
 }
 
 #[test]
+fn bodies_with_invalid_utf8_or_nesting_too_deep_are_400_naming_the_problem() {
+    let mut latin1 = br#"{"model":"m","messages":[{"role":"user","content":"caf"#.to_vec();
+    latin1.extend_from_slice(b"\xe9\"}]}");
+    let deep = |levels: usize| {
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":{}1{}}}]}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    for (input, needle) in [
+        (latin1, "not valid UTF-8 (at byte 54)"),
+        (deep(100_000).into_bytes(), "deeper than 128 levels"),
+        (deep(126).into_bytes(), "deeper than 128 levels"),
+    ] {
+        let err = ChatBody::parse(Bytes::from(input)).err().unwrap();
+        assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    // 128 levels in all (the body, `messages`, a message, 125 arrays) are fine, and so are
+    // brackets and escaped quotes inside strings.
+    ChatBody::parse(Bytes::from(deep(125))).unwrap();
+    let brackets = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"\"{}\\"}}]}}"#,
+        "[{".repeat(200)
+    );
+    ChatBody::parse(Bytes::from(brackets)).unwrap();
+}
+
+#[test]
 fn mock_stream_ends_with_usage_then_done() {
     let request = body(r#"{"model":"m","messages":[{"role":"user","content":"hello there"}]}"#);
     let (frames, usage) = mock::stream(

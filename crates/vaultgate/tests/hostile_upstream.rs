@@ -1,6 +1,7 @@
 //! Hostile upstreams: a stream that stalls after its first chunk is ended by the stream idle
 //! timeout (`stream_timeout`) with a final SSE error event, its upstream call is cancelled and
-//! the key's parallel slot is free again.
+//! the key's parallel slot is free again; bodies no upstream should see (invalid UTF-8, nesting
+//! 100,000 deep) are refused without reaching it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -105,4 +106,44 @@ async fn a_stream_stalled_after_its_first_chunk_ends_with_an_error_event_and_fre
         .await
         .unwrap();
     assert_eq!(next.status(), 200, "{}", next.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_utf8_and_deeply_nested_json_are_refused_and_never_forwarded() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&mock, dir.path());
+    let mut latin1 = br#"{"model":"gpt-a","messages":[{"role":"user","content":"caf"#.to_vec();
+    latin1.extend_from_slice(b"\xe9\"}]}");
+    let deep = format!(
+        r#"{{"model":"gpt-a","messages":[{{"role":"user","content":{}1{}}}]}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    for (body, problem) in [(latin1, "UTF-8"), (deep.into_bytes(), "deeper than 128")] {
+        for route in ["/v1/chat/completions", "/v1/messages"] {
+            let response = client()
+                .post(format!("{}{route}", gw.url))
+                .bearer_auth(MASTER)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400, "{route}");
+            let answer: Value = response.json().await.unwrap();
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(problem), "{route}: {answer}");
+        }
+    }
+    assert!(mock.requests().is_empty(), "{:?}", mock.requests());
+    // The gateway still serves.
+    let ok = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "gpt-a", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
 }
