@@ -15,6 +15,11 @@ pub(crate) async fn run(weak: Weak<Inner>) {
         weak,
         |o| o.budget_reset_interval,
         |inner| async move {
+            if !inner.cluster.runs_jobs() {
+                return; // another instance runs the jobs
+            }
+            metrics::counter!("vaultgate_background_job_runs_total", "job" => "budget_reset")
+                .increment(1);
             if let Err(e) = reset_due(&inner).await {
                 tracing::warn!(error = %e, "budget reset pass failed");
             }

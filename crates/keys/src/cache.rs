@@ -11,6 +11,7 @@ use moka::sync::Cache;
 use vaultgate_core::{Error, FastHashState, Result};
 
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::hot_metrics::hot_metrics;
 use crate::live::LiveMap;
 use crate::model::{KeyRecord, format_ms, hash_key, is_raw_key, key_name};
@@ -26,7 +27,13 @@ pub(crate) struct KeyCache {
     store: Store,
     live: Arc<LiveMap>,
     clock: Arc<dyn Clock>,
+    /// Says whether other instances' changes reach this one; while not, records are trusted
+    /// for [`UNHEARD_TTL`] only.
+    cluster: Arc<Cluster>,
 }
+
+/// How long a cached record is trusted while other instances' changes cannot be heard.
+const UNHEARD_TTL: Duration = Duration::from_secs(1);
 
 /// Sizes and lifetimes of the caches (from `KeyServiceOptions`).
 pub(crate) struct CacheSettings {
@@ -63,6 +70,7 @@ impl KeyCache {
         store: Store,
         live: Arc<LiveMap>,
         clock: Arc<dyn Clock>,
+        cluster: Arc<Cluster>,
     ) -> Arc<Self> {
         let entries = Cache::builder()
             .max_capacity(settings.capacity)
@@ -80,7 +88,23 @@ impl KeyCache {
             store,
             live,
             clock,
+            cluster,
         })
+    }
+
+    /// Forgets every cached key and unknown key (the change channel was lost and is back).
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.entries.invalidate_all();
+        self.misses.invalidate_all();
+    }
+
+    fn ttl(&self) -> Duration {
+        if self.cluster.listening() {
+            self.ttl
+        } else {
+            self.ttl.min(UNHEARD_TTL)
+        }
     }
 
     /// Forgets a token on this instance at once (delete, block, update, regenerate, or a change
@@ -112,7 +136,7 @@ impl KeyCache {
         };
         let record = if let Some(cached) = self.entries.get(&token) {
             hot_metrics().cache_hits.increment(1);
-            if cached.loaded_at.elapsed() >= self.ttl
+            if cached.loaded_at.elapsed() >= self.ttl()
                 && !cached.refreshing.swap(true, Ordering::SeqCst)
             {
                 tokio::spawn(self.clone().refresh(token.clone(), cached.clone()));

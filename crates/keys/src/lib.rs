@@ -17,13 +17,16 @@
 //! 5. At exit, after the HTTP server drained: `shutdown().await` writes the recorded spend.
 //!
 //! Several instances may share one PostgreSQL database: spend is added (never overwritten),
-//! budget resets are guarded, and admin changes reach other instances within `cache_ttl`. Rate
-//! limits (rpm/tpm/parallel) and the in-flight budget reservation are per instance.
+//! every change and every written spend is announced with `NOTIFY` and applied by the other
+//! instances at once (the `cache_ttl` re-read stays as the safety net), and one instance at a
+//! time runs the background jobs ([`cluster`]). The in-flight budget reservation is per
+//! instance.
 
 mod admin;
 mod budget_reset;
 mod cache;
 mod clock;
+mod cluster;
 mod drift;
 mod headers;
 mod hot_metrics;

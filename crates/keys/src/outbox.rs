@@ -16,6 +16,7 @@ use vaultgate_core::Result;
 use secrecy::ExposeSecret;
 
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::mirror::MirrorConfig;
 use crate::model::hash_key;
 use crate::options::KeyServiceOptions;
@@ -31,6 +32,8 @@ enum Repaired {
 }
 
 pub(crate) struct Outbox {
+    /// Only the instance that runs the background jobs works the queue.
+    cluster: Arc<Cluster>,
     store: Store,
     mirror: Option<MirrorConfig>,
     /// The key service's admin lock: an entry is processed while no key is being written.
@@ -48,8 +51,10 @@ impl Outbox {
         store: Store,
         options: &KeyServiceOptions,
         admin: Arc<tokio::sync::Mutex<()>>,
+        cluster: Arc<Cluster>,
     ) -> Self {
         Self {
+            cluster,
             store,
             mirror: options.mirror.clone(),
             admin,
@@ -215,6 +220,20 @@ impl Outbox {
             }
             loop {
                 let Some(outbox) = weak.upgrade() else { return };
+                if !outbox.cluster.runs_jobs() {
+                    // Another instance works the queue; take over when it is gone.
+                    let cluster = outbox.cluster.clone();
+                    let poll = outbox.poll_interval;
+                    drop(outbox);
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = cluster.became_leader.notified() => {}
+                        () = tokio::time::sleep(poll) => {}
+                    }
+                    continue;
+                }
+                metrics::counter!("vaultgate_background_job_runs_total", "job" => "vault_outbox")
+                    .increment(1);
                 let wait = match outbox.process().await {
                     Ok(_) => match outbox.store.outbox_next_due().await {
                         Ok(Some(due)) => {

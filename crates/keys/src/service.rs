@@ -14,6 +14,7 @@ use vaultgate_config::ModelInfo;
 use vaultgate_core::Result;
 
 use crate::cache::{CacheSettings, KeyCache};
+use crate::cluster::{self, Cluster};
 use crate::limits::{Admission, Limits};
 use crate::live::LiveMap;
 use crate::mirror::DriftReport;
@@ -48,6 +49,7 @@ impl KeyService {
             options.database_acquire_timeout,
         )
         .await?;
+        let cluster = Cluster::open(&store, &options.database_url).await?;
         let live = Arc::new(LiveMap::default());
         let cache = KeyCache::new(
             &CacheSettings {
@@ -59,12 +61,18 @@ impl KeyService {
             store.clone(),
             live.clone(),
             options.clock.clone(),
+            cluster.clone(),
         );
         let directory = Arc::new(Directory::default());
         directory.load_all(&store).await?;
         let stop = CancellationToken::new();
-        let (writer, spend, spend_status) =
-            SpendWriter::new(store.clone(), live.clone(), stop.clone(), &options);
+        let (writer, spend, spend_status) = SpendWriter::new(
+            store.clone(),
+            live.clone(),
+            stop.clone(),
+            &options,
+            cluster.announcer.clone(),
+        );
         let limits = Limits {
             live: live.clone(),
             directory: directory.clone(),
@@ -73,7 +81,12 @@ impl KeyService {
             spend: spend.clone(),
         };
         let admin_lock = Arc::new(tokio::sync::Mutex::new(()));
-        let outbox = Arc::new(Outbox::new(store.clone(), &options, admin_lock.clone()));
+        let outbox = Arc::new(Outbox::new(
+            store.clone(),
+            &options,
+            admin_lock.clone(),
+            cluster.clone(),
+        ));
         let inner = Arc::new(Inner {
             store,
             mirror: options.mirror.clone(),
@@ -86,6 +99,7 @@ impl KeyService {
             outbox,
             admin: admin_lock,
             clock: options.clock.clone(),
+            cluster,
             options,
             tasks: Mutex::new(Vec::new()),
             stop,
@@ -93,10 +107,12 @@ impl KeyService {
         let writer_task = tokio::spawn(writer.run());
         let reset_task = tokio::spawn(budget_reset::run(Arc::downgrade(&inner)));
         let reload_task = tokio::spawn(reload_directory(Arc::downgrade(&inner)));
+        let cluster_tasks = cluster::spawn(&inner).await;
         if let Ok(mut tasks) = inner.tasks.lock() {
             tasks.push(writer_task);
             tasks.push(reset_task);
             tasks.push(reload_task);
+            tasks.extend(cluster_tasks);
         }
         tracing::info!(
             backend = ?inner.store.backend(),
@@ -172,8 +188,8 @@ impl KeyService {
     }
 
     /// Forgets a key (by its token, the SHA-256 hex) on this instance at once, so its next use
-    /// reads the store. This instance's own changes do it already; call it when another
-    /// instance announces a change.
+    /// reads the store. This instance's own changes and, on PostgreSQL, the other instances'
+    /// announced changes do it already.
     pub fn invalidate(&self, token: &str) {
         self.inner.cache.invalidate(token);
     }
@@ -182,17 +198,18 @@ impl KeyService {
     /// reads it again (`kind`: `team`, `user`, `organization`, `budget`, `end_user`): for a
     /// change announced by another instance (this instance's own changes do it already).
     pub async fn invalidate_object(&self, kind: &str, id: &str) -> Result<()> {
-        let (directory, store) = (&self.inner.directory, &self.inner.store);
-        match kind {
-            "team" => directory.reload_team(store, id).await,
-            "user" => directory.reload_user(store, id).await,
-            "organization" => directory.reload_org(store, id).await,
-            "budget" => directory.reload_budget(store, id).await,
-            "end_user" => directory.reload_end_user(store, id).await,
-            other => Err(vaultgate_core::Error::Internal(format!(
-                "unknown kind of object to invalidate: {other}"
-            ))),
-        }
+        cluster::reload_object(&self.inner, kind, id).await
+    }
+
+    /// Whether this instance runs the background jobs (Vault outbox, budget resets) now: on
+    /// PostgreSQL one instance at a time does; on SQLite always.
+    pub fn runs_background_jobs(&self) -> bool {
+        self.inner.cluster.runs_jobs()
+    }
+
+    /// Whether the other instances' changes reach this instance (always true on SQLite).
+    pub fn hears_other_instances(&self) -> bool {
+        self.inner.cluster.listening()
     }
 
     /// Re-reads every team, user, organization, budget and end user (the background task does

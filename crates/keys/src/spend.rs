@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use vaultgate_core::{Error, FastMap, Result};
 
+use crate::cluster::{Announcer, Change};
 use crate::live::{Live, LiveMap};
 use crate::model::format_ms;
 use crate::options::KeyServiceOptions;
@@ -142,6 +143,8 @@ pub(crate) struct SpendWriter {
     failing_since_ms: Option<i64>,
     status: Arc<Mutex<SpendStatus>>,
     clock: Arc<dyn crate::clock::Clock>,
+    /// Tells the other instances whose spend was written.
+    announcer: Announcer,
 }
 
 impl SpendWriter {
@@ -151,6 +154,7 @@ impl SpendWriter {
         live: Arc<LiveMap>,
         stop: CancellationToken,
         options: &KeyServiceOptions,
+        announcer: Announcer,
     ) -> (Self, SpendQueue, Arc<Mutex<SpendStatus>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let flush_asked = Arc::new(Notify::new());
@@ -177,6 +181,7 @@ impl SpendWriter {
             failing_since_ms: None,
             status: status.clone(),
             clock: options.clock.clone(),
+            announcer,
         };
         (writer, queue, status)
     }
@@ -302,16 +307,20 @@ impl SpendWriter {
     /// Writes queued segments in order; stops at the first failure (kept for the next try).
     async fn flush(&mut self) -> Result<()> {
         while let Some(segment) = self.segments.front() {
-            let usage: Vec<(String, String, UsageSum)> = segment
+            // Rows in one order on every instance: two batches updating the same rows in
+            // different orders would deadlock each other.
+            let mut usage: Vec<(String, String, UsageSum)> = segment
                 .usage
                 .iter()
                 .map(|((id, day), sum)| (id.clone(), day_text(*day), *sum))
                 .collect();
-            let scopes: Vec<(&Scope, f64)> = segment
+            usage.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            let mut scopes: Vec<(&Scope, f64)> = segment
                 .scope_usage
                 .iter()
                 .map(|(scope, (cost, _))| (scope, *cost))
                 .collect();
+            scopes.sort_by(|a, b| a.0.cmp(b.0));
             let scope_batch = (scopes.as_slice(), segment.scope_resets.as_slice());
             match self
                 .store
@@ -329,6 +338,10 @@ impl SpendWriter {
                             live.flushed(*cost);
                         }
                     }
+                    let mut keys: Vec<String> = usage.into_iter().map(|(id, _, _)| id).collect();
+                    keys.dedup();
+                    let scopes = scopes.into_iter().map(|(scope, _)| scope.clone()).collect();
+                    self.announcer.send(Change::Spend(keys, scopes));
                     self.segments.pop_front();
                 }
                 Err(e) => {
@@ -464,8 +477,13 @@ mod tests {
         let mut options = KeyServiceOptions::new(&url);
         options.spend_backlog_max = 2;
         let live = Arc::new(LiveMap::default());
-        let (mut writer, _queue, status) =
-            SpendWriter::new(store.clone(), live, CancellationToken::new(), &options);
+        let (mut writer, _queue, status) = SpendWriter::new(
+            store.clone(),
+            live,
+            CancellationToken::new(),
+            &options,
+            Announcer::default(),
+        );
         store.close().await; // every write fails from now on
         for key in ["a", "b", "c", "a"] {
             writer.handle(usage(key, 1.0)).await;

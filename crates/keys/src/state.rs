@@ -8,6 +8,7 @@ use vaultgate_core::{Error, Result};
 
 use crate::cache::KeyCache;
 use crate::clock::Clock;
+use crate::cluster::{Change, Cluster};
 use crate::limits::Limits;
 use crate::live::LiveMap;
 use crate::mirror::MirrorConfig;
@@ -32,6 +33,8 @@ pub(crate) struct Inner {
     /// Serialises key-management writes and outbox processing on this instance.
     pub admin: Arc<tokio::sync::Mutex<()>>,
     pub clock: Arc<dyn Clock>,
+    /// The other instances on the same database: announcements, listener, jobs leader.
+    pub cluster: Arc<Cluster>,
     pub options: KeyServiceOptions,
     pub tasks: Mutex<Vec<JoinHandle<()>>>,
     pub stop: CancellationToken,
@@ -42,9 +45,19 @@ impl Inner {
         self.clock.now_ms()
     }
 
-    /// Forgets a token on this instance at once (delete, block, update, regenerate).
+    /// Forgets a token at once (delete, block, update, regenerate), here and, announced, on
+    /// the other instances. Called after the change is committed.
     pub fn invalidate(&self, token: &str) {
         self.cache.invalidate(token);
+        self.cluster.announcer.send(Change::Key(token.to_owned()));
+    }
+
+    /// Tells the other instances that a team, user, organization, budget or end user changed
+    /// (after the change is committed; this instance reloads it itself).
+    pub fn announce(&self, kind: &'static str, id: &str) {
+        self.cluster
+            .announcer
+            .send(Change::Object(kind, id.to_owned()));
     }
 
     /// The stored record of a key given raw or hashed, or 404.

@@ -190,6 +190,7 @@ pub(crate) async fn delete(inner: &Inner, _actor: &Actor, request: Value) -> Res
 
 impl Inner {
     pub(crate) async fn reload_budget(&self, budget_id: &str) {
+        self.announce("budget", budget_id);
         if let Err(e) = self.directory.reload_budget(&self.store, budget_id).await {
             tracing::warn!(budget = budget_id, error = %e, "budget not reloaded; the next full reload will");
         }

@@ -14,7 +14,7 @@ use crate::live::Live;
 use crate::store::Store;
 
 /// What spend is added to besides the key, named as the spend writer stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Scope {
     Team(Arc<str>),
     User(Arc<str>),
@@ -243,6 +243,19 @@ impl Directory {
             None => map.remove(budget_id),
         };
         Ok(())
+    }
+
+    /// The live state of an object spend goes to, when this instance tracks it.
+    pub fn live_of(&self, scope: &Scope) -> Option<Arc<Live>> {
+        match scope {
+            Scope::Team(id) => self.team(id).map(|t| t.team.live.clone()),
+            Scope::Member(team, user) => self
+                .team(team)
+                .and_then(|t| t.members.get(&**user).map(|m| m.live.clone())),
+            Scope::User(id) => self.user(id).map(|u| u.live.clone()),
+            Scope::Org(id) => self.org(id).map(|o| o.live.clone()),
+            Scope::EndUser(id) => self.end_user(id).map(|e| e.live.clone()),
+        }
     }
 
     /// Every team entry (for budget resets of objects no request touched).

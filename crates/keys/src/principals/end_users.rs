@@ -257,6 +257,7 @@ async fn end_user_json(inner: &Inner, end_user: &EndUserRecord) -> Result<Value>
 
 impl Inner {
     pub(crate) async fn reload_end_user(&self, end_user: &EndUserRecord) {
+        self.announce("end_user", &end_user.user_id);
         if let Some(budget_id) = &end_user.budget_id {
             self.reload_budget(budget_id).await;
         }

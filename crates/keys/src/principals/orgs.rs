@@ -383,6 +383,7 @@ async fn org_json(inner: &Inner, org: &OrgRecord) -> Result<Value> {
 impl Inner {
     /// The directory's copy of an organization (and its budget) after a committed write.
     pub(crate) async fn reload_org(&self, org: &OrgRecord) {
+        self.announce("organization", &org.organization_id);
         if let Some(budget_id) = &org.budget_id {
             self.reload_budget(budget_id).await;
         }

@@ -91,7 +91,7 @@ pub(crate) async fn reset_due(inner: &Inner) -> Result<usize> {
 
 /// Stores the end of a first budget period (only where none is stored yet).
 async fn start_period(inner: &Inner, scope: &Scope, reset_at: i64) -> Result<()> {
-    let (table, filter, keys) = scope_row(scope);
+    let (table, filter, keys) = scope_row(scope, 2);
     let sql = format!(
         "UPDATE {table} SET budget_reset_at = $1 WHERE {filter} AND budget_reset_at IS NULL"
     );

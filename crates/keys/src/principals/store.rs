@@ -518,19 +518,25 @@ impl Row for EndUserRecord {
 /// batch of the spend writer.
 pub(crate) type ScopeBatch<'a> = (&'a [(&'a Scope, f64)], &'a [(Scope, i64, i64)]);
 
-/// Table and key columns of an object's spend.
-pub(crate) fn scope_row(scope: &Scope) -> (&'static str, &'static str, Vec<Val>) {
-    match scope {
-        Scope::Team(id) => ("teams", "team_id = $2", vec![Val::text(id)]),
-        Scope::User(id) => ("users", "user_id = $2", vec![Val::text(id)]),
+/// Table, key filter (placeholders from `$first`) and key values of an object's spend row.
+pub(crate) fn scope_row(scope: &Scope, first: usize) -> (&'static str, String, Vec<Val>) {
+    let (table, columns, keys): (_, &[&str], _) = match scope {
+        Scope::Team(id) => ("teams", &["team_id"], vec![Val::text(id)]),
+        Scope::User(id) => ("users", &["user_id"], vec![Val::text(id)]),
         Scope::Member(team, user) => (
             "team_memberships",
-            "team_id = $2 AND user_id = $3",
+            &["team_id", "user_id"],
             vec![Val::text(team), Val::text(user)],
         ),
-        Scope::Org(id) => ("organizations", "organization_id = $2", vec![Val::text(id)]),
-        Scope::EndUser(id) => ("end_users", "user_id = $2", vec![Val::text(id)]),
-    }
+        Scope::Org(id) => ("organizations", &["organization_id"], vec![Val::text(id)]),
+        Scope::EndUser(id) => ("end_users", &["user_id"], vec![Val::text(id)]),
+    };
+    let filter: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} = ${}", first + i))
+        .collect();
+    (table, filter.join(" AND "), keys)
 }
 
 /// Adds spend (an end user seen for the first time gets a row, as in LiteLLM), then applies
@@ -552,7 +558,7 @@ pub(crate) async fn apply_scope_spend(
             .await?;
             continue;
         }
-        let (table, filter, keys) = scope_row(scope);
+        let (table, filter, keys) = scope_row(scope, 2);
         let sql = format!("UPDATE {table} SET spend = spend + $1 WHERE {filter}");
         let mut query = sqlx::query(&sql).bind(*cost);
         for key in keys {
@@ -561,7 +567,7 @@ pub(crate) async fn apply_scope_spend(
         query.execute(&mut **tx).await?;
     }
     for (scope, now_ms, next_reset) in resets {
-        let (table, filter, keys) = scope_row(scope);
+        let (table, filter, keys) = scope_row(scope, 2);
         let n = keys.len() + 2;
         let sql = format!(
             "UPDATE {table} SET spend = 0, budget_reset_at = $1 WHERE {filter} AND \

@@ -551,12 +551,14 @@ impl Inner {
     /// Brings the directory's copy of a team up to date after a committed write (a failed read
     /// is logged; the periodic reload catches up).
     pub(crate) async fn reload_team(&self, team_id: &str) {
+        self.announce("team", team_id);
         if let Err(e) = self.directory.reload_team(&self.store, team_id).await {
             tracing::warn!(team = team_id, error = %e, "team not reloaded; the next full reload will");
         }
     }
 
     pub(crate) async fn reload_user(&self, user_id: &str) {
+        self.announce("user", user_id);
         if let Err(e) = self.directory.reload_user(&self.store, user_id).await {
             tracing::warn!(user = user_id, error = %e, "user not reloaded; the next full reload will");
         }

@@ -3,6 +3,8 @@
 use vaultgate_core::Result;
 
 use super::{Store, col};
+use crate::principals::directory::Scope;
+use crate::principals::store::{bind, scope_row};
 
 /// Summed usage of one key on one day, applied by the batch writer.
 #[derive(Debug, Default, Clone, Copy)]
@@ -87,5 +89,76 @@ impl Store {
                 ))
             })
             .collect()
+    }
+}
+
+/// Spend, budget period and `updated_at` of one stored row.
+pub(crate) type SpendRow = (f64, Option<i64>, i64);
+
+/// Key ids per query when reading spend back.
+const IDS_PER_QUERY: usize = 200;
+
+impl Store {
+    /// The spend rows of these keys (other instances' spend, for budget checks here).
+    pub async fn key_spends(
+        &self,
+        key_ids: &[String],
+    ) -> Result<Vec<(String, f64, Option<i64>, i64)>> {
+        let mut out = Vec::with_capacity(key_ids.len());
+        for chunk in key_ids.chunks(IDS_PER_QUERY) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT key_id, spend, budget_reset_at, updated_at FROM keys WHERE key_id IN ({})",
+                marks.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.clone());
+            }
+            let rows = query
+                .fetch_all(self.pool()?)
+                .await
+                .map_err(|e| self.fail(e))?;
+            for r in &rows {
+                out.push((
+                    col(r, "key_id")?,
+                    col(r, "spend")?,
+                    col(r, "budget_reset_at")?,
+                    col(r, "updated_at")?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The spend row of a team, user, member, organization or end user.
+    pub async fn scope_spend(&self, scope: &Scope) -> Result<Option<SpendRow>> {
+        let (table, filter, keys) = scope_row(scope, 1);
+        let sql = format!("SELECT spend, budget_reset_at, updated_at FROM {table} WHERE {filter}");
+        let mut query = sqlx::query(&sql);
+        for key in keys {
+            query = bind(query, key);
+        }
+        let row = query
+            .fetch_optional(self.pool()?)
+            .await
+            .map_err(|e| self.fail(e))?;
+        row.map(|r| {
+            Ok((
+                col(&r, "spend")?,
+                col(&r, "budget_reset_at")?,
+                col(&r, "updated_at")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// The schema the connections use (names the cluster channel and lock). PostgreSQL only.
+    pub async fn current_schema(&self) -> Result<String> {
+        let row = sqlx::query("SELECT current_schema()::text AS s")
+            .fetch_one(self.pool()?)
+            .await
+            .map_err(|e| self.fail(e))?;
+        col(&row, "s")
     }
 }

@@ -73,6 +73,11 @@ impl TestDb {
         }
     }
 
+    /// The PostgreSQL schema of this database, if it is one.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     pub async fn cleanup(self) {
         if let Some(schema) = &self.schema {
             let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&postgres_base_url())

@@ -1,6 +1,7 @@
 //! Integration tests of vaultgate-keys against a real SQLite file and the local PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cluster;
 mod common;
 mod lifecycle;
 mod migrations;
