@@ -8,6 +8,7 @@
 //! this is the one mock.
 
 pub mod bedrock;
+pub mod rabbitmq;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -67,6 +68,9 @@ struct Shared {
     record: bool,
     answer: Mutex<String>,
     aws_keys: Mutex<Option<bedrock::AwsKeys>>,
+    rabbitmq: Mutex<rabbitmq::Users>,
+    /// Refuse requests that do not carry the password of a live RabbitMQ user.
+    require_issued: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,6 +164,18 @@ impl MockUpstream {
         *lock(&self.shared.aws_keys) = Some(keys);
     }
 
+    /// The users RabbitMQ's management API was asked to create and delete (by Vault's
+    /// RabbitMQ engine issuing and revoking leases).
+    pub fn rabbitmq_users(&self) -> rabbitmq::Users {
+        lock(&self.shared.rabbitmq).clone()
+    }
+
+    /// Answer 401 unless the request carries the password of a RabbitMQ user that exists now:
+    /// credentials Vault issued and has not revoked.
+    pub fn require_issued_credentials(&self) {
+        self.shared.require_issued.store(true, Ordering::SeqCst);
+    }
+
     pub fn streams_cancelled(&self) -> usize {
         self.shared.streams_cancelled.load(Ordering::SeqCst)
     }
@@ -197,6 +213,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .path_and_query()
         .map(|p| p.to_string())
         .unwrap_or_default();
+    let path = uri.split('?').next().unwrap_or_default();
+    if rabbitmq::is_management(path) {
+        return rabbitmq::handle(&mut lock(&shared.rabbitmq), &parts.method, path, &body);
+    }
     let is_bedrock = uri.starts_with("/model/");
     let signature = if is_bedrock {
         let keys = lock(&shared.aws_keys).clone();
@@ -227,6 +247,16 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         && presented_key(&parts.headers, &uri) != Some(required.as_str())
     {
         return error(401, "invalid_api_key", "Incorrect API key provided.");
+    }
+    if shared.require_issued.load(Ordering::SeqCst)
+        && !presented_key(&parts.headers, &uri)
+            .is_some_and(|key| lock(&shared.rabbitmq).is_live_password(key))
+    {
+        return error(
+            401,
+            "invalid_api_key",
+            "Not a credential Vault issued (or it was revoked).",
+        );
     }
     let script = lock(&shared.scripts).pop_front().unwrap_or_default();
     if !script.delay.is_zero() {
@@ -267,7 +297,6 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if uri.starts_with("/api/") {
         return ollama(&shared, &uri, &body, script).await;
     }
-    let path = uri.split('?').next().unwrap_or_default();
     let method = path.rsplit_once(':').map(|(_, m)| m).unwrap_or_default();
     if matches!(
         method,

@@ -1,6 +1,7 @@
 //! How [`LiveSecrets`] keeps its `vault://` values: read at start, re-read at the refresh
-//! interval (KV), replaced at about 2/3 of their lifetime (leases and tokens, whose replaced
-//! lease is revoked once in-flight requests had time to finish), re-read at once when an
+//! interval (KV); at about 2/3 of their lifetime, renewable leases are renewed and other
+//! expiring values (leases near their max TTL, tokens) replaced by new ones, whose replaced
+//! lease is revoked once in-flight requests had time to finish; re-read at once when an
 //! upstream refuses them, and revoked at shutdown.
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use vaultgate_config::VaultRef;
 use vaultgate_core::{Error, FastMap, Result};
 
 use crate::live::{Entry, LiveSecrets, SecretOrigin};
+use crate::metrics as m;
 use crate::paths::PathSource;
 
 /// How long replaced credentials stay valid for requests that had already taken them.
@@ -118,6 +120,15 @@ impl LiveSecrets {
         }
     }
 
+    /// Whether the values of `reference` expired without Vault issuing new ones: the
+    /// deployments using them cannot be called until it does.
+    pub fn is_expired(&self, reference: &VaultRef) -> bool {
+        self.paths
+            .iter()
+            .find(|s| s.has(reference))
+            .is_some_and(PathSource::expired)
+    }
+
     /// The "upstream refused it" path: re-reads (for a lease: re-issues) the path behind
     /// `reference` now, at most once every few seconds; `Ok(true)` when the values changed.
     pub(crate) async fn reread_path_of(&self, reference: &VaultRef) -> Result<bool> {
@@ -130,8 +141,8 @@ impl LiveSecrets {
         self.reread(source).await
     }
 
-    /// Replaces expiring values (leases, tokens) at about 2/3 of their lifetime until
-    /// `shutdown`; a failed replacement is retried with backoff while the old values serve.
+    /// Renews or replaces expiring values (leases, tokens) at about 2/3 of their lifetime
+    /// until `shutdown`; a failure is retried with backoff while the old values serve.
     pub(crate) async fn replace_expiring(self: Arc<Self>, shutdown: CancellationToken) {
         let mut backoff = RETRY_MIN;
         loop {
@@ -157,14 +168,11 @@ impl LiveSecrets {
                 if !is_due {
                     continue;
                 }
-                match self.reread(source).await {
-                    Ok(_) => tracing::info!(vault_path = %source.path,
-                        "new credentials issued by Vault and swapped in"),
-                    Err(error) => {
-                        failed = true;
-                        tracing::warn!(vault_path = %source.path, %error,
-                            "Vault could not issue new credentials; the current ones serve until they expire");
-                    }
+                if let Err(error) = self.renew_or_reissue(source).await {
+                    failed = true;
+                    source.note_error(&error);
+                    tracing::warn!(vault_path = %source.path, %error,
+                        "Vault could not renew or issue credentials; the current ones serve until they expire");
                 }
             }
             if failed {
@@ -177,6 +185,30 @@ impl LiveSecrets {
                 backoff = RETRY_MIN;
             }
         }
+    }
+
+    /// Renews the lease of `source` when Vault allows it; otherwise, or when Vault caps the
+    /// renewal near the lease's max TTL, has new values issued (the old lease is retired).
+    async fn renew_or_reissue(&self, source: &PathSource) -> Result<()> {
+        if let (Some(vault), Some((lease, granted))) = (self.vault(), source.renewable_lease()) {
+            match vault.renew_lease(&lease, granted).await {
+                Ok(left) if left >= granted / 2 => {
+                    source.renewed(&lease, left);
+                    m::lease_renewed();
+                    tracing::info!(vault_path = %source.path, ttl_secs = left.as_secs(),
+                        "Vault lease renewed");
+                    return Ok(());
+                }
+                Ok(left) => tracing::info!(vault_path = %source.path, ttl_secs = left.as_secs(),
+                    "Vault lease near its max TTL; having new credentials issued"),
+                Err(error) => tracing::warn!(vault_path = %source.path, %error,
+                    "renewing the Vault lease failed; having new credentials issued"),
+            }
+        }
+        self.reread(source).await?;
+        m::lease_reissued();
+        tracing::info!(vault_path = %source.path, "new credentials issued by Vault and swapped in");
+        Ok(())
     }
 
     fn revoke_retired_later(&self, source: &PathSource) {

@@ -7,6 +7,8 @@ pub const REQUEST_DURATION: &str = "vaultgate_vault_request_duration_seconds";
 pub const TOKEN_TTL: &str = "vaultgate_vault_token_ttl_seconds";
 pub const REFRESH_FAILURES: &str = "vaultgate_vault_refresh_failures_total";
 pub const STALE_SECRETS: &str = "vaultgate_vault_stale_secrets";
+pub const LEASE_RENEWALS: &str = "vaultgate_vault_lease_renewals_total";
+pub const LEASE_REISSUES: &str = "vaultgate_vault_lease_reissues_total";
 
 /// One HTTP attempt; `status` is the HTTP code or `error` for a transport failure.
 pub(crate) fn request(operation: &'static str, status: &str) {
@@ -30,6 +32,14 @@ pub(crate) fn stale_secrets(count: usize) {
     metrics::gauge!(STALE_SECRETS).set(count as f64);
 }
 
+pub(crate) fn lease_renewed() {
+    metrics::counter!(LEASE_RENEWALS).increment(1);
+}
+
+pub(crate) fn lease_reissued() {
+    metrics::counter!(LEASE_REISSUES).increment(1);
+}
+
 /// Registers help texts; call once after installing the recorder.
 pub fn describe() {
     metrics::describe_counter!(
@@ -47,6 +57,11 @@ pub fn describe() {
         "Seconds left on the Vault token"
     );
     metrics::describe_counter!(REFRESH_FAILURES, "Failed re-reads of a secret from Vault");
+    metrics::describe_counter!(LEASE_RENEWALS, "Vault leases of vault:// values renewed");
+    metrics::describe_counter!(
+        LEASE_REISSUES,
+        "vault:// values issued anew by Vault before they expired"
+    );
     metrics::describe_gauge!(
         STALE_SECRETS,
         "Secrets whose last refresh from Vault failed"

@@ -21,6 +21,8 @@ pub(crate) struct PathSource {
     pub(crate) version: Option<u64>,
     /// `(reference, where it is used)`, in file order.
     pub(crate) refs: Vec<(VaultRef, Vec<String>)>,
+    /// The ids of the deployments that take a field of it.
+    pub(crate) deployments: Vec<String>,
     pub(crate) state: Mutex<SourceState>,
 }
 
@@ -37,12 +39,17 @@ pub(crate) struct SourceState {
     /// finish with them.
     pub(crate) retired: Vec<SecretString>,
     pub(crate) reissues: u64,
+    pub(crate) renewals: u64,
 }
 
 pub(crate) struct ActiveLease {
     pub(crate) id: SecretString,
+    /// Since when `duration` counts: the issue, or the last renewal.
     pub(crate) obtained: Instant,
     pub(crate) duration: Duration,
+    /// The duration Vault granted at issue: what a renewal asks for again.
+    pub(crate) granted: Duration,
+    pub(crate) renewable: bool,
 }
 
 impl SourceState {
@@ -57,14 +64,24 @@ impl SourceState {
         Some(life.mul_f64(2.0 / 3.0).saturating_sub(obtained.elapsed()))
     }
 
-    /// Seconds the values in use have left, when they expire.
-    pub(crate) fn ttl_left(&self) -> Option<u64> {
+    /// How long the values in use have left, when they expire.
+    pub(crate) fn time_left(&self) -> Option<Duration> {
         let (obtained, life) = match (&self.lease, self.ttl) {
             (Some(lease), _) => (lease.obtained, lease.duration),
             (None, Some(ttl)) => (self.read_at?, ttl),
             (None, None) => return None,
         };
-        Some(life.saturating_sub(obtained.elapsed()).as_secs())
+        Some(life.saturating_sub(obtained.elapsed()))
+    }
+
+    /// Whether values that expire have run out without being replaced.
+    pub(crate) fn is_expired(&self) -> bool {
+        self.time_left().is_some_and(|left| left.is_zero())
+    }
+
+    /// Seconds the values in use have left, when they expire.
+    pub(crate) fn ttl_left(&self) -> Option<u64> {
+        self.time_left().map(|left| left.as_secs())
     }
 }
 
@@ -80,6 +97,13 @@ pub struct PathStatus {
     pub leased: bool,
     /// Times new values were issued after the first.
     pub reissues: u64,
+    /// Times the lease of the values in use was renewed.
+    pub renewals: u64,
+    /// The values expired and Vault has not given new ones: the deployments using them
+    /// cannot be called.
+    pub expired: bool,
+    /// The ids of the deployments that use it.
+    pub deployments: Vec<String>,
     pub last_error: Option<String>,
 }
 
@@ -98,18 +122,36 @@ pub(crate) fn path_sources(config: &Config) -> Vec<PathSource> {
                     path: path.to_owned(),
                     version,
                     refs: Vec::new(),
+                    deployments: Vec::new(),
                     state: Mutex::new(SourceState::default()),
                 });
                 let last = sources.len() - 1;
                 &mut sources[last]
             }
         };
+        if let Some(id) = deployment_of(config, &place)
+            && !source.deployments.contains(&id)
+        {
+            source.deployments.push(id);
+        }
         match source.refs.iter_mut().find(|(r, _)| *r == reference) {
             Some((_, places)) => places.push(place),
             None => source.refs.push((reference, vec![place])),
         }
     }
     sources
+}
+
+/// The id of the deployment a config place (`model_list[2].litellm_params.api_key`) is in.
+fn deployment_of(config: &Config, place: &str) -> Option<String> {
+    let index: usize = place
+        .strip_prefix("model_list[")?
+        .split_once(']')?
+        .0
+        .parse()
+        .ok()?;
+    let entry = config.model_list.get(index)?;
+    Some(vaultgate_config::deployment_id(index, entry))
 }
 
 impl PathSource {
@@ -163,6 +205,8 @@ impl PathSource {
                 id: SecretString::from(lease.id.expose_secret().to_owned()),
                 obtained: now,
                 duration: lease.duration,
+                granted: lease.duration,
+                renewable: lease.renewable,
             });
             if let Some(old) = std::mem::replace(&mut state.lease, new) {
                 state.retired.push(old.id);
@@ -172,10 +216,49 @@ impl PathSource {
     }
 
     fn failed(&self, error: Error) -> Error {
+        self.note_error(&error);
+        error
+    }
+
+    /// The lease in use and the duration to ask for, when Vault lets it be renewed.
+    pub(crate) fn renewable_lease(&self) -> Option<(SecretString, Duration)> {
+        let state = self.state.lock().ok()?;
+        let lease = state.lease.as_ref().filter(|l| l.renewable)?;
+        Some((
+            SecretString::from(lease.id.expose_secret().to_owned()),
+            lease.granted,
+        ))
+    }
+
+    /// Notes a renewal of lease `id` for `duration` from now (unless new values replaced it
+    /// meanwhile).
+    pub(crate) fn renewed(&self, id: &SecretString, duration: Duration) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let Some(lease) = state
+            .lease
+            .as_mut()
+            .filter(|l| l.id.expose_secret() == id.expose_secret())
+        else {
+            return;
+        };
+        lease.obtained = Instant::now();
+        lease.duration = duration;
+        state.renewals += 1;
+        state.last_error = None;
+    }
+
+    /// Notes a failed renewal or re-issue (the values in use serve until they expire).
+    pub(crate) fn note_error(&self, error: &Error) {
         if let Ok(mut state) = self.state.lock() {
             state.last_error = Some(error.to_string());
         }
-        error
+    }
+
+    /// Whether values that expire have run out without being replaced.
+    pub(crate) fn expired(&self) -> bool {
+        self.state.lock().is_ok_and(|s| s.is_expired())
     }
 
     /// Whether an on-demand re-read may happen now (and notes it).
@@ -238,7 +321,24 @@ impl PathSource {
                 ttl_secs: state.ttl_left(),
                 leased: state.lease.is_some(),
                 reissues: state.reissues,
-                last_error: state.last_error.clone(),
+                renewals: state.renewals,
+                expired: state.is_expired(),
+                deployments: self.deployments.clone(),
+                last_error: match (&state.last_error, state.is_expired()) {
+                    (error, true) => Some(format!(
+                        "the values expired and Vault has not issued new ones{}; deployments that cannot be called: {}",
+                        error
+                            .as_ref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default(),
+                        if self.deployments.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            self.deployments.join(", ")
+                        }
+                    )),
+                    (error, false) => error.clone(),
+                },
             },
             Err(_) => PathStatus {
                 path,
@@ -247,6 +347,9 @@ impl PathSource {
                 ttl_secs: None,
                 leased: false,
                 reissues: 0,
+                renewals: 0,
+                expired: false,
+                deployments: self.deployments.clone(),
                 last_error: Some("state poisoned".into()),
             },
         }

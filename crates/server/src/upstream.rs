@@ -159,6 +159,19 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Reply>>,
 {
+    // Credentials whose lease ran out while Vault could not issue new ones would only be
+    // refused: the deployment fails fast (towards its cooldown) and another one serves.
+    if let Some(expired) = deployment
+        .credential_values()
+        .filter_map(ConfigValue::vault_ref)
+        .find(|r| app.secrets.is_expired(r))
+    {
+        return Err(Error::UpstreamUnreachable(format!(
+            "deployment {}: its credentials from vault://{} expired and Vault has not issued new ones",
+            deployment.id,
+            expired.location().0
+        )));
+    }
     let result = call().await;
     let Err(Error::Upstream { status, .. }) = &result else {
         return result;
