@@ -34,6 +34,9 @@ pub enum Error {
     RateLimited { message: String, retry_after: u64 },
     #[error("{0}")]
     NotFound(String),
+    /// The client took too long to send its request.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     /// The upstream answered with an error status; its body is passed through as is.
@@ -105,6 +108,7 @@ impl Error {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Upstream { status, .. } => *status,
             Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -120,9 +124,10 @@ impl Error {
     fn kind(&self) -> &'static str {
         match self {
             Self::Vault { .. } if self.is_vault_refusal() => "vault_error",
-            Self::BadRequest { .. } | Self::PayloadTooLarge { .. } | Self::NotFound(_) => {
-                "invalid_request_error"
-            }
+            Self::BadRequest { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::RequestTimeout(_)
+            | Self::NotFound(_) => "invalid_request_error",
             Self::Unauthorized(_) | Self::Forbidden(_) => "auth_error",
             Self::BudgetExceeded(_) => "budget_exceeded",
             Self::RateLimited { .. } => "rate_limit_error",

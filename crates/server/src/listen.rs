@@ -1,5 +1,5 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 on hyper with the limits a public port needs (a header
-//! read timeout that is also the idle keep-alive timeout, a connection cap below the open-file
+//! read timeout that is also the idle keep-alive timeout, a body read timeout, a connection cap below the open-file
 //! limit, `Connection: close` on an answer sent before its request body was read) and a bounded
 //! drain at shutdown.
 
@@ -25,6 +25,8 @@ use vaultgate_core::Error;
 /// How long a client may take to send a request head, counted from the connection's start or
 /// from the end of its previous answer (so it is the idle keep-alive timeout too).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send a request body.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long in-flight requests and streams may take to finish after SIGTERM.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most one "connection limit reached" line per this interval.
@@ -34,6 +36,8 @@ const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body, counted from its head.
+    pub body_read_timeout: Duration,
     pub max_connections: usize,
     pub drain_timeout: Duration,
 }
@@ -90,10 +94,11 @@ where
             continue;
         };
         let service = service.clone();
+        let body_read_timeout = limits.body_read_timeout;
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let version = request.version();
             let (parts, incoming) = request.into_parts();
-            let (body, read) = crate::request_body::watch(incoming);
+            let (body, read) = crate::request_body::watch(incoming, body_read_timeout);
             let answer = service
                 .clone()
                 .oneshot(Request::from_parts(parts, Body::new(body)));

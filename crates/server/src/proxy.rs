@@ -232,6 +232,8 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> 
         let error = error.into_inner();
         if error.is::<http_body_util::LengthLimitError>() {
             Error::PayloadTooLarge { limit }
+        } else if crate::request_body::is_body_timeout(&*error) {
+            Error::RequestTimeout(error.to_string())
         } else {
             Error::bad_request(format!("could not read the request body: {error}"))
         }

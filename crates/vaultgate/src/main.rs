@@ -61,6 +61,11 @@ struct Cli {
     #[arg(long, default_value_t = 30, env = "VAULTGATE_HEADER_READ_TIMEOUT",
           value_parser = clap::value_parser!(u64).range(1..))]
     header_read_timeout: u64,
+    /// Seconds a client may take to send a request's body once its headers are in; a slower
+    /// body gets a 408.
+    #[arg(long, default_value_t = 60, env = "VAULTGATE_BODY_READ_TIMEOUT",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_read_timeout: u64,
     /// Seconds in-flight requests and streams get to finish after SIGTERM.
     #[arg(long, default_value_t = 30, env = "VAULTGATE_DRAIN_TIMEOUT")]
     drain_timeout: u64,
@@ -128,6 +133,7 @@ fn main() -> ExitCode {
                         .max_connections
                         .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                     header_read_timeout: Duration::from_secs(cli.header_read_timeout),
+                    body_read_timeout: Duration::from_secs(cli.body_read_timeout),
                     drain_timeout: Duration::from_secs(cli.drain_timeout),
                 };
                 serve::serve(&path, &options).await

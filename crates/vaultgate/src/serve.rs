@@ -23,6 +23,7 @@ pub struct ServeOptions {
     /// `None`: derived from the open-file limit.
     pub max_connections: Option<usize>,
     pub header_read_timeout: std::time::Duration,
+    pub body_read_timeout: std::time::Duration,
     pub drain_timeout: std::time::Duration,
 }
 
@@ -58,6 +59,7 @@ pub async fn serve(path: &Path, options: &ServeOptions) -> Result<ExitCode> {
 
     let limits = listen::Limits {
         header_read_timeout: options.header_read_timeout,
+        body_read_timeout: options.body_read_timeout,
         max_connections: crate::files::connection_limit(options.max_connections),
         drain_timeout: options.drain_timeout,
     };
@@ -66,7 +68,7 @@ pub async fn serve(path: &Path, options: &ServeOptions) -> Result<ExitCode> {
         Err(failed) if is_outage(&failed.error) && !options.require_vault_at_start => failed.error,
         Err(failed) => return Err(failed.error),
         Ok(running) => {
-            let listener = bind(address).await?;
+            let listener = bind(address)?;
             tracing::info!(
                 models = running.state.router.models().len(),
                 "vaultgate listening on http://{}",
@@ -84,7 +86,7 @@ pub async fn serve(path: &Path, options: &ServeOptions) -> Result<ExitCode> {
 
     // Vault (or the database) is down: serve health and a "not ready" readiness, retry in the
     // background, serve model requests from the moment the secrets are in.
-    let listener = bind(address).await?;
+    let listener = bind(address)?;
     tracing::warn!(
         error = %first_error,
         "NOT READY: start-up failed; serving health and retrying (--require-vault-at-start exits instead)"
@@ -125,10 +127,24 @@ fn log_console(console: bool, listener: &tokio::net::TcpListener) -> Result<()> 
     Ok(())
 }
 
-async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|e| listen_error(address, &e))
+/// Pending connections the kernel queues for us (capped by `net.core.somaxconn`). The default
+/// of 128 overflows under a burst of new connections, and each dropped handshake costs its
+/// client a one-second retransmit.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener> {
+    let bound = || {
+        let socket = if address.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }?;
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        socket.bind(address)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    bound().map_err(|e| listen_error(address, &e))
 }
 
 fn local_address(listener: &tokio::net::TcpListener) -> Result<SocketAddr> {

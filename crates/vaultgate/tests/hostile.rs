@@ -192,3 +192,76 @@ fn an_answer_sent_before_the_body_is_read_says_connection_close() {
     assert!(answer.starts_with("http/1.1 200"), "{answer}");
     assert!(!answer.contains("connection: close"), "{answer}");
 }
+
+#[test]
+fn a_body_trickled_slower_than_the_body_read_timeout_gets_a_408_and_is_closed() {
+    let gateway = Gateway::builder(BIN, CONFIG)
+        .arg("--body-read-timeout")
+        .arg("1")
+        .start()
+        .unwrap();
+    let mut tcp = connect(&gateway);
+    tcp.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nauthorization: Bearer sk-hostile-1\r\n\
+          content-type: application/json\r\ncontent-length: 100000\r\n\r\n{\"model\":",
+    )
+    .unwrap();
+    // One byte each time the read times out (every 200 ms), far slower than the body needs.
+    let answer = read_until_closed(&mut tcp, |tcp| {
+        let _ = tcp.write_all(b" ");
+    })
+    .expect("slow body kept open");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains(r#""type":"invalid_request_error""#)
+            && answer.contains("body-read-timeout"),
+        "{answer}"
+    );
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn five_thousand_idle_connections_do_not_stop_a_request_and_are_all_closed() {
+    const IDLE: usize = 5_000;
+    let limit = rlimit::increase_nofile_limit(2 * IDLE as u64).unwrap();
+    assert!(
+        limit > IDLE as u64 + 100,
+        "this test needs an open-file limit above {IDLE} (ulimit -Hn is {limit})"
+    );
+    let gateway = Gateway::builder(BIN, CONFIG)
+        .arg("--header-read-timeout")
+        .arg("5")
+        .start()
+        .unwrap();
+    let idle: Vec<TcpStream> = (0..IDLE).map(|_| connect(&gateway)).collect();
+    let mut tcp = connect(&gateway);
+    tcp.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let answer = read_until_closed(&mut tcp, |_| {}).expect("no answer beside the idle ones");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Every idle connection is closed by the header read timeout.
+    for tcp in &idle {
+        tcp.set_nonblocking(true).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut open: Vec<&TcpStream> = idle.iter().collect();
+    while !open.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{} idle connections kept open",
+            open.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        open.retain(|tcp| {
+            let mut byte = [0u8; 1];
+            let mut tcp: &TcpStream = tcp;
+            matches!(tcp.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        });
+    }
+}
