@@ -30,6 +30,7 @@ mod cluster;
 mod drift;
 mod headers;
 mod hot_metrics;
+pub mod import;
 mod limits;
 mod live;
 mod mirror;
@@ -55,7 +56,10 @@ pub use model::{ALL_PROXY_MODELS, KeyRecord, hash_key, key_name, parse_duration,
 pub use options::KeyServiceOptions;
 pub use pricing::{cost, token_prices};
 pub use principals::access::{Access, Caller, Decision, Kind, ROUTES, access_of, decide};
-pub use principals::model::{Role, TeamRole};
+pub use principals::model::{
+    BudgetRecord, Caps, EndUserRecord, MemberRecord, OrgMemberRecord, OrgRecord, Role, TeamRecord,
+    TeamRole, UserRecord,
+};
 pub use query::{DailySpend, ListQuery};
 pub use routes::routes;
 pub use service::KeyService;

@@ -190,32 +190,41 @@ pub fn details_access(config: &Config) -> DetailsAccess {
     }
 }
 
-fn reads_from_vault_at_all(config: &Config, name: &str) -> bool {
+pub fn reads_from_vault_at_all(config: &Config, name: &str) -> bool {
     config.general_settings.key_management_system.is_some() && reads_from_vault(config, name)
 }
 
 /// The database URL: `general_settings.database_url` (or `DATABASE_URL`), else a SQLite file
 /// next to the config. SQLite files are created when missing.
 fn database_url(config: &Config, config_path: &Path, secrets: &LiveSecrets) -> Result<String> {
-    let url = match &config.general_settings.database_url {
-        Some(value) => secrets
-            .snapshot()
-            .value(value)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                Error::Config("general_settings.database_url resolved to nothing".into())
-            })?,
-        None => {
-            let dir = config_path.parent().filter(|d| !d.as_os_str().is_empty());
-            let file = dir.unwrap_or(Path::new(".")).join("vaultgate.db");
-            format!("sqlite://{}", file.display())
-        }
+    let configured = match &config.general_settings.database_url {
+        Some(value) => Some(
+            secrets
+                .snapshot()
+                .value(value)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    Error::Config("general_settings.database_url resolved to nothing".into())
+                })?,
+        ),
+        None => None,
     };
+    Ok(store_url(config_path, configured))
+}
+
+/// The store URL for a resolved `database_url`, or the default SQLite file next to the config
+/// (`vaultgate.db`); SQLite URLs get `mode=rwc` so the file is created when missing.
+pub fn store_url(config_path: &Path, configured: Option<String>) -> String {
+    let url = configured.unwrap_or_else(|| {
+        let dir = config_path.parent().filter(|d| !d.as_os_str().is_empty());
+        let file = dir.unwrap_or(Path::new(".")).join("vaultgate.db");
+        format!("sqlite://{}", file.display())
+    });
     if url.starts_with("sqlite:") && !url.contains("mode=") {
         let separator = if url.contains('?') { '&' } else { '?' };
-        return Ok(format!("{url}{separator}mode=rwc"));
+        return format!("{url}{separator}mode=rwc");
     }
-    Ok(url)
+    url
 }
 
 /// The virtual key service, when a master key makes key management possible.

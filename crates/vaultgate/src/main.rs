@@ -3,6 +3,7 @@
 mod bring_up;
 mod check;
 mod files;
+mod migrate;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -97,6 +98,29 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Copy another gateway's keys, teams, users, organizations and budgets into the store the
+    /// config names.
+    Migrate {
+        #[command(subcommand)]
+        from: MigrateFrom,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateFrom {
+    /// From a LiteLLM proxy's PostgreSQL database: virtual keys (the raw keys people hold keep
+    /// working), teams and their members, internal users, organizations, end users and budgets,
+    /// with spend, limits, models, metadata, expiry and blocked state. All in one transaction;
+    /// running it again changes nothing. Nothing is written to LiteLLM's database.
+    Litellm {
+        /// LiteLLM's DATABASE_URL: postgres://user:password@host:5432/litellm (a Prisma
+        /// ?schema=NAME is honoured; the password may come from PGPASSWORD instead).
+        #[arg(long, value_name = "POSTGRES_URL")]
+        from: String,
+        /// Print what would be written, record by record, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -123,6 +147,9 @@ fn main() -> ExitCode {
             Some(Command::Check { verbose }) => {
                 check::check(&path, cli.allow_unauthenticated, verbose).await
             }
+            Some(Command::Migrate {
+                from: MigrateFrom::Litellm { from, dry_run },
+            }) => migrate::litellm(&path, &from, dry_run).await,
             None => {
                 let options = serve::ServeOptions {
                     host: cli.host.clone(),
@@ -150,7 +177,9 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL's notices ("relation already exists, skipping" on every start) are not news.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()

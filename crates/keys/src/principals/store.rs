@@ -14,7 +14,7 @@ use super::model::{
 use crate::store::{AnyQuery, Store, Tx, col, json_text, to_i64};
 
 /// One bound value.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Val {
     Text(Option<String>),
     Real(Option<f64>),

@@ -350,7 +350,7 @@ pub(crate) fn json_text(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
 
-fn from_row(r: &AnyRow) -> Result<KeyRecord> {
+pub(crate) fn from_row(r: &AnyRow) -> Result<KeyRecord> {
     let get_list = |name: &str| -> Result<Vec<String>> {
         let text: String = col(r, name)?;
         serde_json::from_str(&text).map_err(|e| Error::Database(format!("column {name}: {e}")))

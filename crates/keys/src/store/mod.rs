@@ -18,8 +18,8 @@ use vaultgate_core::{Error, Result};
 
 use self::breaker::Breaker;
 pub(crate) use self::keys::{
-    AnyQuery, ListFilter, delete_key, insert_key, json_text, set_blocked, set_budget_reset,
-    set_spend, to_i64, update_key,
+    AnyQuery, ListFilter, delete_key, from_row as key_from_row, insert_key, json_text, set_blocked,
+    set_budget_reset, set_spend, to_i64, update_key,
 };
 pub(crate) use self::outbox::{outbox_add, outbox_cancel};
 pub(crate) use self::spend::UsageSum;
