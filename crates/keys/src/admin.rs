@@ -51,10 +51,10 @@ pub(crate) async fn generate(inner: &Inner, request: Value) -> Result<Value> {
         vault_secret_name: None,
     };
     fields.apply(&mut record, now);
-    record.vault_secret_name = inner
-        .mirror
-        .as_ref()
-        .map(|_| secret_name(record.key_alias.as_deref(), &token));
+    if inner.mirror.is_some() {
+        // At the key's team's Vault location (the gateway's without one).
+        record.vault_secret_name = Some(inner.copy_addr(&record).await?);
+    }
 
     let mut tx = inner.store.begin().await?;
     store::insert_key(&mut tx, &record)
@@ -177,7 +177,7 @@ async fn ensure_alias_free(
     }
     if inner.mirror.is_some() {
         let name = secret_name(Some(alias), "");
-        if let Some(other) = inner.store.get_by_secret_name(&name).await?
+        if let Some(other) = inner.store.get_by_copy_name(&name).await?
             && is_other(&other)
         {
             return Err(Error::bad_param(
@@ -228,7 +228,8 @@ async fn write_changed(
     let mut put: Option<(String, SecretString)> = None;
     let mut old_to_delete: Option<String> = None;
     if let Some(mirror) = &inner.mirror {
-        let new_name = secret_name(record.key_alias.as_deref(), &record.token);
+        // The name at the (new) team's location: a key moved between teams moves its copy.
+        let new_name = inner.copy_addr(&record).await?;
         let regenerated = record.token != current.token;
         let renamed = current.vault_secret_name.as_deref() != Some(new_name.as_str());
         if regenerated || renamed {
@@ -237,7 +238,6 @@ async fn write_changed(
                 None => match &current.vault_secret_name {
                     Some(old) => {
                         let read = mirror
-                            .mirror
                             .read(old, None)
                             .await
                             .map_err(|e| mirror_error("read", &e))?;

@@ -47,11 +47,14 @@ mod spend;
 mod state;
 mod store;
 mod vault_copy;
+pub mod vault_location;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use headers::key_from_headers;
 pub use limits::Admission;
-pub use mirror::{CopyRead, CopyState, DriftKey, DriftReport, MirrorConfig, SecretMirror};
+pub use mirror::{
+    CopyRead, CopyState, DriftKey, DriftReport, LocationReport, MirrorConfig, SecretMirror,
+};
 pub use model::{ALL_PROXY_MODELS, KeyRecord, hash_key, key_name, parse_duration, secret_name};
 pub use options::KeyServiceOptions;
 pub use pricing::{cost, token_prices};
@@ -65,3 +68,4 @@ pub use routes::routes;
 pub use service::KeyService;
 pub use spend::SpendStatus;
 pub use store::Backend;
+pub use vault_location::{CopyAddr, Location};

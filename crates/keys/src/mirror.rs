@@ -7,7 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::SecretString;
 use serde::Serialize;
-use vaultgate_core::Result;
+use vaultgate_core::{Error, Result};
+
+use crate::vault_location::{CopyAddr, Location};
 
 /// One version of a copy as read.
 #[derive(Debug)]
@@ -67,6 +69,19 @@ pub trait SecretMirror: Send + Sync {
     /// Names of the secrets under the prefix, folders descended (`team/key`), deleted ones
     /// included (Vault lists a secret while its metadata exists).
     async fn list(&self) -> Result<Vec<String>>;
+
+    /// The same mirror at another location (a team's Vault settings).
+    fn at(&self, location: &Location) -> Result<Arc<dyn SecretMirror>> {
+        Err(Error::bad_param(
+            "metadata",
+            format!("this gateway keeps virtual-key copies in one place, not at {location}"),
+        ))
+    }
+
+    /// The capabilities the token lacks for copies here, as `(policy path, capability)`.
+    async fn missing_capabilities(&self) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A configured mirror and the description LiteLLM stores beside each key.
@@ -89,6 +104,78 @@ impl MirrorConfig {
         self.description = description;
         self
     }
+
+    /// The mirror at `location`.
+    pub(crate) fn at(&self, location: &Location) -> Result<Arc<dyn SecretMirror>> {
+        if location.is_default() {
+            Ok(self.mirror.clone())
+        } else {
+            self.mirror.at(location)
+        }
+    }
+
+    /// The mirror of a stored copy address and the name there.
+    fn of(&self, stored: &str) -> Result<(Arc<dyn SecretMirror>, String)> {
+        let addr = CopyAddr::parse(stored);
+        Ok((self.at(&addr.location)?, addr.name))
+    }
+
+    /// [`SecretMirror::read`] of a stored address (see [`crate::vault_location`]).
+    pub(crate) async fn read(&self, stored: &str, version: Option<u64>) -> Result<CopyRead> {
+        let (mirror, name) = self.of(stored)?;
+        mirror.read(&name, version).await
+    }
+
+    pub(crate) async fn write(
+        &self,
+        stored: &str,
+        raw_key: &SecretString,
+        cas: u64,
+    ) -> Result<Option<u64>> {
+        let (mirror, name) = self.of(stored)?;
+        mirror
+            .write(&name, raw_key, self.description.as_deref(), cas)
+            .await
+    }
+
+    pub(crate) async fn write_metadata(
+        &self,
+        stored: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let (mirror, name) = self.of(stored)?;
+        mirror.write_metadata(&name, metadata).await
+    }
+
+    pub(crate) async fn delete(&self, stored: &str) -> Result<()> {
+        let (mirror, name) = self.of(stored)?;
+        mirror.delete(&name).await
+    }
+
+    /// Every copy address listed at `location`.
+    pub(crate) async fn list(&self, location: &Location) -> Result<Vec<String>> {
+        let names = self.at(location)?.list().await?;
+        Ok(names
+            .into_iter()
+            .map(|name| CopyAddr::new(location.clone(), name).encode())
+            .collect())
+    }
+
+    /// Refuses (403, naming the policy path and capability) a location the token may not keep
+    /// copies at: checked when a team's settings are saved, not at its first key.
+    pub(crate) async fn check_access(&self, location: &Location) -> Result<()> {
+        let missing = self.at(location)?.missing_capabilities().await?;
+        let Some((path, capability)) = missing.first() else {
+            return Ok(());
+        };
+        let all: Vec<String> = missing.iter().map(|(p, c)| format!("{c} on {p}")).collect();
+        Err(Error::Forbidden(format!(
+            "the gateway's Vault token may not keep virtual-key copies at {location}: it lacks \
+             \"{capability}\" on \"{path}\" (missing: {}); add to its policy: path \"{path}\" \
+             {{ capabilities = [\"{capability}\"] }}",
+            all.join(", ")
+        )))
+    }
 }
 
 /// Differences between the key table and the Vault copies, for `vaultgate check`.
@@ -104,12 +191,34 @@ pub struct DriftReport {
     /// Soft-deleted or destroyed secrets no key owns: what an ordinary delete leaves behind
     /// (Vault keeps versions until destroyed). Not drift; shown by `check --verbose`.
     pub deleted_secrets: Vec<String>,
+    /// Each location in use (the gateway's first, then the teams'), with its teams and counts.
+    pub locations: Vec<LocationReport>,
 }
 
 impl DriftReport {
     pub fn is_clean(&self) -> bool {
-        self.keys_without_secret.is_empty() && self.secrets_without_key.is_empty()
+        self.keys_without_secret.is_empty()
+            && self.secrets_without_key.is_empty()
+            && self.locations.iter().all(|l| l.error.is_none())
     }
+}
+
+/// One location of the drift report. Names in the report are addresses: a plain name at the
+/// gateway's location, `namespace:mount:path_prefix//name` at a team's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LocationReport {
+    /// The address prefix (`namespace:mount:path_prefix`; empty for the gateway's location).
+    pub location: String,
+    /// In words: `namespace team-a, mount kv-a, path_prefix keys`.
+    pub description: String,
+    /// Teams whose settings point here.
+    pub teams: Vec<String>,
+    /// Keys whose copy here holds them.
+    pub copies: usize,
+    /// Keys without their copy here, and copies here without a key.
+    pub drift: usize,
+    /// The location could not be listed (a refusal, Vault away).
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -124,10 +124,10 @@ impl Outbox {
     /// Makes the copy at `name` agree with the store.
     async fn repair(&self, mirror: &MirrorConfig, name: &str) -> Result<Repaired> {
         let Some(owner) = self.store.get_by_secret_name(name).await? else {
-            mirror.mirror.delete(name).await?;
+            mirror.delete(name).await?;
             return Ok(Repaired::Done);
         };
-        let read = mirror.mirror.read(name, None).await?;
+        let read = mirror.read(name, None).await?;
         let holds_owner = read
             .value()
             .is_some_and(|v| hash_key(v.expose_secret()) == owner.token);
@@ -142,10 +142,7 @@ impl Outbox {
                 );
                 return Ok(Repaired::Lost);
             };
-            let restored = mirror
-                .mirror
-                .write(name, &value, mirror.description.as_deref(), read.version)
-                .await?;
+            let restored = mirror.write(name, &value, read.version).await?;
             if restored.is_none() {
                 return Err(vaultgate_core::Error::Unavailable(format!(
                     "the Vault copy '{name}' changed during its repair"
@@ -154,7 +151,6 @@ impl Outbox {
             tracing::info!(key = %owner.key_name, secret = name, "Vault copy restored to the key's value");
         }
         mirror
-            .mirror
             .write_metadata(name, &secret_metadata(&owner))
             .await?;
         Ok(Repaired::Done)

@@ -395,10 +395,21 @@ impl KeyService {
     /// Keys without a Vault copy and copies without a key (for `vaultgate check`). Empty when no
     /// mirror is configured.
     pub async fn drift(&self) -> Result<DriftReport> {
-        match &self.inner.mirror {
-            Some(mirror) => drift::report(mirror, &self.inner.store).await,
-            None => Ok(DriftReport::default()),
+        let Some(mirror) = &self.inner.mirror else {
+            return Ok(DriftReport::default());
+        };
+        let mut teams: Vec<(String, crate::vault_location::Location)> = Vec::new();
+        for entry in self.inner.directory.teams() {
+            let team = &entry.team.record;
+            match crate::vault_location::Location::of_metadata(&team.metadata) {
+                Ok(location) => teams.push((team.team_id.clone(), location)),
+                Err(e) => {
+                    tracing::warn!(team = %team.team_id, error = %e, "team's Vault settings unreadable")
+                }
+            }
         }
+        teams.sort();
+        drift::report(mirror, &self.inner.store, &teams).await
     }
 }
 

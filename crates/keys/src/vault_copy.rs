@@ -39,15 +39,10 @@ pub(crate) async fn write_copy(
         touched: false,
     };
     let current = mirror
-        .mirror
         .read(name, None)
         .await
         .map_err(|e| untouched(mirror_error("read", &e)))?;
-    if let Err(e) = mirror
-        .mirror
-        .write_metadata(name, &secret_metadata(record))
-        .await
-    {
+    if let Err(e) = mirror.write_metadata(name, &secret_metadata(record)).await {
         return Err(CopyFailure {
             // A refusal was not applied; a lost answer may have been.
             touched: !e.is_vault_refusal() && !is_request_error(&e),
@@ -60,10 +55,7 @@ pub(crate) async fn write_copy(
     {
         return Ok(()); // holds this key already (an earlier attempt's write landed)
     }
-    let written = mirror
-        .mirror
-        .write(name, raw, mirror.description.as_deref(), current.version)
-        .await;
+    let written = mirror.write(name, raw, current.version).await;
     let error = match written {
         Ok(Some(_)) => return Ok(()),
         Ok(None) => Error::Unavailable(format!(
@@ -72,7 +64,7 @@ pub(crate) async fn write_copy(
         Err(e) => mirror_error("write", &e),
     };
     // Conflict or no answer: the write may have landed all the same. Vault decides.
-    match mirror.mirror.read(name, None).await {
+    match mirror.read(name, None).await {
         Ok(read)
             if read
                 .value()
@@ -101,7 +93,7 @@ pub(crate) async fn find_version(
 ) -> Result<Option<SecretString>> {
     let oldest = latest.saturating_sub(HISTORY_DEPTH).max(1);
     for version in (oldest..=latest).rev() {
-        let read = mirror.mirror.read(name, Some(version)).await?;
+        let read = mirror.read(name, Some(version)).await?;
         if let CopyState::Live(value) = read.state
             && hash_key(value.expose_secret()) == token
         {

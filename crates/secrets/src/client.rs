@@ -20,9 +20,11 @@ use vaultgate_core::{Error, Result};
 use crate::metrics as m;
 use crate::settings::{VaultAuth, VaultSettings, trim_part};
 
+mod location;
 mod metadata;
 mod paths;
 
+pub use location::KvLocation;
 pub use metadata::SecretVersion;
 pub use paths::{Lease, PathRead};
 
@@ -144,6 +146,8 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub struct VaultClient {
     inner: Arc<Inner>,
+    /// KV calls go here instead of the settings' location (see [`VaultClient::at_location`]).
+    location: Option<Arc<KvLocation>>,
 }
 
 impl std::fmt::Debug for VaultClient {
@@ -296,6 +300,7 @@ impl VaultClient {
             )));
         }
         let client = Self {
+            location: None,
             inner: Arc::new(Inner {
                 settings,
                 http,
@@ -365,13 +370,10 @@ impl VaultClient {
     }
 
     /// [`VaultClient::secret_policy_path`] for `data` or `metadata`.
-    fn policy_path(&self, kind: &str, name: &str) -> Result<String> {
+    pub(crate) fn policy_path(&self, kind: &str, name: &str) -> Result<String> {
         validate_name(name)?;
-        let s = &self.inner.settings;
-        let mut parts: Vec<&str> = segments(&s.mount).collect();
-        parts.push(kind);
-        parts.extend(segments(s.path_prefix.as_deref().unwrap_or("")));
-        parts.extend(segments(name));
+        let mut parts: Vec<&str> = segments(self.kv_mount()).collect();
+        parts.extend(location::below_mount(kind, self.kv_path_prefix(), name));
         Ok(parts.join("/"))
     }
 
@@ -381,18 +383,19 @@ impl VaultClient {
         if name.is_none() && !allow_empty {
             return Err(Error::bad_request("invalid Vault secret name: empty"));
         }
-        let s = &self.inner.settings;
         let mut url = self.inner.base.clone();
         {
             let mut path = url
                 .path_segments_mut()
                 .map_err(|()| Error::Config("HCP_VAULT_ADDR is not a base URL".into()))?;
             path.pop_if_empty().push("v1");
-            path.extend(segments(s.secret_namespace.as_deref().unwrap_or("")));
-            path.extend(segments(&s.mount));
-            path.push(kind);
-            path.extend(segments(s.path_prefix.as_deref().unwrap_or("")));
-            path.extend(segments(name.as_deref().unwrap_or("")));
+            path.extend(segments(self.kv_namespace().unwrap_or("")));
+            path.extend(segments(self.kv_mount()));
+            path.extend(location::below_mount(
+                kind,
+                self.kv_path_prefix(),
+                name.as_deref().unwrap_or(""),
+            ));
         }
         Ok(url)
     }
@@ -545,10 +548,7 @@ impl VaultClient {
     /// The token's capabilities on `path`, relative to the secret namespace (for example
     /// `secret/data/litellm/x`; see [`VaultClient::secret_policy_path`]).
     pub async fn capabilities_self(&self, path: &str) -> Result<Vec<String>> {
-        let url = self.api_url(
-            self.inner.settings.secret_namespace.as_deref(),
-            "sys/capabilities-self",
-        )?;
+        let url = self.api_url(self.kv_namespace(), "sys/capabilities-self")?;
         let body = json!({ "paths": [path] });
         let reply = self
             .authed("capabilities", Method::POST, url, Some(body))
@@ -1088,7 +1088,11 @@ fn next_backoff(backoff: &mut Duration) -> Duration {
 async fn renewal_task(weak: Weak<Inner>, replan: Arc<Notify>, shutdown: CancellationToken) {
     let mut backoff = LOGIN_BACKOFF_MIN;
     let mut wait = match weak.upgrade() {
-        Some(inner) => VaultClient { inner }.plan(),
+        Some(inner) => VaultClient {
+            inner,
+            location: None,
+        }
+        .plan(),
         None => return,
     };
     loop {
@@ -1098,7 +1102,10 @@ async fn renewal_task(weak: Weak<Inner>, replan: Arc<Notify>, shutdown: Cancella
             () = replan.notified() => true,
         };
         let Some(inner) = weak.upgrade() else { return };
-        let client = VaultClient { inner };
+        let client = VaultClient {
+            inner,
+            location: None,
+        };
         wait = if woken {
             client.plan()
         } else {

@@ -18,7 +18,7 @@ mod paths;
 mod settings;
 
 pub use check::{CheckReport, check};
-pub use client::{ClientStats, Lease, PathRead, SecretVersion, TokenInfo, VaultClient};
+pub use client::{ClientStats, KvLocation, Lease, PathRead, SecretVersion, TokenInfo, VaultClient};
 pub use env::Env;
 pub use kv_copy::{KvRead, KvState};
 pub use live::{

@@ -2,11 +2,12 @@
 //! under `prefix_for_stored_virtual_keys`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use vaultgate_core::{Result, SecretString};
-use vaultgate_keys::{CopyRead, CopyState, SecretMirror};
-use vaultgate_secrets::{KvState, VaultClient};
+use vaultgate_keys::{CopyRead, CopyState, Location, SecretMirror};
+use vaultgate_secrets::{KvLocation, KvState, VaultClient};
 
 pub struct VaultMirror {
     client: VaultClient,
@@ -65,5 +66,24 @@ impl SecretMirror for VaultMirror {
 
     async fn list(&self) -> Result<Vec<String>> {
         self.client.list_kv_tree(&self.prefix).await
+    }
+
+    /// A team's location: its namespace and mount instead of the gateway's; its `path_prefix`
+    /// instead of both `HCP_VAULT_PATH_PREFIX` and `prefix_for_stored_virtual_keys`.
+    fn at(&self, location: &Location) -> Result<Arc<dyn SecretMirror>> {
+        let client = self.client.at_location(KvLocation {
+            namespace: location.namespace.clone(),
+            mount: location.mount.clone(),
+            path_prefix: location.path_prefix.clone(),
+        });
+        let prefix = match location.path_prefix {
+            Some(_) => String::new(),
+            None => self.prefix.clone(),
+        };
+        Ok(Arc::new(Self { client, prefix }))
+    }
+
+    async fn missing_capabilities(&self) -> Result<Vec<(String, String)>> {
+        self.client.missing_kv_capabilities(&self.prefix).await
     }
 }

@@ -90,6 +90,7 @@ async fn check_drift(config: &Config, path: &Path, verbose: bool) -> bool {
                     println!("deleted: Vault secret {name:?} (soft-deleted or destroyed; no key)");
                 }
             }
+            crate::check_teams::print_locations(&drift);
             let verdict = if drift.is_clean() {
                 "in sync with Vault"
             } else {

@@ -2,6 +2,7 @@
 
 mod bring_up;
 mod check;
+mod check_teams;
 mod files;
 mod migrate;
 mod serve;

@@ -15,5 +15,6 @@ pub(crate) mod orgs;
 pub(crate) mod resets;
 pub(crate) mod routes;
 pub(crate) mod store;
+pub(crate) mod team_vault;
 pub mod teams;
 pub mod users;

@@ -13,9 +13,11 @@ use super::common::{
 use super::members::{NewMember, add_members, parse_members};
 use super::model::{BudgetRecord, Caps, OrgRecord, TeamRecord};
 use super::store::{self as rows, Val};
+use super::team_vault;
 use crate::request::{Body, Patch};
 use crate::state::Inner;
 use crate::store::{ListFilter, db_err};
+use crate::vault_location::Location;
 
 /// LiteLLM's names of a team's default member budget.
 const MEMBER_CAPS: CapsNames = CapsNames {
@@ -120,6 +122,7 @@ pub(crate) async fn new(inner: &Inner, actor: &Actor, request: Value) -> Result<
     fields.apply(&mut team, now);
     check_alias_free(inner, &team, None).await?;
     check_organization(inner, &team).await?;
+    team_vault::checked_location(inner, &team).await?;
 
     let mut tx = inner.store.begin().await?;
     let member_budget = member_budget(inner, &mut tx, &team, &fields.member_caps, now).await?;
@@ -149,20 +152,35 @@ pub(crate) async fn update(inner: &Inner, _actor: &Actor, request: Value) -> Res
     if team.organization_id != current.organization_id {
         check_organization(inner, &team).await?;
     }
-    let mut tx = inner.store.begin().await?;
-    if !fields.member_caps.is_absent() {
-        let budget = member_budget(inner, &mut tx, &team, &fields.member_caps, now).await?;
-        team.team_member_budget_id = budget.map(|b| b.budget_id);
-    }
-    let with: &[&str] = if period_changed {
-        &["budget_reset_at"]
-    } else {
-        &[]
+    // A new Vault location: every copy is written there before anything is saved.
+    let moves = match team_vault::checked_location(inner, &team).await? {
+        to if Location::of_metadata(&current.metadata).ok().as_ref() != Some(&to) => {
+            team_vault::write_moved(inner, &team_id, &to).await?
+        }
+        _ => Vec::new(),
     };
-    rows::update(&mut tx, &team, with)
-        .await
-        .map_err(|e| alias_taken(e, &team))?;
-    tx.commit().await?;
+    let saved = async {
+        let mut tx = inner.store.begin().await?;
+        if !fields.member_caps.is_absent() {
+            let budget = member_budget(inner, &mut tx, &team, &fields.member_caps, now).await?;
+            team.team_member_budget_id = budget.map(|b| b.budget_id);
+        }
+        let with: &[&str] = if period_changed {
+            &["budget_reset_at"]
+        } else {
+            &[]
+        };
+        rows::update(&mut tx, &team, with)
+            .await
+            .map_err(|e| alias_taken(e, &team))?;
+        team_vault::record_moved(&mut tx, &moves, now).await?;
+        tx.commit().await
+    };
+    if let Err(e) = saved.await {
+        team_vault::undo(inner, &moves).await;
+        return Err(e);
+    }
+    team_vault::finish(inner, &moves).await;
     inner.reload_team(&team_id).await;
     if period_changed && let Some(entry) = inner.directory.team(&team_id) {
         entry.team.live.lock().budget_reset_at = team.budget_reset_at;

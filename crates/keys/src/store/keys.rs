@@ -44,7 +44,10 @@ impl Store {
         for row in &rows {
             let token: String = col(row, "token")?;
             let name: String = col(row, "vault_secret_name")?;
-            let canonical = crate::model::secret_name(Some(&name), &token);
+            // Only the name part: a team's location prefix is kept as it is.
+            let mut addr = crate::vault_location::CopyAddr::parse(&name);
+            addr.name = crate::model::secret_name(Some(&addr.name), &token);
+            let canonical = addr.encode();
             if let Some(owner) = owners.get(&canonical) {
                 let key_name: String = col(row, "key_name")?;
                 tracing::warn!(
@@ -106,6 +109,34 @@ impl Store {
     /// The key whose Vault copy has this name.
     pub async fn get_by_secret_name(&self, name: &str) -> Result<Option<KeyRecord>> {
         self.get_where("vault_secret_name", name).await
+    }
+
+    /// The key whose Vault copy has this name at any location (names are unique across
+    /// locations, so a key can move between teams).
+    pub async fn get_by_copy_name(&self, name: &str) -> Result<Option<KeyRecord>> {
+        let escaped = name
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM keys WHERE vault_secret_name = $1 \
+             OR vault_secret_name LIKE $2 ESCAPE '\\'"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(name)
+            .bind(format!("%//{escaped}"))
+            .fetch_all(self.pool()?)
+            .await
+            .map_err(|e| self.fail(e))?;
+        // LIKE ignores case on SQLite; Vault paths do not.
+        for row in &rows {
+            let key = from_row(row)?;
+            let stored = key.vault_secret_name.as_deref().unwrap_or_default();
+            if crate::vault_location::CopyAddr::parse(stored).name == name {
+                return Ok(Some(key));
+            }
+        }
+        Ok(None)
     }
 
     /// The key whose unique `column` holds `value`.
