@@ -86,6 +86,12 @@ pub struct LitellmParams {
     /// (LiteLLM's way to test timeouts and fallbacks).
     #[serde(default)]
     pub mock_timeout: Option<bool>,
+    /// Replaces `litellm_settings.drop_params` for this deployment.
+    #[serde(default)]
+    pub drop_params: Option<bool>,
+    /// Params removed from every request before it goes to this deployment.
+    #[serde(default)]
+    pub additional_drop_params: Vec<String>,
     /// Amazon Bedrock's settings (LiteLLM's names), flattened into `litellm_params`.
     #[serde(flatten)]
     pub aws: AwsParams,

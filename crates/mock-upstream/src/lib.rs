@@ -258,6 +258,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             "Not a credential Vault issued (or it was revoked).",
         );
     }
+    let anthropic_api = uri.starts_with("/v1/messages") || uri.contains("RawPredict");
+    if let Some(name) = gateway_only_param(&body, anthropic_api) {
+        // What OpenAI answers to a field it does not know.
+        let message = format!("Unrecognized request argument supplied: {name}");
+        return error(400, "invalid_request_error", &message);
+    }
     let script = lock(&shared.scripts).pop_front().unwrap_or_default();
     if !script.delay.is_zero() {
         tokio::time::sleep(script.delay).await;
@@ -334,6 +340,43 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
     let json = default_answer(&uri, &body, &answer, anthropic);
     respond(200, "application/json", Body::from(json.to_string()))
+}
+
+/// A strict provider refuses fields it does not know: the gateway's own params (LiteLLM's
+/// routing, mocking, logging and caching params) must never arrive. The mock's own short list,
+/// not the gateway's, so a gateway that forgets one is caught.
+fn gateway_only_param(body: &Value, anthropic: bool) -> Option<&str> {
+    const NAMES: &[&str] = &[
+        "fallbacks",
+        "context_window_fallbacks",
+        "content_policy_fallbacks",
+        "disable_fallbacks",
+        "num_retries",
+        "max_retries",
+        "timeout",
+        "request_timeout",
+        "mock_response",
+        "mock_testing_fallbacks",
+        "mock_testing_rate_limit_error",
+        "mock_timeout",
+        "tags",
+        "caching",
+        "cache",
+        "guardrails",
+        "user_config",
+        "drop_params",
+        "additional_drop_params",
+        "api_key",
+        "api_base",
+        "base_url",
+        "metadata",
+    ];
+    let fields = body.as_object()?;
+    fields.keys().map(String::as_str).find(|name| {
+        // `metadata` is Anthropic's own field of the Messages API.
+        (NAMES.contains(name) && !(anthropic && *name == "metadata"))
+            || name.starts_with("litellm_")
+    })
 }
 
 fn respond(status: u16, content_type: &'static str, body: Body) -> Response {

@@ -32,6 +32,10 @@ pub struct ChatBody {
     pub user: Option<String>,
     /// The whole body as JSON, parsed only when an adapter needs it (translation, mock answers).
     fields: OnceLock<std::result::Result<Map<String, Value>, String>>,
+    /// Where each member's value sits in `raw`, in order (for removing members).
+    values: Vec<Range<usize>>,
+    /// Some member is one of LiteLLM's own params ([`crate::is_proxy_param`]).
+    has_proxy_params: bool,
 }
 
 /// The top-level members the gateway reads, found in one borrowed pass over the body.
@@ -42,6 +46,9 @@ struct Members<'a> {
     stream_options: Option<&'a RawValue>,
     user: Option<&'a RawValue>,
     duplicate: Option<&'static str>,
+    /// Every member's value, in order.
+    all: Vec<&'a RawValue>,
+    proxy_params: bool,
 }
 
 impl ChatBody {
@@ -110,7 +117,14 @@ impl ChatBody {
             .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
             .filter(|u| !u.is_empty());
         let span = |value: &RawValue| span_of(&raw, value);
+        let values = members
+            .all
+            .iter()
+            .map(|value| span(value))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
+            values,
+            has_proxy_params: members.proxy_params,
             model_span: members.model.map(span).transpose()?,
             options_span: members
                 .stream_options
@@ -176,6 +190,76 @@ impl ChatBody {
         }
         out.extend_from_slice(&self.raw[at..]);
         out
+    }
+
+    /// Whether the body has members that are LiteLLM's own params.
+    pub fn has_proxy_params(&self) -> bool {
+        self.has_proxy_params
+    }
+
+    /// The body without the members `drop` names (never `model`), as the bytes it arrived in
+    /// minus those members; `None` when nothing is dropped.
+    pub fn without(&self, drop: impl Fn(&str) -> bool) -> Result<Option<Self>> {
+        let broken =
+            || Error::Internal("a request member was not found in the request body".into());
+        let mut out = Vec::with_capacity(self.raw.len());
+        out.push(b'{');
+        let mut lead = self
+            .raw
+            .iter()
+            .position(|&b| b == b'{')
+            .ok_or_else(broken)?
+            + 1;
+        let (mut kept, mut dropped) = (0, false);
+        for value in &self.values {
+            let region = self.raw.get(lead..value.start).ok_or_else(broken)?;
+            let quote = region.iter().position(|&b| b == b'"').ok_or_else(broken)?;
+            let key = serde_json::Deserializer::from_slice(&region[quote..])
+                .into_iter::<String>()
+                .next()
+                .and_then(|key| key.ok())
+                .ok_or_else(broken)?;
+            if key != "model" && drop(&key) {
+                dropped = true;
+            } else {
+                if kept > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&self.raw[lead + quote..value.end]);
+                kept += 1;
+            }
+            lead = value.end;
+        }
+        if !dropped {
+            return Ok(None);
+        }
+        out.push(b'}');
+        let mut body = Self::scan(Bytes::from(out))?;
+        body.model.clone_from(&self.model);
+        Ok(Some(body))
+    }
+
+    /// Splits off LiteLLM's own params (all but those `keep` names): their values, and the body
+    /// the upstream may see. Free when the body has none.
+    pub fn take_proxy_params(self, keep: &[&str]) -> Result<(Self, Map<String, Value>)> {
+        if !self.has_proxy_params {
+            return Ok((self, Map::new()));
+        }
+        let is_taken = |name: &str| crate::is_proxy_param(name) && !keep.contains(&name);
+        let params: Map<String, Value> = self
+            .fields()?
+            .iter()
+            .filter(|(name, _)| is_taken(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let body = match self.without(is_taken)? {
+            Some(mut body) => {
+                body.has_proxy_params = false;
+                body
+            }
+            None => self,
+        };
+        Ok((body, params))
     }
 
     /// The client's `stream_options` object with `include_usage: true`.
@@ -276,17 +360,18 @@ impl<'de: 'a, 'a> Visitor<'de> for MembersVisitor<'a> {
     ) -> std::result::Result<Members<'a>, M::Error> {
         let mut members = Members::default();
         while let Some(Key(key)) = map.next_key()? {
+            let value: &'de RawValue = map.next_value()?;
+            members.all.push(value);
             let (name, slot) = match key.as_ref() {
                 "model" => ("model", &mut members.model),
                 "stream" => ("stream", &mut members.stream),
                 "stream_options" => ("stream_options", &mut members.stream_options),
                 "user" => ("user", &mut members.user),
-                _ => {
-                    map.next_value::<de::IgnoredAny>()?;
+                other => {
+                    members.proxy_params |= crate::is_proxy_param(other);
                     continue;
                 }
             };
-            let value: &'de RawValue = map.next_value()?;
             if slot.replace(value).is_some() {
                 members.duplicate = Some(name);
             }

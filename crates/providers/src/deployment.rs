@@ -40,6 +40,10 @@ pub struct Deployment {
     pub mock_response: Option<String>,
     /// `mock_timeout: true`: every call waits out `timeout` and fails as timed out.
     pub mock_timeout: bool,
+    /// `litellm_params.drop_params`: replaces the global setting.
+    pub drop_params: Option<bool>,
+    /// `litellm_params.additional_drop_params`: removed from every request body.
+    pub additional_drop_params: Vec<String>,
     pub model_info: ModelInfo,
     /// Answer headers naming this deployment, built once.
     pub headers: DeploymentHeaders,
@@ -127,6 +131,8 @@ impl Deployment {
             max_tokens: params.max_tokens,
             mock_response: params.mock_response.clone(),
             mock_timeout: params.mock_timeout.unwrap_or(false),
+            drop_params: params.drop_params,
+            additional_drop_params: params.additional_drop_params.clone(),
             model_info: entry.model_info.clone(),
             bedrock,
             urls: UrlCache::default(),

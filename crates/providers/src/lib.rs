@@ -12,6 +12,7 @@ pub mod mock;
 mod native;
 pub mod ollama;
 mod params;
+mod proxy_params;
 mod sse;
 pub mod text_completion;
 
@@ -19,6 +20,7 @@ pub use anthropic::TranslateOptions;
 pub use body::ChatBody;
 pub use deployment::{Deployment, DeploymentHeaders, Resolved, seconds_text};
 pub use native::{Native, NativeRequest, native_request};
+pub use proxy_params::{CLIENT_CREDENTIALS, is_proxy_param};
 pub use sse::TranslateStream;
 
 use bytes::Bytes;

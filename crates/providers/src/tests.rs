@@ -357,3 +357,65 @@ fn anthropic_request_headers() {
     let text = error.to_string();
     assert!(text.contains("x-team") && !text.contains("bad"), "{text}");
 }
+
+#[test]
+fn without_removes_members_and_keeps_the_rest_as_sent() {
+    let drop = |name: &str| matches!(name, "tags" | "metadata" | "a");
+    for (text, expected) in [
+        (
+            r#"{"tags":[1],"model":"m","n":1.50}"#,
+            r#"{"model":"m","n":1.50}"#,
+        ),
+        (
+            r#" { "metadata" : {"x":"}"} , "model":"m" } "#,
+            r#"{"model":"m"}"#,
+        ),
+        (
+            r#"{"model":"m","tags":[],"metadata":{}}"#,
+            r#"{"model":"m"}"#,
+        ),
+        (
+            r#"{"a":1,"model":"m","t\u0061gs":2,"b":"c,\"d"}"#,
+            r#"{"model":"m","b":"c,\"d"}"#,
+        ),
+        (r#"{"model":"m","b":2}"#, ""),
+    ] {
+        let request = body(text);
+        match request.without(drop).unwrap() {
+            Some(stripped) => {
+                assert_eq!(stripped.model, "m");
+                assert_eq!(
+                    String::from_utf8(stripped.upstream_body("m", false)).unwrap(),
+                    expected,
+                    "{text}"
+                );
+            }
+            None => assert_eq!(expected, "", "{text}"),
+        }
+    }
+    // `model` is never dropped.
+    assert!(
+        body(r#"{"model":"m"}"#)
+            .without(|_| true)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn proxy_params_are_split_off() {
+    let request = body(r#"{"model":"m","metadata":{"k":1},"litellm_x":true,"user":"u","n":2}"#);
+    assert!(request.has_proxy_params());
+    let (request, params) = request.take_proxy_params(&[]).unwrap();
+    assert_eq!(
+        String::from_utf8(request.upstream_body("up", false)).unwrap(),
+        r#"{"model":"up","user":"u","n":2}"#
+    );
+    assert_eq!(
+        Value::Object(params),
+        json!({"metadata": {"k": 1}, "litellm_x": true})
+    );
+    assert_eq!(request.user.as_deref(), Some("u"));
+    let plain = body(r#"{"model":"m","n":2}"#);
+    assert!(!plain.has_proxy_params());
+}

@@ -16,6 +16,7 @@ mod messages;
 mod proxy;
 mod request_body;
 mod request_id;
+mod request_params;
 mod routes;
 mod sse;
 mod starting;

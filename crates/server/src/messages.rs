@@ -19,6 +19,10 @@ use crate::upstream::{MessagesRequest, Reply, attempt_messages};
 
 const ROUTE: &str = "messages";
 
+/// Params of Anthropic's Messages API that LiteLLM also uses for itself: here they are
+/// Anthropic's and pass on.
+const ANTHROPIC_OWN_PARAMS: &[&str] = &["metadata"];
+
 pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
@@ -42,13 +46,14 @@ async fn forward(
         request,
         access,
         group,
-        routing,
-    } = admit(app, headers, body, model_label).await?;
+        params,
+    } = admit(app, headers, body, ANTHROPIC_OWN_PARAMS, model_label).await?;
+    let routing = &params.routing;
     let request = MessagesRequest::new(request, headers);
     let (result, outcome) = app
         .router
-        .execute(&group, &routing, |deployment| {
-            attempt_messages(app, &request, deployment)
+        .execute(&group, routing, |deployment| {
+            attempt_messages(app, &request, &params, deployment)
         })
         .await;
     let reply = match result {
@@ -57,7 +62,7 @@ async fn forward(
             return Ok(with_outcome(
                 anthropic_error(error),
                 outcome.as_ref(),
-                &routing,
+                routing,
             ));
         }
     };
@@ -78,7 +83,7 @@ async fn forward(
             sse_response(status, sse::tap(body, UsageFormat::Anthropic, sink))
         }
     };
-    Ok(with_outcome(response, outcome.as_ref(), &routing))
+    Ok(with_outcome(response, outcome.as_ref(), routing))
 }
 
 /// Anthropic's error shape `{"type":"error","error":{"type","message"}}`, since Anthropic SDKs

@@ -10,10 +10,11 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::{ChatBody, Endpoint};
-use vaultgate_router::{GroupRef, RequestRouting, unknown_model};
+use vaultgate_router::{GroupRef, unknown_model};
 
 use crate::access::Access;
 pub(crate) use crate::answer_headers::with_outcome;
+use crate::request_params::{self, RequestParams};
 use crate::sse::{self, ByteStream, UsageFormat};
 use crate::state::AppState;
 use crate::upstream::{Reply, attempt};
@@ -102,21 +103,24 @@ pub(crate) struct Admitted<'a> {
     pub request: ChatBody,
     pub access: Access,
     pub group: GroupRef<'a>,
-    pub routing: RequestRouting,
+    /// LiteLLM's request-level params, split off the body.
+    pub params: RequestParams,
 }
 
-/// Authenticates, reads and parses the body, and checks the caller's access to its model
-/// (before whether the model exists, as LiteLLM does). `model_label` gets the model as soon as
-/// it is known, for the request metrics.
+/// Authenticates, reads and parses the body, splits LiteLLM's own params off it (`keep`: those
+/// the route's protocol has too), and checks the caller's access to its model (before whether
+/// the model exists, as LiteLLM does) and to the fallbacks it names. `model_label` gets the
+/// model as soon as it is known, for the request metrics.
 pub(crate) async fn admit<'a>(
     app: &'a AppState,
     headers: &HeaderMap,
     body: Body,
+    keep: &[&str],
     model_label: &mut Option<String>,
 ) -> Result<Admitted<'a>> {
     let principal = app.authenticate(headers).await?;
     let bytes = read_body(body, headers, app.body_limit).await?;
-    let request = ChatBody::parse(bytes)?;
+    let (request, params) = request_params::split(ChatBody::parse(bytes)?, keep)?;
     let group = app.router.resolve(&request.model);
     app.authorize(
         &principal,
@@ -124,13 +128,21 @@ pub(crate) async fn admit<'a>(
         group.as_ref().map(|g| g.name.as_str()),
     )?;
     let group = group.ok_or_else(|| unknown_model(&request.model))?;
+    for fallback in params.routing.client_fallbacks() {
+        let target = app.router.resolve(fallback);
+        app.authorize(
+            &principal,
+            fallback,
+            target.as_ref().map(|g| g.name.as_str()),
+        )?;
+    }
     *model_label = Some(request.model.clone());
     let access = app.access(&principal, &request.model, request.user.as_deref())?;
     Ok(Admitted {
         request,
         access,
         group,
-        routing: RequestRouting::default(),
+        params,
     })
 }
 
@@ -145,13 +157,21 @@ async fn forward(
         request,
         access,
         group,
-        routing,
-    } = admit(app, headers, body, model_label).await?;
+        params,
+    } = admit(app, headers, body, &[], model_label).await?;
+    let routing = &params.routing;
     let client_wants_usage = request.include_usage;
     let (result, outcome) = app
         .router
-        .execute(&group, &routing, |deployment| {
-            attempt(app, endpoint, &request, access.tracks_usage(), deployment)
+        .execute(&group, routing, |deployment| {
+            attempt(
+                app,
+                endpoint,
+                &request,
+                &params,
+                access.tracks_usage(),
+                deployment,
+            )
         })
         .await;
     let reply = match result {
@@ -166,7 +186,7 @@ async fn forward(
             return Ok(with_outcome(
                 error.into_response(),
                 outcome.as_ref(),
-                &routing,
+                routing,
             ));
         }
     };
@@ -190,7 +210,7 @@ async fn forward(
             sse_response(status, sse::tap(body, format, sink))
         }
     };
-    Ok(with_outcome(response, outcome.as_ref(), &routing))
+    Ok(with_outcome(response, outcome.as_ref(), routing))
 }
 
 pub(crate) fn json_response(

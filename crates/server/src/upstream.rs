@@ -23,6 +23,7 @@ use vaultgate_router::{HoldsSlot, InFlight};
 use vaultgate_secrets::SecretMap;
 
 use crate::http_client::{UpstreamBody, read_all};
+use crate::request_params::{RequestParams, mock_failure};
 use crate::sse::ByteStream;
 use crate::state::AppState;
 
@@ -52,16 +53,46 @@ pub async fn attempt(
     app: &AppState,
     endpoint: Endpoint,
     request: &ChatBody,
+    params: &RequestParams,
     want_usage: bool,
     deployment: Arc<Deployment>,
 ) -> Result<Reply> {
-    if let Some(text) = &deployment.mock_response {
+    let mock = params
+        .mock_response
+        .as_ref()
+        .or(deployment.mock_response.as_ref());
+    if let Some(text) = mock {
+        if let Some(error) = mock_failure(text, &deployment.model_name) {
+            return Err(error);
+        }
         return mock_reply(endpoint, &deployment, request, text);
     }
+    let dropped = drop_params(request, params, &deployment)?;
+    let request = dropped.as_ref().unwrap_or(request);
+    let drop_params = params
+        .drop_params
+        .or(deployment.drop_params)
+        .unwrap_or(app.router.drop_params());
     with_key_reread(app, &deployment, || {
-        call_openai_shaped(app, endpoint, request, want_usage, &deployment)
+        call_openai_shaped(app, endpoint, request, drop_params, want_usage, &deployment)
     })
     .await
+}
+
+/// The request without the params the deployment's and the request's
+/// `additional_drop_params` name; `None` when there is nothing to drop.
+fn drop_params(
+    request: &ChatBody,
+    params: &RequestParams,
+    deployment: &Deployment,
+) -> Result<Option<ChatBody>> {
+    if params.additional_drop_params.is_empty() && deployment.additional_drop_params.is_empty() {
+        return Ok(None);
+    }
+    request.without(|name| {
+        params.additional_drop_params.iter().any(|n| n == name)
+            || deployment.additional_drop_params.iter().any(|n| n == name)
+    })
 }
 
 /// A request of an Anthropic-native client (`POST /v1/messages`).
@@ -105,11 +136,15 @@ impl MessagesRequest {
 pub async fn attempt_messages(
     app: &AppState,
     request: &MessagesRequest,
+    params: &RequestParams,
     deployment: Arc<Deployment>,
 ) -> Result<Reply> {
-    if deployment.provider == Provider::Anthropic && deployment.mock_response.is_none() {
+    let mocked = params.mock_response.is_some() || deployment.mock_response.is_some();
+    if deployment.provider == Provider::Anthropic && !mocked {
+        let dropped = drop_params(&request.body, params, &deployment)?;
+        let body = dropped.as_ref().unwrap_or(&request.body);
         return with_key_reread(app, &deployment, || {
-            call_anthropic_native(app, request, &deployment)
+            call_anthropic_native(app, request, body, &deployment)
         })
         .await;
     }
@@ -117,7 +152,15 @@ pub async fn attempt_messages(
         Ok(chat) => chat,
         Err(error) => return Err(copy_error(error)),
     };
-    let reply = attempt(app, Endpoint::ChatCompletions, chat, true, deployment).await?;
+    let reply = attempt(
+        app,
+        Endpoint::ChatCompletions,
+        chat,
+        params,
+        true,
+        deployment,
+    )
+    .await?;
     Ok(match reply {
         Reply::Full { status, body, .. } => {
             let json = parse_answer(&body, "chat completion")?;
@@ -257,6 +300,7 @@ async fn call_openai_shaped(
     app: &AppState,
     endpoint: Endpoint,
     request: &ChatBody,
+    drop_params: bool,
     want_usage: bool,
     deployment: &Deployment,
 ) -> Result<Reply> {
@@ -264,7 +308,7 @@ async fn call_openai_shaped(
         default_max_tokens: deployment
             .max_tokens
             .unwrap_or(anthropic::DEFAULT_MAX_TOKENS),
-        drop_params: app.router.drop_params(),
+        drop_params,
     };
     let (upstream, native) = {
         let secrets = app.secrets.snapshot();
@@ -308,20 +352,13 @@ async fn call_openai_shaped(
 async fn call_anthropic_native(
     app: &AppState,
     request: &MessagesRequest,
+    body: &ChatBody,
     deployment: &Deployment,
 ) -> Result<Reply> {
-    let body = request
-        .body
-        .upstream_body(&deployment.upstream_model, false);
+    let stream = body.stream;
+    let body = body.upstream_body(&deployment.upstream_model, false);
     let upstream = anthropic_request(app, deployment, body, &request.protocol_headers)?;
-    send(
-        app,
-        deployment,
-        upstream,
-        request.body.stream,
-        ErrorShape::Anthropic,
-    )
-    .await
+    send(app, deployment, upstream, stream, ErrorShape::Anthropic).await
 }
 
 /// The Anthropic Messages request for `body`, with the deployment's settings resolved now.
