@@ -54,8 +54,9 @@ pub enum CredentialSource {
 pub struct BedrockSettings {
     pub aws: AwsParams,
     pub source: CredentialSource,
-    /// Credentials of [`CredentialSource::AssumeRole`] and [`CredentialSource::DefaultChain`].
-    pub credentials: CredentialSlot,
+    /// Credentials of [`CredentialSource::AssumeRole`] and [`CredentialSource::DefaultChain`],
+    /// filled by the server's background fetcher.
+    pub credentials: std::sync::Arc<CredentialSlot>,
 }
 
 impl BedrockSettings {
@@ -70,7 +71,7 @@ impl BedrockSettings {
         Self {
             aws,
             source,
-            credentials: CredentialSlot::default(),
+            credentials: Default::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ mod admin_status;
 mod admin_vault;
 mod answer_headers;
 mod auth;
+mod aws_credentials;
 mod charge;
 mod console;
 mod health;

@@ -85,7 +85,7 @@ impl AppState {
 /// Settings a deployment cannot be called without (an `api_base` where its provider has no
 /// default) stop the start; a hosted provider's default host without any key gets a warning
 /// (its own 401 will reach the clients).
-fn check_deployments(router: &Router, secrets: &LiveSecrets) -> Result<()> {
+fn check_deployments(router: &Router, secrets: &Arc<LiveSecrets>) -> Result<()> {
     let snapshot = secrets.snapshot();
     let mut problems = Vec::new();
     for name in router.models() {
@@ -93,13 +93,14 @@ fn check_deployments(router: &Router, secrets: &LiveSecrets) -> Result<()> {
             continue;
         };
         for deployment in &group.deployments {
-            if let Some(bedrock) = deployment.bedrock.as_deref()
-                && bedrock.source != vaultgate_providers::bedrock::CredentialSource::Keys
-            {
-                tracing::warn!(deployment = %deployment.id,
-                    "Bedrock credentials from aws_role_name or the default chain are not supported by \
-                     this version; set aws_access_key_id and aws_secret_access_key (or AWS_ACCESS_KEY_ID \
-                     and AWS_SECRET_ACCESS_KEY); until then the deployment answers 503");
+            if let Some(bedrock) = deployment.bedrock.as_deref() {
+                crate::aws_credentials::spawn(
+                    deployment.id.clone(),
+                    bedrock.aws.clone(),
+                    bedrock.source,
+                    &bedrock.credentials,
+                    Arc::clone(secrets),
+                )?;
             }
             let resolved = crate::upstream::resolve(&snapshot, deployment);
             if let Some(problem) = deployment.missing_setting(&resolved) {

@@ -14,5 +14,6 @@ pub fn python() -> std::process::Command {
     std::process::Command::new(path)
 }
 
+pub mod moto;
 pub mod postgres;
 pub mod redis;
