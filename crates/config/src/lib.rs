@@ -265,6 +265,17 @@ pub struct GeneralSettings {
     /// The admin console at `/ui/` (on by default; `false` turns it off, as does LiteLLM's
     /// `DISABLE_ADMIN_UI=true`).
     pub ui: Option<bool>,
+    /// Most connections of this instance's key-database pool (LiteLLM's name; default 8).
+    /// On PostgreSQL each instance opens two more: one listens to the other instances'
+    /// changes, one holds the background-jobs lock.
+    pub database_connection_pool_limit: Option<u32>,
+    /// Seconds between two budget-reset passes: a random time between min and max (LiteLLM's
+    /// names; default 60 s).
+    pub proxy_budget_rescheduler_min_time: Option<f64>,
+    pub proxy_budget_rescheduler_max_time: Option<f64>,
+    /// Seconds between two spend writes to the key database (LiteLLM's name; default 1 s).
+    /// Other instances see this instance's spend after at most this long.
+    pub proxy_batch_write_at: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

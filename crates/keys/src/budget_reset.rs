@@ -2,6 +2,7 @@
 //! no request touched on this instance (the request path resets the keys it sees itself).
 
 use std::sync::Weak;
+use std::time::Duration;
 
 use vaultgate_core::Result;
 
@@ -13,7 +14,11 @@ use crate::state::Inner;
 pub(crate) async fn run(weak: Weak<Inner>) {
     every(
         weak,
-        |o| o.budget_reset_interval,
+        |o| {
+            let jitter = u64::try_from(o.budget_reset_jitter.as_millis()).unwrap_or(0);
+            o.budget_reset_interval
+                + Duration::from_millis(rand::Rng::random_range(&mut rand::rng(), 0..=jitter))
+        },
         |inner| async move {
             if !inner.cluster.runs_jobs() {
                 return; // another instance runs the jobs
@@ -40,14 +45,16 @@ pub(crate) async fn every<F, Fut>(
     F: Fn(std::sync::Arc<Inner>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let (interval, stop) = match weak.upgrade() {
-        Some(inner) => (interval(&inner.options), inner.stop.clone()),
-        None => return,
+    let Some(stop) = weak.upgrade().map(|inner| inner.stop.clone()) else {
+        return;
     };
     loop {
+        let Some(wait) = weak.upgrade().map(|inner| interval(&inner.options)) else {
+            return;
+        };
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(interval) => {}
+            () = tokio::time::sleep(wait) => {}
         }
         let Some(inner) = weak.upgrade() else { return };
         pass(inner).await;

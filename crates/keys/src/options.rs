@@ -46,8 +46,10 @@ pub struct KeyServiceOptions {
     /// How often teams, users, organizations, budgets and end users are read again (other
     /// instances' changes; this instance's own apply at once).
     pub directory_reload_interval: Duration,
-    /// How often the store is scanned for budgets to reset.
+    /// How often the store is scanned for budgets to reset (by the one instance that runs
+    /// the background jobs), plus a random part of up to `budget_reset_jitter`.
     pub budget_reset_interval: Duration,
+    pub budget_reset_jitter: Duration,
     /// First retry delay of a failed Vault deletion; doubles per attempt up to `outbox_retry_max`.
     pub outbox_retry_min: Duration,
     pub outbox_retry_max: Duration,
@@ -73,6 +75,7 @@ impl KeyServiceOptions {
             spend_backlog_max: 100_000,
             spend_shutdown_timeout: Duration::from_secs(10),
             budget_reset_interval: Duration::from_secs(60),
+            budget_reset_jitter: Duration::ZERO,
             directory_reload_interval: Duration::from_secs(60),
             outbox_retry_min: Duration::from_secs(1),
             outbox_retry_max: Duration::from_secs(300),

@@ -338,9 +338,16 @@ impl SpendWriter {
                             live.flushed(*cost);
                         }
                     }
+                    // Spent and reset keys and objects: the others re-read them.
                     let mut keys: Vec<String> = usage.into_iter().map(|(id, _, _)| id).collect();
+                    keys.extend(segment.resets.iter().map(|(id, _, _)| id.clone()));
+                    keys.sort();
                     keys.dedup();
-                    let scopes = scopes.into_iter().map(|(scope, _)| scope.clone()).collect();
+                    let mut scopes: Vec<Scope> =
+                        scopes.into_iter().map(|(scope, _)| scope.clone()).collect();
+                    scopes.extend(segment.scope_resets.iter().map(|(s, _, _)| s.clone()));
+                    scopes.sort();
+                    scopes.dedup();
                     self.announcer.send(Change::Spend(keys, scopes));
                     self.segments.pop_front();
                 }

@@ -73,12 +73,15 @@ impl Inner {
     pub fn with_live(&self, mut record: KeyRecord) -> KeyRecord {
         if let Some(live) = self.live.get(&record.key_id) {
             let s = live.lock();
-            record.spend = record.spend.max(s.spend);
-            if s.budget_reset_at.is_some() && record.budget_reset_at.is_some() {
-                if s.budget_reset_at > record.budget_reset_at {
+            match (s.budget_reset_at, record.budget_reset_at) {
+                // This instance reset the budget; the store has not seen it yet.
+                (Some(here), Some(stored)) if here > stored => {
                     record.spend = s.spend;
+                    record.budget_reset_at = Some(here);
                 }
-                record.budget_reset_at = s.budget_reset_at.max(record.budget_reset_at);
+                // Another instance reset it: the stored period and spend are the newer ones.
+                (Some(here), Some(stored)) if stored > here => {}
+                _ => record.spend = record.spend.max(s.spend),
             }
         }
         record

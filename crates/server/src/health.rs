@@ -40,6 +40,19 @@ pub async fn readiness(State(app): State<Arc<AppState>>, request: Request) -> Re
     if let (Some(spend), Some(db)) = (&spend, db.as_object_mut()) {
         db.insert("spend".into(), json!(spend));
     }
+    // Several instances on one PostgreSQL database: whether this one hears the others' changes
+    // and whether it is the one running the background jobs.
+    if let (Some(keys), Some(db)) = (&app.keys, db.as_object_mut())
+        && keys.backend() == vaultgate_keys::Backend::Postgres
+    {
+        db.insert(
+            "cluster".into(),
+            json!({
+                "listening": keys.hears_other_instances(),
+                "runs_background_jobs": keys.runs_background_jobs(),
+            }),
+        );
+    }
     let spend_failing = spend.is_some_and(|s| s.failing_since.is_some());
     let degraded = vault.status == "degraded" || db["status"] == "disconnected" || spend_failing;
     let status = if degraded { "degraded" } else { "healthy" };

@@ -44,6 +44,40 @@ impl Drop for PgSchema {
     }
 }
 
+/// A database of its own in the local PostgreSQL (channels and advisory locks are per
+/// database), dropped again on drop, with whoever is still connected.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub fn create() -> Result<Self, String> {
+        let name = format!("vg_e2e_{}", uuid::Uuid::new_v4().simple());
+        psql(&format!("CREATE DATABASE {name}"))?;
+        let base = base_url();
+        // The same server and credentials, another database.
+        let (server, query) = match base.split_once('?') {
+            Some((server, query)) => (server, format!("?{query}")),
+            None => (base.as_str(), String::new()),
+        };
+        let server = server.rsplit_once('/').map_or(server, |(s, _)| s);
+        Ok(Self {
+            url: format!("{server}/{name}{query}"),
+            name,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
 /// A PostgreSQL cluster of the test's own (`initdb` + `pg_ctl` in a temp dir, on a free port of
 /// 127.0.0.1), for tests that stop and start the database. As root, the server runs as the
 /// `postgres` user (PostgreSQL refuses to run as root). Stopped on drop.

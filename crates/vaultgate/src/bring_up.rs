@@ -8,7 +8,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vaultgate_config::{Config, ConfigValue};
+use vaultgate_config::{Config, ConfigValue, GeneralSettings};
 use vaultgate_core::{Error, Result};
 use vaultgate_keys::{KeyService, KeyServiceOptions, MirrorConfig};
 use vaultgate_secrets::{Env, LiveSecrets, reads_from_vault};
@@ -227,6 +227,55 @@ pub fn store_url(config_path: &Path, configured: Option<String>) -> String {
     url
 }
 
+/// A positive number of seconds from `general_settings.<name>`.
+fn seconds(name: &str, value: Option<f64>) -> Result<Option<Duration>> {
+    match value {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(Error::Config(format!(
+            "general_settings.{name} must be a positive number of seconds, not {s}"
+        ))),
+    }
+}
+
+/// The key database's pool and the background intervals from LiteLLM's settings.
+fn tune(mut options: KeyServiceOptions, general: &GeneralSettings) -> Result<KeyServiceOptions> {
+    if let Some(limit) = general.database_connection_pool_limit {
+        if limit == 0 {
+            return Err(Error::Config(
+                "general_settings.database_connection_pool_limit must be at least 1".into(),
+            ));
+        }
+        options.max_connections = limit;
+    }
+    if let Some(every) = seconds("proxy_batch_write_at", general.proxy_batch_write_at)? {
+        options.spend_flush_interval = every;
+    }
+    let min = seconds(
+        "proxy_budget_rescheduler_min_time",
+        general.proxy_budget_rescheduler_min_time,
+    )?;
+    let max = seconds(
+        "proxy_budget_rescheduler_max_time",
+        general.proxy_budget_rescheduler_max_time,
+    )?;
+    match (min, max) {
+        (Some(min), Some(max)) if max < min => {
+            return Err(Error::Config(
+                "general_settings.proxy_budget_rescheduler_max_time must not be below                  proxy_budget_rescheduler_min_time"
+                    .into(),
+            ));
+        }
+        (Some(min), max) => {
+            options.budget_reset_interval = min;
+            options.budget_reset_jitter = max.map_or(Duration::ZERO, |max| max - min);
+        }
+        (None, Some(max)) => options.budget_reset_interval = max,
+        (None, None) => {}
+    }
+    Ok(options)
+}
+
 /// The virtual key service, when a master key makes key management possible.
 pub async fn open_keys(
     config: &Config,
@@ -236,7 +285,10 @@ pub async fn open_keys(
     if config.general_settings.master_key.is_none() {
         return Ok(None);
     }
-    let mut options = KeyServiceOptions::new(database_url(config, config_path, secrets)?);
+    let mut options = tune(
+        KeyServiceOptions::new(database_url(config, config_path, secrets)?),
+        &config.general_settings,
+    )?;
     let settings = &config.general_settings.key_management_settings;
     if settings.store_virtual_keys {
         let vault = secrets.vault().cloned().ok_or_else(|| {
