@@ -10,6 +10,7 @@ mod auth;
 mod aws_credentials;
 mod charge;
 mod console;
+mod framing_errors;
 mod health;
 mod http_client;
 pub mod listen;

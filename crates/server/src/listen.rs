@@ -121,7 +121,10 @@ where
             {
                 return;
             }
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(crate::framing_errors::WithErrorBodies::new(tcp)),
+                service,
+            );
             if let Err(error) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(error = %error, "connection ended with an error");
             }

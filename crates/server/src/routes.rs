@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -43,6 +44,11 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         }
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
+            buffered_body,
+        ))
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
             management_caller,
         ))
         .merge(crate::admin_status::routes(Arc::clone(&state)).layer(
@@ -50,6 +56,11 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         ));
     let console = if state.console {
         crate::console::routes(Arc::clone(&state))
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&state),
+                buffered_body,
+            ))
+            .layer(DefaultBodyLimit::max(state.body_limit))
     } else {
         axum::Router::new()
     };
@@ -90,6 +101,19 @@ async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Result<
         .map(|id| json!({"id": id, "object": "model", "created": 1_677_610_602, "owned_by": "openai"}))
         .collect();
     Ok(Json(json!({"object": "list", "data": data})))
+}
+
+/// Reads a management or console body under `max_request_size_mb` before its handler does, so
+/// one too large (or too slow) is refused in OpenAI's shape, not with axum's plain-text 413.
+async fn buffered_body(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match proxy::read_body(body, &parts.headers, app.body_limit).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(error) => error.into_response(),
+    }
 }
 
 /// Key management takes the master key (or a console session allowed to do this).

@@ -265,3 +265,77 @@ fn five_thousand_idle_connections_do_not_stop_a_request_and_are_all_closed() {
         });
     }
 }
+
+/// The JSON body of a raw HTTP answer, which must be OpenAI's error shape.
+fn openai_error(answer: &str) -> serde_json::Value {
+    let (head, body) = answer.split_once("\r\n\r\n").expect(answer);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\ncontent-type: application/json"),
+        "{answer}"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).expect(answer);
+    assert!(body["error"]["message"].is_string(), "{answer}");
+    assert!(body["error"]["type"].is_string(), "{answer}");
+    body
+}
+
+#[test]
+fn framing_errors_and_oversized_management_bodies_are_answered_in_openai_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "model_list: []\ngeneral_settings: {{master_key: sk-hostile-1, max_request_size_mb: 4, \
+         database_url: 'sqlite://{}/keys.db'}}\n",
+        dir.path().display()
+    );
+    let gateway = Gateway::builder(BIN, &config)
+        .dir(dir.path())
+        .start()
+        .unwrap();
+    let ask = |request: &[u8]| {
+        let mut tcp = connect(&gateway);
+        tcp.write_all(request).unwrap();
+        read_until_closed(&mut tcp, |_| {}).expect("connection kept open")
+    };
+    let answer = ask(b"GARBAGE\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(openai_error(&answer)["error"]["code"], "400");
+
+    let many: String = (0..200).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let answer = ask(format!("GET /v1/models HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_eq!(openai_error(&answer)["error"]["code"], "431");
+
+    // Over max_request_size_mb (4 MB) on a key route: the limit is that one, in OpenAI's shape.
+    let answer = ask(
+        b"POST /key/generate HTTP/1.1\r\nHost: x\r\nauthorization: Bearer sk-hostile-1\r\n\
+        content-type: application/json\r\ncontent-length: 5000000\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let error = openai_error(&answer);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4194304"),
+        "{answer}"
+    );
+    // 3 MB is under it (axum's own 2 MB limit no longer applies).
+    let body = format!(
+        r#"{{"key_alias":"big","metadata":{{"note":"{}"}}}}"#,
+        "n".repeat(3_000_000)
+    );
+    let answer = ask(
+        format!(
+            "POST /key/generate HTTP/1.1\r\nHost: x\r\nauthorization: Bearer sk-hostile-1\r\n\
+             content-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "{}",
+        &answer[..answer.len().min(600)]
+    );
+}
