@@ -5,6 +5,7 @@ use std::fmt;
 
 use vaultgate_config::Config;
 
+use crate::client::VaultClient;
 use crate::env::Env;
 use crate::live::{
     connect_vault, optional_uses, reads_from_vault, reference_uses, vault_configured,
@@ -26,10 +27,112 @@ impl fmt::Display for CheckReport {
     }
 }
 
-/// The capabilities that let the gateway create, rotate and delete mirrored virtual keys.
-fn can_mirror(caps: &[String]) -> bool {
-    let has = |c: &str| caps.iter().any(|x| x == c);
-    has("root") || (has("create") && has("update") && has("delete"))
+/// What the Vault copies of virtual keys need on each path (the README's `store_virtual_keys`
+/// policy): `(path probed, policy path to grant, capabilities)`, for a copy's data and metadata
+/// and for listing the copies (drift).
+fn mirror_needs(vault: &VaultClient, prefix: &str) -> Result<Vec<Need>, String> {
+    let probe = format!("{prefix}vaultgate-check");
+    let data = vault
+        .policy_path("data", &probe)
+        .map_err(|e| e.to_string())?;
+    let metadata = vault
+        .policy_path("metadata", &probe)
+        .map_err(|e| e.to_string())?;
+    let glob = |path: &str| format!("{}*", path.trim_end_matches("vaultgate-check"));
+    let folder = metadata.trim_end_matches("vaultgate-check").to_owned();
+    Ok(vec![
+        Need {
+            grant: glob(&data),
+            probe: data,
+            caps: &["create", "read", "update", "delete"],
+        },
+        Need {
+            grant: glob(&metadata),
+            probe: metadata,
+            caps: &["create", "read", "update", "delete"],
+        },
+        Need {
+            grant: glob(&folder),
+            probe: folder,
+            caps: &["list"],
+        },
+    ])
+}
+
+struct Need {
+    probe: String,
+    grant: String,
+    caps: &'static [&'static str],
+}
+
+/// Probes every path the mirror uses; on a gap, the exact policy lines to add.
+async fn check_mirror(vault: &VaultClient, prefix: &str, lines: &mut Vec<String>) -> bool {
+    let needs = match mirror_needs(vault, prefix) {
+        Ok(needs) => needs,
+        Err(error) => {
+            lines.push(format!("FAIL virtual key mirror: {error}"));
+            return false;
+        }
+    };
+    // The policy paths that lack something, in the order of `needs`.
+    let mut grants: Vec<&str> = Vec::new();
+    for need in &needs {
+        let caps = match vault.capabilities_self(&need.probe).await {
+            Ok(caps) => caps,
+            Err(error) => {
+                lines.push(format!(
+                    "FAIL virtual key mirror: capabilities-self: {error} (check needs update on \
+                     sys/capabilities-self to see the token's rights)"
+                ));
+                return false;
+            }
+        };
+        let root = caps.iter().any(|c| c == "root");
+        let lacking: Vec<&str> = need
+            .caps
+            .iter()
+            .copied()
+            .filter(|c| !root && !caps.iter().any(|x| x == c))
+            .collect();
+        if lacking.is_empty() {
+            lines.push(format!(
+                "ok   virtual key mirror: capabilities on {}: [{}]",
+                need.probe,
+                caps.join(", ")
+            ));
+            continue;
+        }
+        lines.push(format!(
+            "FAIL virtual key mirror: store_virtual_keys needs [{}] on {}; the token has [{}]",
+            lacking.join(", "),
+            need.probe,
+            caps.join(", ")
+        ));
+        if !grants.contains(&need.grant.as_str()) {
+            grants.push(&need.grant);
+        }
+    }
+    if grants.is_empty() {
+        return true;
+    }
+    lines.push("     add to the token's policy (see the README's Vault policies):".into());
+    for grant in grants {
+        // Everything the mirror needs under that path, so the block replaces the old one.
+        let caps: Vec<String> = ["create", "read", "update", "delete", "list"]
+            .into_iter()
+            .filter(|cap| {
+                needs
+                    .iter()
+                    .any(|n| n.grant == grant && n.caps.contains(cap))
+            })
+            .map(|cap| format!("\"{cap}\""))
+            .collect();
+        lines.push(format!(
+            "       path \"{grant}\" {{ capabilities = [{}] }}",
+            caps.join(", ")
+        ));
+    }
+    false
 }
 
 /// Logs in, reports the token, and resolves each reference the way start-up would.
@@ -182,32 +285,7 @@ pub async fn check(config: &Config, env: &Env) -> CheckReport {
     if kms.store_virtual_keys
         && let Some(vault) = &vault
     {
-        let probe = format!("{}vaultgate-check", kms.virtual_key_prefix());
-        match vault.secret_policy_path(&probe) {
-            Ok(path) => match vault.capabilities_self(&path).await {
-                Ok(caps) if can_mirror(&caps) => lines.push(format!(
-                    "ok   virtual key mirror: capabilities on {path}: [{}]",
-                    caps.join(", ")
-                )),
-                Ok(caps) => {
-                    ok = false;
-                    lines.push(format!(
-                        "FAIL virtual key mirror: store_virtual_keys needs create, update and delete on {path}; the token has [{}]",
-                        caps.join(", ")
-                    ));
-                }
-                Err(error) => {
-                    ok = false;
-                    lines.push(format!(
-                        "FAIL virtual key mirror: capabilities-self: {error}"
-                    ));
-                }
-            },
-            Err(error) => {
-                ok = false;
-                lines.push(format!("FAIL virtual key mirror: {error}"));
-            }
-        }
+        ok &= check_mirror(vault, &kms.virtual_key_prefix(), &mut lines).await;
     }
     if let Some(vault) = &vault {
         vault.shutdown();

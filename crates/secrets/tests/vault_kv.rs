@@ -386,10 +386,38 @@ async fn check_reports_sources_and_mirror_capability_without_values() {
         "{text}"
     );
 
+    // Rights on the data path alone are not enough: the metadata and the listing are probed
+    // too, and the policy lines to add are printed.
     bao.write_policy(
         None,
         "reader",
         "path \"secret/data/*\" { capabilities = [\"read\", \"create\", \"update\", \"delete\"] }",
+    )
+    .unwrap();
+    let report = check(&cfg, &env).await;
+    let text = report.to_string();
+    assert!(!report.ok, "{text}");
+    assert!(
+        text.contains(
+            "ok   virtual key mirror: capabilities on secret/data/litellm/vaultgate-check"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "needs [create, read, update, delete] on secret/metadata/litellm/vaultgate-check"
+        ) && text.contains("needs [list] on secret/metadata/litellm/;"),
+        "{text}"
+    );
+    let hcl = r#"path "secret/metadata/litellm/*" { capabilities = ["create", "read", "update", "delete", "list"] }"#;
+    assert!(text.contains(hcl), "{text}");
+    assert!(!text.contains(r#"path "secret/data/litellm/*""#), "{text}");
+
+    // The printed line, added as printed, is enough.
+    bao.write_policy(
+        None,
+        "reader",
+        &format!("path \"secret/data/*\" {{ capabilities = [\"read\", \"create\", \"update\", \"delete\"] }}\n{hcl}"),
     )
     .unwrap();
     let report = check(&cfg, &env).await;

@@ -108,6 +108,11 @@ fn connections_over_the_cap_get_a_503_and_a_log_line() {
         "{answer}"
     );
     drop(held);
+    // The log is read from the gateway's stderr by another thread: give it a moment (bounded).
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    while !gateway.logs().contains("connection limit reached") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let logs = gateway.logs();
     assert!(logs.contains("connection limit reached"), "{logs}");
     assert!(
