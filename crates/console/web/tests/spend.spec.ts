@@ -25,7 +25,7 @@ test("a key's use shows in the daily spend and token charts and among the top sp
     await page.reload();
     await expect(page.getByTestId(`day-spender-big-${today}`).locator("td").last()).toHaveText("3", { timeout: 1000 });
     await expect(page.getByTestId(`day-spender-small-${today}`).locator("td").last()).toHaveText("1", { timeout: 1000 });
-  }).toPass({ timeout: 20_000 });
+  }).toPass({ timeout: 45_000 });
   // One series per key, named in the legend, drawn as an SVG chart.
   const chart = page.getByTestId("spend-chart");
   await expect(chart.locator("svg.recharts-surface").first()).toBeVisible();
