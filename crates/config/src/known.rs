@@ -56,7 +56,7 @@ const TRANSPORT: &str = "HTTP transport tuning of LiteLLM's Python client";
 const REQUEST_TWEAKS: &str = "request rewriting (modify_params, JSON schema validation, …)";
 const LOG_LEVEL: &str = "log settings in the file (use RUST_LOG and --json-logs)";
 const ENTERPRISE: &str = "LiteLLM enterprise and control-plane features";
-const PROVIDERS: &str = "credentials and options of providers vaultgate does not call (Vertex AI, watsonx) or does not use yet (Bedrock)";
+const PROVIDERS: &str = "credentials and options of providers vaultgate does not call (watsonx) or options it does not use";
 const STORAGE: &str = "object storage for files and batches";
 const DEPLOYMENT_LIMITS: &str = "per-deployment budgets, priorities and limits";
 const DEFAULT_PARAMS: &str = "default request parameters set on a deployment";
@@ -115,9 +115,9 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("model_list[].litellm_params.mock_timeout", Implemented),
     ("model_list[].litellm_params.max_tokens", Implemented),
     ("model_list[].litellm_params.azure_ad_token", Ignored(AUTH)),
-    ("model_list[].litellm_params.vertex_project", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.vertex_location", Ignored(PROVIDERS)),
-    ("model_list[].litellm_params.vertex_credentials", Ignored(PROVIDERS)),
+    ("model_list[].litellm_params.vertex_project", Implemented),
+    ("model_list[].litellm_params.vertex_location", Implemented),
+    ("model_list[].litellm_params.vertex_credentials", Implemented),
     ("model_list[].litellm_params.region_name", Ignored(PROVIDERS)),
     ("model_list[].litellm_params.aws_access_key_id", Implemented),
     ("model_list[].litellm_params.aws_secret_access_key", Implemented),

@@ -95,6 +95,56 @@ pub struct LitellmParams {
     /// Amazon Bedrock's settings (LiteLLM's names), flattened into `litellm_params`.
     #[serde(flatten)]
     pub aws: AwsParams,
+    /// Google Vertex AI's settings (LiteLLM's names), flattened into `litellm_params`.
+    #[serde(flatten)]
+    pub vertex: VertexParams,
+}
+
+/// Where a Vertex AI deployment runs and how it authenticates (LiteLLM's names). Every value
+/// may be a secret reference (`os.environ/…`, `vault://…`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct VertexParams {
+    /// The Google Cloud project (default: the service account's `project_id`).
+    pub vertex_project: Option<ConfigValue>,
+    /// The region (`us-central1`, LiteLLM's default) or `global`.
+    pub vertex_location: Option<ConfigValue>,
+    /// A service-account key: its JSON text (also base64-encoded, as Vault's GCP engine hands
+    /// it out), the path of its file, or a ready OAuth access token.
+    pub vertex_credentials: Option<ConfigValue>,
+}
+
+impl VertexParams {
+    /// LiteLLM's environment defaults: `VERTEXAI_PROJECT`, `VERTEXAI_LOCATION`,
+    /// `VERTEXAI_CREDENTIALS`, else `GOOGLE_APPLICATION_CREDENTIALS` (a key file's path), each
+    /// as an `os.environ/` reference. `is_set` says whether a variable is.
+    pub fn fill_from_env(&mut self, is_set: impl Fn(&str) -> bool) {
+        let pick = |names: &[&str]| {
+            names
+                .iter()
+                .find(|name| is_set(name))
+                .map(|name| ConfigValue::Reference((*name).to_owned()))
+        };
+        if self.vertex_project.is_none() {
+            self.vertex_project = pick(&["VERTEXAI_PROJECT", "VERTEX_PROJECT"]);
+        }
+        if self.vertex_location.is_none() {
+            self.vertex_location = pick(&["VERTEXAI_LOCATION", "VERTEX_LOCATION"]);
+        }
+        if self.vertex_credentials.is_none() {
+            self.vertex_credentials =
+                pick(&["VERTEXAI_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS"]);
+        }
+    }
+
+    /// Each set value with its field name.
+    pub fn values(&self) -> [(&'static str, Option<&ConfigValue>); 3] {
+        [
+            ("vertex_project", self.vertex_project.as_ref()),
+            ("vertex_location", self.vertex_location.as_ref()),
+            ("vertex_credentials", self.vertex_credentials.as_ref()),
+        ]
+    }
 }
 
 /// How a Bedrock deployment reaches AWS: region, endpoint and credentials (LiteLLM's names).
@@ -452,7 +502,7 @@ impl Config {
             for (header, value) in &p.extra_headers {
                 out.push((value, at(&format!("extra_headers.{header}"))));
             }
-            for (field, value) in p.aws.values() {
+            for (field, value) in p.aws.values().into_iter().chain(p.vertex.values()) {
                 if let Some(value) = value {
                     out.push((value, at(field)));
                 }

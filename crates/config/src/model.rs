@@ -23,6 +23,9 @@ pub enum Provider {
     Bedrock,
     /// Google AI Studio's Gemini API (`generateContent`).
     Gemini,
+    /// Google Cloud's Vertex AI: Gemini (and Anthropic's Claude) models under a project and a
+    /// location, with an OAuth token from a service account.
+    VertexAi,
 }
 
 impl Provider {
@@ -36,6 +39,7 @@ impl Provider {
             Self::OllamaChat => "ollama_chat",
             Self::Bedrock => "bedrock",
             Self::Gemini => "gemini",
+            Self::VertexAi => "vertex_ai",
         }
     }
 }
@@ -265,6 +269,8 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         key_required: true,
         ..ProviderSpec::new("gemini", Provider::Gemini)
     },
+    // The host follows `vertex_location`; the credentials are `vertex_credentials`.
+    ProviderSpec::new("vertex_ai", Provider::VertexAi),
     ProviderSpec {
         provider: Provider::TextCompletionOpenAi,
         ..ProviderSpec::hosted(

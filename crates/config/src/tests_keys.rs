@@ -71,11 +71,11 @@ fn a_key_nobody_knows_and_nothing_like_a_known_one_says_what_is_read_there() {
 #[test]
 fn litellm_settings_we_do_not_implement_are_warnings_naming_the_feature() -> Result<()> {
     let config = Config::parse(
-        "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x, vertex_project: p, my_provider_flag: 1}\n    model_info: {team_note: free metadata}\nlitellm_settings: {cache: true}\ngeneral_settings:\n  alerting: [slack]\nguardrails: []\n",
+        "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x, watsonx_region_name: p, my_provider_flag: 1}\n    model_info: {team_note: free metadata}\nlitellm_settings: {cache: true}\ngeneral_settings:\n  alerting: [slack]\nguardrails: []\n",
     )?;
     let found: Vec<String> = config.ignored.iter().map(ToString::to_string).collect();
     assert_eq!(found.len(), 5, "{found:?}");
-    assert!(found[0].starts_with("model_list[0].litellm_params.vertex_project (line 3)"));
+    assert!(found[0].starts_with("model_list[0].litellm_params.watsonx_region_name (line 3)"));
     assert!(found[1].contains("my_provider_flag") && found[1].contains("provider call"));
     assert!(
         found[2].starts_with("litellm_settings.cache (line 5)") && found[2].contains("caching")

@@ -3,11 +3,13 @@
 //! `:batchEmbedContents` under AI Studio's or Vertex's paths, Anthropic on Vertex's
 //! `:rawPredict`/`:streamRawPredict`, Ollama's native `/api/chat`, `/api/generate` and
 //! `/api/embed` with JSON-lines streams, Bedrock's Converse and ConverseStream only with a valid
-//! SigV4 signature), records what it received (URL, headers, body) and can be scripted (status,
+//! SigV4 signature, Vertex AI's calls only with an OAuth token its `/token` endpoint issued
+//! for a correctly signed service-account JWT, and `:predict`), records what it received (URL, headers, body) and can be scripted (status,
 //! delay, partial or slow streams, malformed bodies). No provider is reachable from tests, so
 //! this is the one mock.
 
 pub mod bedrock;
+pub mod google;
 pub mod rabbitmq;
 
 use std::collections::VecDeque;
@@ -71,6 +73,7 @@ struct Shared {
     rabbitmq: Mutex<rabbitmq::Users>,
     /// Refuse requests that do not carry the password of a live RabbitMQ user.
     require_issued: std::sync::atomic::AtomicBool,
+    google: Mutex<Option<google::GoogleAuth>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -176,6 +179,22 @@ impl MockUpstream {
         self.shared.require_issued.store(true, Ordering::SeqCst);
     }
 
+    /// Plays Google's token endpoint at `/token` (assertions signed with
+    /// [`google::TEST_PRIVATE_KEY`] get tokens of `lifetime`) and refuses Vertex calls
+    /// (`/v1/projects/…`) without a token it issued.
+    pub fn enable_google_auth(&self, lifetime: Duration) {
+        let mut auth = google::GoogleAuth::new(format!("{}/token", self.url()));
+        auth.lifetime = lifetime;
+        *lock(&self.shared.google) = Some(auth);
+    }
+
+    /// A token Vertex calls are taken with besides the issued ones (a ready token from Vault).
+    pub fn accept_google_token(&self, token: &str) {
+        if let Some(auth) = lock(&self.shared.google).as_mut() {
+            auth.accept(token);
+        }
+    }
+
     pub fn streams_cancelled(&self) -> usize {
         self.shared.streams_cancelled.load(Ordering::SeqCst)
     }
@@ -242,6 +261,18 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if let Some(Err(why)) = &signature {
         return bedrock::refused(why);
     }
+    if let Some(auth) = lock(&shared.google).as_mut() {
+        if parts.method == http::Method::POST && uri == "/token" {
+            return google::token_answer(auth, &bytes);
+        }
+        if uri.starts_with("/v1/projects/") && !auth.authorized(&parts.headers) {
+            return google::google_error(
+                401,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token.",
+                "UNAUTHENTICATED",
+            );
+        }
+    }
     let required = lock(&shared.required_key).clone();
     if let Some(required) = required
         && presented_key(&parts.headers, &uri) != Some(required.as_str())
@@ -304,6 +335,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return ollama(&shared, &uri, &body, script).await;
     }
     let method = path.rsplit_once(':').map(|(_, m)| m).unwrap_or_default();
+    if method == "predict" {
+        return google::predict_answer(&body);
+    }
     if matches!(
         method,
         "generateContent" | "streamGenerateContent" | "batchEmbedContents"

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 use vaultgate_config::{
-    ConfigValue, ModelEntry, ModelInfo, Provider, ProviderSpec, deployment_id, parse_model_spec,
+    ConfigValue, ModelEntry, ModelInfo, Provider, ProviderSpec, VertexParams, deployment_id,
+    parse_model_spec,
 };
 use vaultgate_core::{Error, Result};
 
@@ -49,6 +50,8 @@ pub struct Deployment {
     pub headers: DeploymentHeaders,
     /// AWS settings and credentials of a Bedrock deployment.
     pub bedrock: Option<Box<bedrock::BedrockSettings>>,
+    /// Project, location and credentials of a Vertex AI deployment.
+    pub vertex: Option<Box<VertexParams>>,
     /// Upstream URLs already parsed, so requests skip URL parsing (and IDNA).
     pub(crate) urls: UrlCache,
 }
@@ -135,6 +138,7 @@ impl Deployment {
             additional_drop_params: params.additional_drop_params.clone(),
             model_info: entry.model_info.clone(),
             bedrock,
+            vertex: (spec.provider == Provider::VertexAi).then(|| Box::new(params.vertex.clone())),
             urls: UrlCache::default(),
         })
     }
@@ -154,11 +158,15 @@ impl Deployment {
         }
     }
 
-    /// The configured values that authenticate this deployment upstream (its key, or its AWS
-    /// keys), for re-reading them when the upstream refuses them.
+    /// The configured values that authenticate this deployment upstream (its key, its AWS
+    /// keys, or its Vertex credentials), for re-reading them when the upstream refuses them.
     pub fn credential_values(&self) -> impl Iterator<Item = &ConfigValue> {
         let aws = self.bedrock.as_deref().map(|b| &b.aws);
-        self.api_key.iter().chain(
+        let vertex = self
+            .vertex
+            .as_deref()
+            .and_then(|v| v.vertex_credentials.as_ref());
+        self.api_key.iter().chain(vertex).chain(
             aws.into_iter()
                 .flat_map(|aws| {
                     [
@@ -174,6 +182,16 @@ impl Deployment {
     /// Why this deployment cannot be called with these resolved values, if it cannot: a
     /// provider without a default base needs an `api_base` (or one of its base variables).
     pub fn missing_setting(&self, resolved: &Resolved<'_>) -> Option<String> {
+        if self.vertex.is_some() && self.mock_response.is_none() {
+            return resolved.vertex.credentials.is_none().then(|| {
+                format!(
+                    "deployment {} (vertex_ai/) has no credentials: set \
+                     litellm_params.vertex_credentials (a service-account key, its path, or an \
+                     access token) or GOOGLE_APPLICATION_CREDENTIALS",
+                    self.id
+                )
+            });
+        }
         if self.mock_response.is_some()
             || resolved.api_base.is_some()
             || self.spec.default_base.is_some()
@@ -294,6 +312,9 @@ pub struct Resolved<'a> {
     pub extra_headers: Vec<(&'a HeaderName, &'a str)>,
     /// Bedrock's region, endpoint and keys (empty for other providers).
     pub aws: bedrock::ResolvedAws<'a>,
+    /// Vertex AI's project, location and credentials (empty for other providers); the access
+    /// token goes in `api_key`.
+    pub vertex: crate::vertex::ResolvedVertex<'a>,
 }
 
 /// An absolute http(s) URL, normalised (IDNA, percent-encoding) by `url` first.

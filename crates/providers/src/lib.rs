@@ -15,6 +15,7 @@ mod params;
 mod proxy_params;
 mod sse;
 pub mod text_completion;
+pub mod vertex;
 
 pub use anthropic::TranslateOptions;
 pub use body::ChatBody;

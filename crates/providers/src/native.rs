@@ -15,7 +15,7 @@ use crate::ollama::{self, Route};
 use crate::sse::TranslateStream;
 use crate::{
     ChatBody, Deployment, Endpoint, Resolved, TranslateOptions, UpstreamRequest, anthropic,
-    bedrock, build_anthropic_request, gemini, post_json, text_completion,
+    bedrock, build_anthropic_request, gemini, post_json, text_completion, vertex,
 };
 
 /// The translation a request to a native API goes through.
@@ -33,6 +33,8 @@ pub enum Native {
     Gemini,
     /// Gemini's `batchEmbedContents`.
     GeminiEmbed,
+    /// Vertex AI's `:predict` for text embeddings.
+    VertexEmbed,
 }
 
 /// A translated request, and how to read its answer.
@@ -62,7 +64,21 @@ fn translation(deployment: &Deployment, endpoint: Endpoint) -> Result<Option<Nat
         }
         (Provider::Gemini, Endpoint::ChatCompletions) => Native::Gemini,
         (Provider::Gemini, Endpoint::Embeddings) => Native::GeminiEmbed,
-        (provider @ (Provider::Anthropic | Provider::Bedrock | Provider::Gemini), other) => {
+        (Provider::VertexAi, Endpoint::ChatCompletions) => {
+            if vertex::is_claude(&deployment.upstream_model) {
+                Native::Anthropic
+            } else {
+                Native::Gemini
+            }
+        }
+        (Provider::VertexAi, Endpoint::Embeddings) => Native::VertexEmbed,
+        (
+            provider @ (Provider::Anthropic
+            | Provider::Bedrock
+            | Provider::Gemini
+            | Provider::VertexAi),
+            other,
+        ) => {
             return Err(Error::bad_request(format!(
                 "model {} ({}) does not support /{}",
                 deployment.model_name,
@@ -89,7 +105,23 @@ pub fn native_request(
     };
     let fields = body.fields()?;
     let model = &deployment.upstream_model;
+    let vertex = deployment.provider == Provider::VertexAi;
     let request = match native {
+        Native::Anthropic if vertex => {
+            let json = anthropic::chat_to_messages_request(fields, model, opts)?;
+            let method = if body.stream {
+                vertex::Method::StreamRawPredict
+            } else {
+                vertex::Method::RawPredict
+            };
+            let uri = vertex::url(deployment, resolved, method)?;
+            post_json(
+                deployment,
+                resolved,
+                uri,
+                to_bytes(&vertex::anthropic_body(json))?,
+            )?
+        }
         Native::Anthropic => {
             let json = anthropic::chat_to_messages_request(fields, model, opts)?;
             build_anthropic_request(deployment, resolved, to_bytes(&json)?, &[])?
@@ -130,7 +162,21 @@ pub fn native_request(
         }
         Native::Gemini => {
             let json = gemini::chat_request(fields, opts)?;
-            let uri = gemini_url(deployment, resolved, body.stream, "generate")?;
+            let uri = if vertex {
+                let method = if body.stream {
+                    vertex::Method::StreamGenerate
+                } else {
+                    vertex::Method::Generate
+                };
+                vertex::url(deployment, resolved, method)?
+            } else {
+                gemini_url(deployment, resolved, body.stream, "generate")?
+            };
+            post_json(deployment, resolved, uri, to_bytes(&json)?)?
+        }
+        Native::VertexEmbed => {
+            let json = vertex::predict_request(fields)?;
+            let uri = vertex::url(deployment, resolved, vertex::Method::Predict)?;
             post_json(deployment, resolved, uri, to_bytes(&json)?)?
         }
         Native::GeminiEmbed => {
@@ -179,7 +225,9 @@ impl Native {
             Self::Anthropic => anthropic::map_error(status, &body),
             Self::Ollama(_) => ollama::map_error(status, &body),
             Self::Bedrock => bedrock::map_error(status, headers, &body),
-            Self::Gemini | Self::GeminiEmbed => gemini::map_error(status, &body),
+            Self::Gemini | Self::GeminiEmbed | Self::VertexEmbed => {
+                gemini::map_error(status, &body)
+            }
             // OpenAI's own errors are already in the client's shape.
             Self::TextCompletionChat => Error::Upstream {
                 status,
@@ -203,6 +251,7 @@ impl Native {
             Self::Ollama(Route::Embed) => ollama::embed_answer(answer, public_model),
             Self::Gemini => gemini::generate_answer(answer, public_model),
             Self::GeminiEmbed => gemini::embed_answer(answer, public_model),
+            Self::VertexEmbed => vertex::predict_answer(answer, public_model),
         }
     }
 
@@ -217,7 +266,7 @@ impl Native {
                 true,
             )),
             Self::Ollama(route) => Box::new(ollama::OllamaStream::new(route, public_model, true)),
-            Self::Gemini | Self::GeminiEmbed => {
+            Self::Gemini | Self::GeminiEmbed | Self::VertexEmbed => {
                 Box::new(gemini::GeminiStream::new(public_model, true))
             }
         }

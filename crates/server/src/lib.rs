@@ -11,6 +11,7 @@ mod aws_credentials;
 mod charge;
 mod console;
 mod framing_errors;
+mod google_tokens;
 mod health;
 mod http_client;
 pub mod listen;

@@ -26,7 +26,9 @@ pub struct AppState {
     pub router: Router,
     pub secrets: Arc<LiveSecrets>,
     /// One pooled HTTP client for every upstream call.
-    pub http: crate::http_client::HttpClient,
+    pub http: Arc<crate::http_client::HttpClient>,
+    /// Access tokens of Vertex AI service accounts.
+    pub(crate) google_tokens: crate::google_tokens::GoogleTokens,
     pub master_key: Option<ConfigValue>,
     /// Opens `/metrics` and readiness details besides the master key.
     pub metrics_key: Option<ConfigValue>,
@@ -57,10 +59,12 @@ impl AppState {
         };
         let router = Router::from_config(config)?;
         check_deployments(&router, &secrets)?;
+        let http = Arc::new(crate::http_client::HttpClient::new()?);
         Ok(Self {
             router,
             secrets,
-            http: crate::http_client::HttpClient::new()?,
+            google_tokens: crate::google_tokens::GoogleTokens::new(Arc::clone(&http)),
+            http,
             master_key: config.general_settings.master_key.clone(),
             metrics_key: config.general_settings.metrics_key.clone(),
             health: crate::health::HealthAccess {

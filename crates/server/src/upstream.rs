@@ -235,7 +235,8 @@ where
         let default = deployment.api_key_reference(|name| secrets.get(name).is_some());
         values.extend(default.map(|name| ConfigValue::Reference(name.to_owned())));
     }
-    let mut changed = false;
+    // A refused Google token is minted anew, whether or not its key changed.
+    let mut changed = !forbidden && crate::google_tokens::forget_vertex_token(app, deployment);
     for value in &values {
         match app.secrets.refresh_value(value).await {
             Ok(fresh) => changed |= fresh,
@@ -282,6 +283,14 @@ pub(crate) fn resolve<'a>(secrets: &'a SecretMap, deployment: &'a Deployment) ->
             }
             None => Default::default(),
         },
+        vertex: match deployment.vertex.as_deref() {
+            Some(vertex) => vaultgate_providers::vertex::ResolvedVertex {
+                project: value(&vertex.vertex_project),
+                location: value(&vertex.vertex_location),
+                credentials: value(&vertex.vertex_credentials),
+            },
+            None => Default::default(),
+        },
     }
 }
 
@@ -310,9 +319,13 @@ async fn call_openai_shaped(
             .unwrap_or(anthropic::DEFAULT_MAX_TOKENS),
         drop_params,
     };
+    let bearer = crate::google_tokens::vertex_bearer(app, deployment).await?;
     let (upstream, native) = {
         let secrets = app.secrets.snapshot();
-        let resolved = resolve(&secrets, deployment);
+        let mut resolved = resolve(&secrets, deployment);
+        if let Some(bearer) = &bearer {
+            bearer.apply(&mut resolved);
+        }
         match native_request(
             deployment, &resolved, endpoint, request, &options, want_usage,
         )? {

@@ -213,14 +213,12 @@ fn load(path: &Path, allow_unauthenticated: bool) -> Result<Config> {
         config.general_settings.allow_unauthenticated = true;
     }
     for entry in &mut config.model_list {
-        if matches!(
-            parse_model(&entry.litellm_params.model),
-            Ok((Provider::Bedrock, _))
-        ) {
-            entry
-                .litellm_params
-                .aws
-                .fill_from_env(|name| env.get(name).is_some_and(|v| !v.is_empty()));
+        let is_set = |name: &str| env.get(name).is_some_and(|v| !v.is_empty());
+        let params = &mut entry.litellm_params;
+        match parse_model(&params.model) {
+            Ok((Provider::Bedrock, _)) => params.aws.fill_from_env(is_set),
+            Ok((Provider::VertexAi, _)) => params.vertex.fill_from_env(is_set),
+            _ => {}
         }
     }
     for ignored in &config.ignored {
