@@ -31,7 +31,7 @@ const ALERTING: &str = "Slack/email alerting";
 const UI: &str = "LiteLLM's admin UI and SSO";
 const AUTH: &str = "custom, JWT and OAuth2 authentication";
 const ROUTE_ACCESS: &str = "route and IP access control";
-const SPEND_LOGS: &str = "spend logs and reports";
+const SPEND_LOGS: &str = "turning spend updates off";
 const BUDGETS: &str = "proxy, user, team and end-user budgets";
 const KEY_DEFAULTS: &str = "defaults and limits for generated keys";
 const DB_TUNING: &str = "database pool tuning and DynamoDB";
@@ -403,11 +403,11 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("general_settings.alert_types", Ignored(ALERTING)),
     ("general_settings.alert_to_webhook_url", Ignored(ALERTING)),
     ("general_settings.spend_report_frequency", Ignored(ALERTING)),
-    ("general_settings.disable_spend_logs", Ignored(SPEND_LOGS)),
+    ("general_settings.disable_spend_logs", Implemented),
     ("general_settings.disable_spend_updates", Ignored(SPEND_LOGS)),
-    ("general_settings.store_prompts_in_spend_logs", Ignored(SPEND_LOGS)),
-    ("general_settings.maximum_spend_logs_retention_period", Ignored(SPEND_LOGS)),
-    ("general_settings.maximum_spend_logs_retention_interval", Ignored(SPEND_LOGS)),
+    ("general_settings.store_prompts_in_spend_logs", Implemented),
+    ("general_settings.maximum_spend_logs_retention_period", Implemented),
+    ("general_settings.maximum_spend_logs_retention_interval", Implemented),
     ("general_settings.proxy_batch_write_at", Implemented),
     ("general_settings.disable_adding_master_key_hash_to_db", Ignored(SPEND_LOGS)),
     ("general_settings.disable_reset_budget", Ignored(BUDGETS)),

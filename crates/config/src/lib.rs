@@ -326,6 +326,14 @@ pub struct GeneralSettings {
     /// Seconds between two spend writes to the key database (LiteLLM's name; default 1 s).
     /// Other instances see this instance's spend after at most this long.
     pub proxy_batch_write_at: Option<f64>,
+    /// No per-request spend-log rows (spend totals are still kept).
+    pub disable_spend_logs: bool,
+    /// Keep request and response bodies in the spend-log rows (off: they may hold secrets).
+    pub store_prompts_in_spend_logs: bool,
+    /// Delete spend-log rows older than this (`30d`, `12h`, …); kept forever when unset.
+    pub maximum_spend_logs_retention_period: Option<String>,
+    /// How often the retention deletion runs (default `1d`).
+    pub maximum_spend_logs_retention_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -35,7 +35,11 @@ struct Slot {
     live: Arc<Live>,
     reserved: f64,
     scope: Option<Scope>,
+    max_budget: Option<f64>,
 }
+
+/// `(max_budget, spend)` of one object.
+pub type Budget = (f64, f64);
 
 /// An admitted request. Holds a parallel slot and a budget reservation of each object it answers
 /// to until dropped; pass it to `KeyService::record_usage` when the response's usage is known.
@@ -50,6 +54,24 @@ pub struct Admission {
 impl Admission {
     pub fn key(&self) -> &Arc<KeyRecord> {
         &self.key
+    }
+
+    /// `(max_budget, live spend)` of the key and of its team, for those that have a budget.
+    pub fn budgets(&self) -> (Option<Budget>, Option<Budget>) {
+        let mut key = None;
+        let mut team = None;
+        for slot in self.slots.iter().flatten() {
+            let Some(max) = slot.max_budget else {
+                continue;
+            };
+            let spend = slot.live.lock().spend;
+            match &slot.scope {
+                None => key = Some((max, spend)),
+                Some(Scope::Team(_)) => team = Some((max, spend)),
+                Some(_) => {}
+            }
+        }
+        (key, team)
     }
 }
 
@@ -251,6 +273,7 @@ impl Limits {
                 live: subject.live.clone(),
                 reserved: estimates[i],
                 scope: subject.scope.cloned(),
+                max_budget: subject.limit.max_budget,
             });
         }
         drop(guards);

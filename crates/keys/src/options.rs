@@ -46,6 +46,8 @@ pub struct KeyServiceOptions {
     /// How often teams, users, organizations, budgets and end users are read again (other
     /// instances' changes; this instance's own apply at once).
     pub directory_reload_interval: Duration,
+    /// Per-request spend logs (`/spend/logs`): on or off, bodies, retention, queue bounds.
+    pub spend_logs: crate::spend_logs::SpendLogOptions,
     /// How often the store is scanned for budgets to reset (by the one instance that runs
     /// the background jobs), plus a random part of up to `budget_reset_jitter`.
     pub budget_reset_interval: Duration,
@@ -74,6 +76,7 @@ impl KeyServiceOptions {
             spend_batch_max: 1_000,
             spend_backlog_max: 100_000,
             spend_shutdown_timeout: Duration::from_secs(10),
+            spend_logs: crate::spend_logs::SpendLogOptions::default(),
             budget_reset_interval: Duration::from_secs(60),
             budget_reset_jitter: Duration::ZERO,
             directory_reload_interval: Duration::from_secs(60),

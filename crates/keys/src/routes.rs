@@ -29,6 +29,7 @@ pub fn routes(service: KeyService) -> Router {
         .route("/key/block", post(block))
         .route("/key/unblock", post(unblock))
         .merge(crate::principals::routes::routes())
+        .merge(crate::spend_logs::routes::routes())
         .with_state(service)
 }
 

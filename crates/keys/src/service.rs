@@ -25,6 +25,7 @@ use crate::principals::access::{Actor, Caller};
 use crate::principals::directory::Directory;
 use crate::query::{DailySpend, ListQuery};
 use crate::spend::{SpendStatus, SpendWriter};
+use crate::spend_logs::SpendLogRow;
 use crate::state::Inner;
 use crate::store::{Backend, Store};
 use crate::{admin, budget_reset, drift, query};
@@ -73,6 +74,14 @@ impl KeyService {
             &options,
             cluster.announcer.clone(),
         );
+        let (log_writer, logs) = crate::spend_logs::LogWriter::new(
+            store.clone(),
+            stop.clone(),
+            &options.spend_logs,
+            options.spend_flush_interval,
+            options.spend_batch_max,
+            options.spend_shutdown_timeout,
+        );
         let limits = Limits {
             live: live.clone(),
             directory: directory.clone(),
@@ -96,6 +105,7 @@ impl KeyService {
             limits,
             spend,
             spend_status,
+            logs,
             outbox,
             admin: admin_lock,
             clock: options.clock.clone(),
@@ -108,7 +118,19 @@ impl KeyService {
         let reset_task = tokio::spawn(budget_reset::run(Arc::downgrade(&inner)));
         let reload_task = tokio::spawn(reload_directory(Arc::downgrade(&inner)));
         let cluster_tasks = cluster::spawn(&inner).await;
+        let log_task = log_writer.map(|w| tokio::spawn(w.run()));
+        let retention_task = inner.options.spend_logs.retention.map(|period| {
+            tokio::spawn(crate::spend_logs::retention(
+                inner.store.clone(),
+                inner.clock.clone(),
+                period,
+                inner.options.spend_logs.retention_interval,
+                inner.stop.clone(),
+            ))
+        });
         if let Ok(mut tasks) = inner.tasks.lock() {
+            tasks.extend(log_task);
+            tasks.extend(retention_task);
             tasks.push(writer_task);
             tasks.push(reset_task);
             tasks.push(reload_task);
@@ -171,6 +193,49 @@ impl KeyService {
     /// Writes all spend recorded so far to the store (used before admin writes and by tests).
     pub async fn flush_spend(&self) -> Result<()> {
         self.inner.spend.flush().await
+    }
+
+    // ---- spend logs ------------------------------------------------------------------------
+
+    /// Whether request rows are kept (`disable_spend_logs` turns them off).
+    pub fn spend_logs_enabled(&self) -> bool {
+        self.inner.logs.enabled()
+    }
+
+    /// Whether rows keep request and response bodies (`store_prompts_in_spend_logs`).
+    pub fn store_prompts_in_spend_logs(&self) -> bool {
+        self.inner.options.spend_logs.store_prompts
+    }
+
+    /// Queues one request's row for the batch writer; never waits (a full queue drops it and
+    /// counts it in `vaultgate_spend_logs_dropped_total`).
+    pub fn log_request(&self, row: SpendLogRow) {
+        self.inner.logs.send(row);
+    }
+
+    /// Writes every queued row to the store (tests, shutdown of a caller's own).
+    pub async fn flush_spend_logs(&self) -> Result<()> {
+        self.inner.logs.flush().await
+    }
+
+    /// One retention pass now (the background task runs it every
+    /// `maximum_spend_logs_retention_interval`); how many rows were deleted. Without a
+    /// retention period nothing is deleted.
+    pub async fn purge_spend_logs(&self) -> Result<u64> {
+        match self.inner.options.spend_logs.retention {
+            Some(period) => {
+                crate::spend_logs::purge(&self.inner.store, self.inner.clock.as_ref(), period).await
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// A team's alias, as this instance knows it (for logs and metrics labels).
+    pub fn team_alias(&self, team_id: &str) -> Option<String> {
+        self.inner
+            .directory
+            .team(team_id)
+            .and_then(|t| t.team.record.team_alias.clone())
     }
 
     // ---- request path ----------------------------------------------------------------------

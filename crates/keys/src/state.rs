@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     pub limits: Limits,
     pub spend: SpendQueue,
     pub spend_status: Arc<Mutex<SpendStatus>>,
+    /// The spend-log rows' queue (takes nothing under `disable_spend_logs`).
+    pub logs: crate::spend_logs::LogQueue,
     pub outbox: Arc<Outbox>,
     /// Serialises key-management writes and outbox processing on this instance.
     pub admin: Arc<tokio::sync::Mutex<()>>,

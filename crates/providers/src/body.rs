@@ -141,6 +141,11 @@ impl ChatBody {
         })
     }
 
+    /// The client's bytes as sent.
+    pub fn bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
     /// The body as a JSON object (parsed on first use).
     pub fn fields(&self) -> Result<&Map<String, Value>> {
         self.fields

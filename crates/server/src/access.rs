@@ -2,21 +2,27 @@
 //! spend it leaves behind afterwards.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Deserialize;
-use vaultgate_core::Result;
+use vaultgate_core::{Error, Result};
 use vaultgate_keys::{Admission, KeyService};
 use vaultgate_providers::{ChatBody, Deployment, Usage};
 
 use crate::auth::Principal;
 use crate::charge;
+use crate::spend_log::{Ending, LogDraft};
 use crate::sse::{StreamEnd, UsageSink};
 use crate::state::AppState;
 
 /// A granted model request. For a virtual key it holds the admission (a parallel-request slot
-/// and a budget reservation) until the answer is complete, then records the usage.
+/// and a budget reservation) until the answer is complete, then records the usage; every
+/// request's spend-log row and LiteLLM series follow its outcome.
 pub struct Access {
     grant: Option<(KeyService, Admission)>,
+    log: Option<LogDraft>,
+    /// When the upstream calls began (right after admission).
+    upstream_started: Instant,
 }
 
 impl AppState {
@@ -50,32 +56,81 @@ impl AppState {
             }
             _ => None,
         };
-        Ok(Access { grant })
+        Ok(Access {
+            grant,
+            log: None,
+            upstream_started: Instant::now(),
+        })
     }
 }
 
 impl Access {
+    /// Adds the request's spend-log draft.
+    pub(crate) fn with_log(mut self, log: LogDraft) -> Self {
+        self.log = Some(log);
+        self
+    }
+
     /// Whether the answer's usage is wanted (so streams must ask the upstream for it).
     pub fn tracks_usage(&self) -> bool {
-        self.grant.is_some()
+        self.grant.is_some() || self.log.as_ref().is_some_and(LogDraft::wants_usage)
     }
 
     /// Records the usage of a complete (non-streaming) answer body.
     pub fn record_body(self, deployment: &Deployment, body: &[u8]) {
-        if self.grant.is_some() {
-            self.record(deployment, usage_of(body).unwrap_or_default());
+        if self.grant.is_some() || self.log.is_some() {
+            let usage = usage_of(body).unwrap_or_default();
+            self.record_with(deployment, usage, Some(body));
         }
     }
 
     pub fn record(self, deployment: &Deployment, usage: Usage) {
-        if let Some((keys, admission)) = self.grant {
-            keys.record_usage(
-                &admission,
+        self.record_with(deployment, usage, None);
+    }
+
+    fn record_with(self, deployment: &Deployment, usage: Usage, response: Option<&[u8]>) {
+        let Access {
+            grant,
+            log,
+            upstream_started,
+        } = self;
+        let cost = match &grant {
+            Some((keys, admission)) => keys.record_usage(
+                admission,
                 &deployment.upstream_model,
                 usage.prompt_tokens,
                 usage.completion_tokens,
                 Some(&deployment.model_info),
-            );
+            ),
+            None => vaultgate_keys::cost(
+                &deployment.upstream_model,
+                Some(&deployment.model_info),
+                usage.prompt_tokens,
+                usage.completion_tokens,
+            )
+            .unwrap_or(0.0),
+        };
+        if let Some(log) = log {
+            log.finish(Ending {
+                deployment: Some(deployment),
+                usage,
+                cost,
+                error: None,
+                response,
+                upstream_started: Some(upstream_started),
+                admission: grant.as_ref().map(|(_, admission)| admission),
+            });
+        }
+    }
+
+    /// The request failed after admission (every attempt, or the stream before its start).
+    pub fn fail(self, deployment: Option<&Deployment>, error: &Error) {
+        if let Some(log) = self.log {
+            log.finish(Ending {
+                deployment,
+                upstream_started: Some(self.upstream_started),
+                ..Ending::refused(error)
+            });
         }
     }
 
@@ -84,7 +139,9 @@ impl Access {
     /// byte or goes away. The provider's final count is charged when it arrived; otherwise an
     /// estimate (see [`crate::charge`]) from the request, kept for it, and the text delivered.
     pub fn into_sink(self, deployment: Arc<Deployment>, request: ChatBody) -> Option<UsageSink> {
-        self.grant.as_ref()?;
+        if self.grant.is_none() && self.log.is_none() {
+            return None;
+        }
         Some(Box::new(move |end: StreamEnd| {
             let usage = match end.usage {
                 Some(usage) if end.usage_final => usage,

@@ -82,6 +82,7 @@ pub async fn metrics(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Re
         )
         .into_response();
     }
+    crate::litellm_metrics::deployment_states(&app);
     (
         [(
             http::header::CONTENT_TYPE,

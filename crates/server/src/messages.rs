@@ -47,7 +47,15 @@ async fn forward(
         access,
         group,
         params,
-    } = admit(app, headers, body, ANTHROPIC_OWN_PARAMS, model_label).await?;
+    } = admit(
+        app,
+        headers,
+        body,
+        ANTHROPIC_OWN_PARAMS,
+        "anthropic_messages",
+        model_label,
+    )
+    .await?;
     let routing = &params.routing;
     let request = MessagesRequest::new(request, headers);
     let (result, outcome) = app
@@ -59,6 +67,7 @@ async fn forward(
     let reply = match result {
         Ok(reply) => reply,
         Err(error) => {
+            access.fail(outcome.as_ref().map(|o| &*o.deployment), &error);
             return Ok(with_outcome(
                 anthropic_error(error),
                 outcome.as_ref(),

@@ -15,6 +15,7 @@ use vaultgate_router::{GroupRef, unknown_model};
 use crate::access::Access;
 pub(crate) use crate::answer_headers::with_outcome;
 use crate::request_params::{self, RequestParams};
+use crate::spend_log;
 use crate::sse::{self, ByteStream, UsageFormat};
 use crate::state::AppState;
 use crate::upstream::{Reply, attempt};
@@ -116,34 +117,53 @@ pub(crate) async fn admit<'a>(
     headers: &HeaderMap,
     body: Body,
     keep: &[&str],
+    call_type: &'static str,
     model_label: &mut Option<String>,
 ) -> Result<Admitted<'a>> {
+    let (started, started_ms) = (Instant::now(), spend_log::now_ms());
     let principal = app.authenticate(headers).await?;
     let bytes = read_body(body, headers, app.body_limit).await?;
-    let (request, params) = request_params::split(ChatBody::parse(bytes)?, keep)?;
-    let group = app.router.resolve(&request.model);
-    app.authorize(
-        &principal,
-        &request.model,
-        group.as_ref().map(|g| g.name.as_str()),
-    )?;
-    let group = group.ok_or_else(|| unknown_model(&request.model))?;
-    for fallback in params.routing.client_fallbacks() {
-        let target = app.router.resolve(fallback);
+    let parsed = ChatBody::parse(bytes)?;
+    // Taken before LiteLLM's params are split off: the row keeps the request's tags.
+    let log = app.log_draft(&principal, headers, &parsed, call_type, started, started_ms);
+    let checked = (|| {
+        let (request, params) = request_params::split(parsed, keep)?;
+        let group = app.router.resolve(&request.model);
         app.authorize(
             &principal,
-            fallback,
-            target.as_ref().map(|g| g.name.as_str()),
+            &request.model,
+            group.as_ref().map(|g| g.name.as_str()),
         )?;
+        let group = group.ok_or_else(|| unknown_model(&request.model))?;
+        for fallback in params.routing.client_fallbacks() {
+            let target = app.router.resolve(fallback);
+            app.authorize(
+                &principal,
+                fallback,
+                target.as_ref().map(|g| g.name.as_str()),
+            )?;
+        }
+        *model_label = Some(request.model.clone());
+        let access = app.access(&principal, &request.model, request.user.as_deref())?;
+        Ok(Admitted {
+            request,
+            access,
+            group,
+            params,
+        })
+    })();
+    match checked {
+        Ok(admitted) => Ok(Admitted {
+            access: admitted.access.with_log(log),
+            ..admitted
+        }),
+        // Refused after authentication (bad params, model access, unknown model, budget,
+        // limits): logged too.
+        Err(error) => {
+            log.finish(spend_log::Ending::refused(&error));
+            Err(error)
+        }
     }
-    *model_label = Some(request.model.clone());
-    let access = app.access(&principal, &request.model, request.user.as_deref())?;
-    Ok(Admitted {
-        request,
-        access,
-        group,
-        params,
-    })
 }
 
 async fn forward(
@@ -158,7 +178,15 @@ async fn forward(
         access,
         group,
         params,
-    } = admit(app, headers, body, &[], model_label).await?;
+    } = admit(
+        app,
+        headers,
+        body,
+        &[],
+        spend_log::call_type(endpoint),
+        model_label,
+    )
+    .await?;
     let routing = &params.routing;
     let client_wants_usage = request.include_usage;
     let (result, outcome) = app
@@ -183,6 +211,7 @@ async fn forward(
                     "status" => error.status().as_u16().to_string())
                 .increment(1);
             }
+            access.fail(outcome.as_ref().map(|o| &*o.deployment), &error);
             return Ok(with_outcome(
                 error.into_response(),
                 outcome.as_ref(),

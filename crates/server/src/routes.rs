@@ -40,7 +40,9 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
                 .route("/organization/{*rest}", axum::routing::any(keys_disabled))
                 .route("/end_user/{*rest}", axum::routing::any(keys_disabled))
                 .route("/customer/{*rest}", axum::routing::any(keys_disabled))
-                .route("/budget/{*rest}", axum::routing::any(keys_disabled)),
+                .route("/budget/{*rest}", axum::routing::any(keys_disabled))
+                .route("/spend/{*rest}", axum::routing::any(keys_disabled))
+                .route("/global/{*rest}", axum::routing::any(keys_disabled)),
         }
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -40,6 +40,11 @@ fn install_recorder() -> Result<PrometheusHandle> {
             ],
         )
         .map_err(|e| Error::Internal(format!("metrics buckets: {e}")))?
+        .set_buckets_for_metric(
+            Matcher::Prefix("litellm_".into()),
+            crate::litellm_metrics::LATENCY_BUCKETS,
+        )
+        .map_err(|e| Error::Internal(format!("metrics buckets: {e}")))?
         .install_recorder()
         .map_err(|e| Error::Internal(format!("cannot install the metrics recorder: {e}")))
 }

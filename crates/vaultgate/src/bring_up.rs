@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vaultgate_config::{Config, ConfigValue, GeneralSettings};
 use vaultgate_core::{Error, Result};
-use vaultgate_keys::{KeyService, KeyServiceOptions, MirrorConfig};
+use vaultgate_keys::{KeyService, KeyServiceOptions, MirrorConfig, SpendLogOptions};
 use vaultgate_secrets::{Env, LiveSecrets, reads_from_vault};
 use vaultgate_server::{AppState, DetailsAccess, Options, Starting, VaultMirror};
 
@@ -282,6 +282,7 @@ pub async fn open_keys(
     config_path: &Path,
     secrets: &LiveSecrets,
 ) -> Result<Option<KeyService>> {
+    let spend_logs = spend_log_options(&config.general_settings)?;
     if config.general_settings.master_key.is_none() {
         return Ok(None);
     }
@@ -289,6 +290,7 @@ pub async fn open_keys(
         KeyServiceOptions::new(database_url(config, config_path, secrets)?),
         &config.general_settings,
     )?;
+    options.spend_logs = spend_logs;
     let settings = &config.general_settings.key_management_settings;
     if settings.store_virtual_keys {
         let vault = secrets.vault().cloned().ok_or_else(|| {
@@ -304,4 +306,37 @@ pub async fn open_keys(
         );
     }
     KeyService::open(options).await.map(Some)
+}
+
+/// LiteLLM's spend-log settings; a retention that is no duration stops the start.
+fn spend_log_options(general: &vaultgate_config::GeneralSettings) -> Result<SpendLogOptions> {
+    let duration = |name: &str, text: &Option<String>| -> Result<Option<Duration>> {
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        vaultgate_keys::parse_duration(text)
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(|ms| Some(Duration::from_millis(ms)))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "general_settings.{name} must be a duration like 30d, 12h or 90m, got {text:?}"
+                ))
+            })
+    };
+    let mut options = SpendLogOptions {
+        enabled: !general.disable_spend_logs,
+        store_prompts: general.store_prompts_in_spend_logs,
+        retention: duration(
+            "maximum_spend_logs_retention_period",
+            &general.maximum_spend_logs_retention_period,
+        )?,
+        ..SpendLogOptions::default()
+    };
+    if let Some(interval) = duration(
+        "maximum_spend_logs_retention_interval",
+        &general.maximum_spend_logs_retention_interval,
+    )? {
+        options.retention_interval = interval;
+    }
+    Ok(options)
 }

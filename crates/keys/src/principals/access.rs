@@ -80,6 +80,14 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/budget/delete", Access::AdminWrite),
     ("/budget/info", Access::AdminRead),
     ("/budget/list", Access::AdminRead),
+    ("/spend/logs", Access::OwnRead),
+    ("/spend/tags", Access::AdminRead),
+    ("/global/spend/logs", Access::OwnRead),
+    ("/global/spend/keys", Access::OwnRead),
+    ("/global/spend/models", Access::OwnRead),
+    ("/global/spend/teams", Access::AdminRead),
+    ("/global/spend/tags", Access::AdminRead),
+    ("/global/spend/report", Access::AdminRead),
 ];
 
 /// What a caller of each kind may do with a kind of access.

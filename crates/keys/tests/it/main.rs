@@ -7,4 +7,5 @@ mod lifecycle;
 mod migrations;
 mod mirror;
 mod request_path;
+mod spend_logs;
 mod vault_faults;
