@@ -71,9 +71,10 @@ impl Access {
         self
     }
 
-    /// Whether the answer's usage is wanted (so streams must ask the upstream for it).
+    /// Whether the answer's usage is wanted (so streams must ask the upstream for it). Only
+    /// virtual keys change what is sent upstream; other streams are logged with the estimate.
     pub fn tracks_usage(&self) -> bool {
-        self.grant.is_some() || self.log.as_ref().is_some_and(LogDraft::wants_usage)
+        self.grant.is_some()
     }
 
     /// Records the usage of a complete (non-streaming) answer body.

@@ -224,11 +224,6 @@ pub(crate) fn api_base_of(secrets: &LiveSecrets, deployment: &Deployment) -> Str
 }
 
 impl LogDraft {
-    /// Whether the answer's usage is wanted for this row (a key service keeps rows).
-    pub(crate) fn wants_usage(&self) -> bool {
-        self.keys.is_some()
-    }
-
     /// Queues the row and counts the request in LiteLLM's series.
     pub(crate) fn finish(self, ending: Ending<'_>) {
         let end_ms = now_ms().max(self.started_ms);

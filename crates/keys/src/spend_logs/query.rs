@@ -8,7 +8,6 @@ use vaultgate_core::Result;
 use super::SpendLogRow;
 use super::dates::{self, day_text};
 use super::store::{Group, LogFilter};
-use crate::model::format_ms;
 use crate::state::Inner;
 
 /// Rows of one `/spend/logs` page when the caller names no `page_size`, and the most allowed.
@@ -16,6 +15,18 @@ pub(crate) const DEFAULT_PAGE_SIZE: u64 = 100;
 pub(crate) const MAX_PAGE_SIZE: u64 = 1_000;
 /// Longest run of empty days a summary fills in.
 const MAX_FILLED_DAYS: i64 = 400;
+
+/// Unix milliseconds as `2024-05-10T22:11:47.474Z` (UTC, always three digits, so the texts of
+/// two times compare like the times).
+fn time_text(ms: i64) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
 
 /// A row as LiteLLM's `LiteLLM_SpendLogs` JSON.
 pub(crate) fn row_json(row: &SpendLogRow) -> Value {
@@ -28,9 +39,9 @@ pub(crate) fn row_json(row: &SpendLogRow) -> Value {
         "total_tokens": row.prompt_tokens.saturating_add(row.completion_tokens),
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
-        "startTime": format_ms(row.start_ms),
-        "endTime": format_ms(row.end_ms),
-        "completionStartTime": format_ms(row.end_ms),
+        "startTime": time_text(row.start_ms),
+        "endTime": time_text(row.end_ms),
+        "completionStartTime": time_text(row.end_ms),
         "model": row.model,
         "model_id": row.model_id,
         "model_group": row.model_group,
@@ -172,4 +183,15 @@ pub(crate) async fn ui_tags(
         })
         .collect();
     Ok(json!({"spend_per_tag": list}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_have_a_fixed_width() {
+        assert_eq!(time_text(1_715_299_200_000), "2024-05-10T00:00:00.000Z");
+        assert_eq!(time_text(1_715_299_200_470), "2024-05-10T00:00:00.470Z");
+    }
 }
