@@ -309,7 +309,7 @@ pub async fn open_keys(
 }
 
 /// LiteLLM's spend-log settings; a retention that is no duration stops the start.
-fn spend_log_options(general: &vaultgate_config::GeneralSettings) -> Result<SpendLogOptions> {
+fn spend_log_options(general: &GeneralSettings) -> Result<SpendLogOptions> {
     let duration = |name: &str, text: &Option<String>| -> Result<Option<Duration>> {
         let Some(text) = text else {
             return Ok(None);
