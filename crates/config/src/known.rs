@@ -118,7 +118,7 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("model_list[].litellm_params.vertex_project", Implemented),
     ("model_list[].litellm_params.vertex_location", Implemented),
     ("model_list[].litellm_params.vertex_credentials", Implemented),
-    ("model_list[].litellm_params.region_name", Ignored(PROVIDERS)),
+    ("model_list[].litellm_params.region_name", Implemented),
     ("model_list[].litellm_params.aws_access_key_id", Implemented),
     ("model_list[].litellm_params.aws_secret_access_key", Implemented),
     ("model_list[].litellm_params.aws_session_token", Implemented),

@@ -92,6 +92,10 @@ pub struct LitellmParams {
     /// Params removed from every request before it goes to this deployment.
     #[serde(default)]
     pub additional_drop_params: Vec<String>,
+    /// Where the deployment serves (`eu`, `us`): end users with an `allowed_model_region` are
+    /// routed only to deployments of that region (LiteLLM's region-based routing).
+    #[serde(default)]
+    pub region_name: Option<String>,
     /// Amazon Bedrock's settings (LiteLLM's names), flattened into `litellm_params`.
     #[serde(flatten)]
     pub aws: AwsParams,

@@ -346,6 +346,13 @@ impl KeyService {
         self.inner.limits.admit(key, model, end_user)
     }
 
+    /// The `allowed_model_region` of the request's end user (`user`), from memory: only
+    /// deployments of that region may serve it.
+    pub fn allowed_model_region(&self, end_user: Option<&str>) -> Option<String> {
+        let entry = self.inner.directory.end_user(end_user?)?;
+        entry.record.allowed_model_region.clone()
+    }
+
     /// Records a finished request's usage: cost from `model_info` prices, else the built-in
     /// table (0 for an unknown model). Updates in-memory spend and tokens at once; the store is
     /// written by the batch writer. Returns the cost in USD.

@@ -45,6 +45,9 @@ pub struct Deployment {
     pub drop_params: Option<bool>,
     /// `litellm_params.additional_drop_params`: removed from every request body.
     pub additional_drop_params: Vec<String>,
+    /// `region_name`, lower case (`eu`, `us`): what an end user's `allowed_model_region` is
+    /// compared with.
+    pub region: Option<String>,
     pub model_info: ModelInfo,
     /// Answer headers naming this deployment, built once.
     pub headers: DeploymentHeaders,
@@ -136,6 +139,11 @@ impl Deployment {
             mock_timeout: params.mock_timeout.unwrap_or(false),
             drop_params: params.drop_params,
             additional_drop_params: params.additional_drop_params.clone(),
+            region: params
+                .region_name
+                .as_deref()
+                .map(|r| r.trim().to_ascii_lowercase())
+                .filter(|r| !r.is_empty()),
             model_info: entry.model_info.clone(),
             bedrock,
             vertex: (spec.provider == Provider::VertexAi).then(|| Box::new(params.vertex.clone())),

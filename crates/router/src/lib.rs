@@ -303,6 +303,11 @@ impl Router {
         if group.deployments.is_empty() {
             return finished(Err(unavailable_group(group)), None, 0);
         }
+        if let Some(region) = &request.allowed_region
+            && !group.deployments.iter().any(|d| request.allows(d))
+        {
+            return finished(Err(no_deployment_in(group, region)), None, 0);
+        }
         let mock = if requested {
             request.mock
         } else {
@@ -311,7 +316,7 @@ impl Router {
         let mut tried: Vec<usize> = Vec::new();
         let mut retries = 0;
         loop {
-            let Some(index) = self.choose(group, &mut tried) else {
+            let Some(index) = self.choose(group, &mut tried, request) else {
                 return finished(Err(unknown_model(&group.name)), None, retries);
             };
             let (Some(deployment), Some(state)) =
@@ -421,8 +426,22 @@ impl Router {
     /// tried anyway: a cooled-down deployment may well answer, while refusing would turn a
     /// partial outage (or a single-deployment group's bad minute) into a total one.
     /// When every deployment was tried, the round starts over (the retry budget bounds it).
-    fn choose(&self, group: &ModelGroup, tried: &mut Vec<usize>) -> Option<usize> {
-        if tried.len() >= group.deployments.len() {
+    /// Only deployments the request allows (its end user's region) are chosen.
+    fn choose(
+        &self,
+        group: &ModelGroup,
+        tried: &mut Vec<usize>,
+        request: &RequestRouting,
+    ) -> Option<usize> {
+        let eligible = group
+            .deployments
+            .iter()
+            .filter(|d| request.allows(d))
+            .count();
+        if eligible == 0 {
+            return None;
+        }
+        if tried.len() >= eligible {
             tried.clear();
         }
         let now = Instant::now();
@@ -430,7 +449,7 @@ impl Router {
         let mut soonest_back: Option<(Instant, usize)> = None;
         for (index, (deployment, state)) in group.deployments.iter().zip(&group.states).enumerate()
         {
-            if tried.contains(&index) {
+            if tried.contains(&index) || !request.allows(deployment) {
                 continue;
             }
             match state.cooling_until(now) {
@@ -465,6 +484,18 @@ pub fn unknown_model(model: &str) -> Error {
 }
 
 /// A group whose every deployment uses a provider vaultgate cannot call.
+/// No deployment of the group serves the end user's `allowed_model_region`.
+fn no_deployment_in(group: &ModelGroup, region: &str) -> Error {
+    Error::bad_param(
+        "user",
+        format!(
+            "no deployment of model {} serves region '{region}' (the end user's \
+             allowed_model_region); give one a litellm_params.region_name: {region}",
+            group.name
+        ),
+    )
+}
+
 fn unavailable_group(group: &ModelGroup) -> Error {
     let detail = group
         .unavailable

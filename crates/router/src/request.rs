@@ -21,9 +21,19 @@ pub struct RequestRouting {
     /// Bounds each attempt (LiteLLM's request `timeout` / `request_timeout`).
     pub timeout: Option<Duration>,
     pub mock: MockFailures,
+    /// The end user's `allowed_model_region` (lower case): only deployments whose
+    /// `region_name` is this one may serve, in the requested group and its fallbacks.
+    pub allowed_region: Option<String>,
 }
 
 impl RequestRouting {
+    /// Whether `deployment` may serve this request (its region, when one is required).
+    pub fn allows(&self, deployment: &vaultgate_providers::Deployment) -> bool {
+        self.allowed_region
+            .as_ref()
+            .is_none_or(|region| deployment.region.as_ref() == Some(region))
+    }
+
     /// Fallback models the client named (each must be one the caller may use).
     pub fn client_fallbacks(&self) -> impl Iterator<Item = &String> {
         [

@@ -26,7 +26,9 @@ fn pick_counts(router: &Router, model: &str, n: usize) -> HashMap<String, usize>
     let group = router.group(model).unwrap();
     let mut counts = HashMap::new();
     for _ in 0..n {
-        let index = router.choose(group, &mut Vec::new()).unwrap();
+        let index = router
+            .choose(group, &mut Vec::new(), &RequestRouting::default())
+            .unwrap();
         *counts
             .entry(group.deployments[index].id.clone())
             .or_default() += 1;
@@ -434,4 +436,38 @@ fn backoff_is_jittered_and_capped() {
         assert!(backoff(retry, false) <= MAX_BACKOFF);
         assert!(backoff(retry, true) <= BASE_BACKOFF);
     }
+}
+
+#[test]
+fn a_required_region_is_the_only_one_chosen_even_after_every_deployment_was_tried() {
+    let router = router(
+        r#"
+model_list:
+  - model_name: m
+    litellm_params: {model: openai/a, region_name: eu}
+    model_info: {id: a}
+  - model_name: m
+    litellm_params: {model: openai/b, region_name: us}
+    model_info: {id: b}
+  - model_name: m
+    litellm_params: {model: openai/c}
+    model_info: {id: c}
+"#,
+    );
+    let group = router.group("m").unwrap();
+    let eu = RequestRouting {
+        allowed_region: Some("eu".into()),
+        ..RequestRouting::default()
+    };
+    let mut tried = Vec::new();
+    for _ in 0..5 {
+        let index = router.choose(group, &mut tried, &eu).unwrap();
+        assert_eq!(group.deployments[index].id, "a");
+        tried.push(index);
+    }
+    let nowhere = RequestRouting {
+        allowed_region: Some("ap".into()),
+        ..RequestRouting::default()
+    };
+    assert_eq!(router.choose(group, &mut Vec::new(), &nowhere), None);
 }

@@ -127,7 +127,7 @@ pub(crate) async fn admit<'a>(
     // Taken before LiteLLM's params are split off: the row keeps the request's tags.
     let log = app.log_draft(&principal, headers, &parsed, call_type, started, started_ms);
     let checked = (|| {
-        let (request, params) = request_params::split(parsed, keep)?;
+        let (request, mut params) = request_params::split(parsed, keep)?;
         let group = app.router.resolve(&request.model);
         app.authorize(
             &principal,
@@ -145,6 +145,11 @@ pub(crate) async fn admit<'a>(
         }
         *model_label = Some(request.model.clone());
         let access = app.access(&principal, &request.model, request.user.as_deref())?;
+        // The end user's allowed_model_region (from memory) narrows the deployments.
+        params.routing.allowed_region = app
+            .keys
+            .as_ref()
+            .and_then(|keys| keys.allowed_model_region(request.user.as_deref()));
         Ok(Admitted {
             request,
             access,

@@ -83,6 +83,8 @@ fn read(params: &Map<String, Value>) -> Result<RequestParams> {
             rate_limit_error: flag("mock_testing_rate_limit_error")?,
             timeout: flag("mock_timeout")?,
         },
+        // Not the client's to choose: the end user's setting (see `proxy::admit`).
+        allowed_region: None,
     };
     let mock_response = match params.get("mock_response") {
         None | Some(Value::Null) => None,

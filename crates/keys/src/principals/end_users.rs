@@ -71,12 +71,6 @@ async fn apply(
         end_user.budget_id = Some(budget.budget_id.clone());
         write = Some((budget, exists));
     }
-    if end_user.allowed_model_region.is_some() {
-        tracing::warn!(
-            end_user = %end_user.user_id,
-            "allowed_model_region is stored but not enforced yet: deployments carry no region"
-        );
-    }
     Ok(write)
 }
 
