@@ -48,7 +48,8 @@ const OTHER_APIS: &str =
     "the Assistants, Files, Fine-tuning, Batches, Search and Vector Store APIs";
 const PROMPTS: &str = "prompt management";
 const CREDENTIALS: &str = "named credentials";
-const SHARED_LIMITS: &str = "rpm/tpm counters shared across instances through Redis";
+const COORDINATION: &str =
+    "a separate Redis for coordination (shared limits use router_settings.redis_*)";
 const TAG_ROUTING: &str = "tag-based routing";
 const ROUTER_POLICIES: &str = "per-error retry and cooldown policies";
 const ROUTER_EXTRAS: &str = "other router options (pre-call checks, priorities, …)";
@@ -295,11 +296,11 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("router_settings.fallbacks", Implemented),
     ("router_settings.context_window_fallbacks", Implemented),
     ("router_settings.content_policy_fallbacks", Implemented),
-    ("router_settings.redis_host", Ignored(SHARED_LIMITS)),
-    ("router_settings.redis_port", Ignored(SHARED_LIMITS)),
-    ("router_settings.redis_password", Ignored(SHARED_LIMITS)),
-    ("router_settings.redis_db", Ignored(SHARED_LIMITS)),
-    ("router_settings.redis_url", Ignored(SHARED_LIMITS)),
+    ("router_settings.redis_host", Implemented),
+    ("router_settings.redis_port", Implemented),
+    ("router_settings.redis_password", Implemented),
+    ("router_settings.redis_db", Implemented),
+    ("router_settings.redis_url", Implemented),
     ("router_settings.cache_kwargs", Ignored(CACHE)),
     ("router_settings.cache_responses", Ignored(CACHE)),
     ("router_settings.caching_groups", Ignored(CACHE)),
@@ -437,7 +438,7 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("general_settings.otel", Ignored(LOGGING)),
     ("general_settings.litellm_license", Ignored(ENTERPRISE)),
     ("general_settings.control_plane_url", Ignored(ENTERPRISE)),
-    ("general_settings.coordination_redis", Ignored(SHARED_LIMITS)),
+    ("general_settings.coordination_redis", Ignored(COORDINATION)),
     // general_settings.key_management_settings
     ("general_settings.key_management_settings.store_virtual_keys", Implemented),
     ("general_settings.key_management_settings.prefix_for_stored_virtual_keys", Implemented),

@@ -272,6 +272,14 @@ pub struct RouterSettings {
     pub default_fallbacks: Vec<String>,
     /// Other public names of model groups: `{alias: group}` or `{alias: {model, hidden}}`.
     pub model_group_alias: BTreeMap<String, GroupAlias>,
+    /// The Redis that rate limits are shared through (each may be `os.environ/NAME`);
+    /// `redis_url` wins over host and port. Unset: the `REDIS_*` environment variables, else
+    /// limits are counted per instance.
+    pub redis_url: Option<ConfigValue>,
+    pub redis_host: Option<ConfigValue>,
+    pub redis_port: Option<ConfigValue>,
+    pub redis_password: Option<ConfigValue>,
+    pub redis_db: Option<ConfigValue>,
 }
 
 /// One `router_settings.model_group_alias` entry, in either of LiteLLM's shapes.
@@ -533,6 +541,20 @@ impl Config {
                 &self.general_settings.metrics_key,
                 "general_settings.metrics_key",
             ),
+            (&self.router_settings.redis_url, "router_settings.redis_url"),
+            (
+                &self.router_settings.redis_host,
+                "router_settings.redis_host",
+            ),
+            (
+                &self.router_settings.redis_port,
+                "router_settings.redis_port",
+            ),
+            (
+                &self.router_settings.redis_password,
+                "router_settings.redis_password",
+            ),
+            (&self.router_settings.redis_db, "router_settings.redis_db"),
         ] {
             if let Some(value) = value {
                 out.push((value, place.to_owned()));

@@ -19,8 +19,9 @@
 //! Several instances may share one PostgreSQL database: spend is added (never overwritten),
 //! every change and every written spend is announced with `NOTIFY` and applied by the other
 //! instances at once (the `cache_ttl` re-read stays as the safety net), and one instance at a
-//! time runs the background jobs ([`cluster`]). The in-flight budget reservation is per
-//! instance.
+//! time runs the background jobs ([`cluster`]). Rate limits (rpm/tpm/parallel) hold across
+//! instances when `KeyServiceOptions::limiter` shares them through Redis; the in-flight budget
+//! reservation is per instance.
 
 mod admin;
 mod budget_reset;

@@ -1,36 +1,41 @@
-//! Request-path limits, all in memory: model access, budget (with in-flight reservations),
-//! requests and tokens per minute, parallel requests, and usage recording, for the key and every
-//! object it answers to (team, organization, user, team member, end user: see
-//! [`crate::principals::chain`]). The first limit exceeded answers.
+//! Request-path limits: model access, budget (with in-flight reservations), requests and tokens
+//! per minute, parallel requests, and usage recording, for the key and every object it answers
+//! to (team, organization, user, team member, end user: see [`crate::principals::chain`]). The
+//! first limit exceeded answers. Budgets are kept here, in memory; the rate limits are the
+//! quota's ([`vaultgate_quota::Limiter`]): in this process, or shared by every instance through
+//! Redis in one round trip per request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use smallvec::SmallVec;
 use vaultgate_config::ModelInfo;
 use vaultgate_core::{Error, Result};
+use vaultgate_quota::{Ask, Limiter, Limits as RateLimits, Permit, Quota};
 
 use crate::clock::Clock;
 use crate::hot_metrics::hot_metrics;
-use crate::live::{Live, LiveMap, LiveState, MINUTE_MS};
+use crate::live::{Live, LiveMap, LiveState};
 use crate::model::{ALL_PROXY_MODELS, KeyRecord, model_matches};
-use crate::principals::chain::{Label, MAX_SUBJECTS, Subject, python_list};
+use crate::principals::chain::{Limit, MAX_SUBJECTS, Subject, python_list};
 use crate::principals::directory::{Directory, Scope};
 use crate::principals::model::Role;
 use crate::spend::{SpendMsg, SpendQueue, UsageScopes};
 
 /// What the request-path checks need: the live per-key state, the directory of teams, users and
-/// the rest, the clock, the first-request cost estimate and the spend queue. Holds no database
-/// handle: nothing here waits on the store.
+/// the rest, the rate limiter, the clock, the first-request cost estimate and the spend queue.
+/// Holds no database handle: nothing here waits on the store.
 pub(crate) struct Limits {
     pub live: Arc<LiveMap>,
     pub directory: Arc<Directory>,
+    pub limiter: Arc<Limiter>,
     pub clock: Arc<dyn Clock>,
     /// See `KeyServiceOptions::unknown_request_cost_estimate`.
     pub unknown_request_cost_estimate: f64,
     pub spend: SpendQueue,
 }
 
-/// One object an admitted request holds a parallel slot and a budget reservation of.
+/// One object an admitted request holds a budget reservation of.
 struct Slot {
     live: Arc<Live>,
     reserved: f64,
@@ -41,14 +46,18 @@ struct Slot {
 /// `(max_budget, spend)` of one object.
 pub type Budget = (f64, f64);
 
-/// An admitted request. Holds a parallel slot and a budget reservation of each object it answers
-/// to until dropped; pass it to `KeyService::record_usage` when the response's usage is known.
+/// An admitted request. Holds a budget reservation of each object it answers to and its rate
+/// limit permit (parallel-request slots) until dropped; pass it to `KeyService::record_usage`
+/// when the response's usage is known.
 pub struct Admission {
     key: Arc<KeyRecord>,
     slots: [Option<Slot>; MAX_SUBJECTS],
     /// The request's end user when the directory has no limits for it: its spend is still kept.
     untracked_end_user: Option<Scope>,
     recorded: AtomicBool,
+    /// The rate limits' hold (none when no object of the request has an rpm, tpm or parallel
+    /// limit). Dropped with the admission: that frees the parallel slots.
+    permit: Option<Permit>,
 }
 
 impl Admission {
@@ -81,6 +90,7 @@ impl std::fmt::Debug for Admission {
         f.debug_struct("Admission")
             .field("key_name", &self.key.key_name)
             .field("reserved", &reserved)
+            .field("permit", &self.permit)
             .finish_non_exhaustive()
     }
 }
@@ -101,12 +111,6 @@ impl Drop for Admission {
     }
 }
 
-/// Whole seconds until the next minute window (at least 1), for Retry-After.
-fn seconds_to_next_minute(now_ms: i64) -> u64 {
-    let rest = MINUTE_MS - now_ms.rem_euclid(MINUTE_MS);
-    u64::try_from((rest + 999) / 1000).unwrap_or(1).max(1)
-}
-
 fn reject(reason: &'static str, kind: &'static str, message: String, retry_after: u64) -> Error {
     metrics::counter!("vaultgate_key_limit_rejections_total", "reason" => reason, "scope" => kind)
         .increment(1);
@@ -116,29 +120,13 @@ fn reject(reason: &'static str, kind: &'static str, message: String, retry_after
     }
 }
 
-/// rpm and tpm: an object that used its `limit` this minute waits for the next one.
-fn per_minute_limit(
-    reason: &'static str,
-    unit: &str,
-    limit: Option<u64>,
-    used: u64,
-    label: Label<'_>,
-    now_ms: i64,
-) -> Result<()> {
-    match limit {
-        Some(limit) if used >= limit => {
-            let wait = seconds_to_next_minute(now_ms);
-            Err(reject(
-                reason,
-                label.kind(),
-                format!(
-                    "Rate limit reached for {label}: {reason}_limit {limit} {unit} per minute. \
-                     Try again in {wait} seconds."
-                ),
-                wait,
-            ))
+impl Limit {
+    fn rates(&self) -> RateLimits {
+        RateLimits {
+            rpm: self.rpm_limit,
+            tpm: self.tpm_limit,
+            parallel: self.max_parallel_requests,
         }
-        _ => Ok(()),
     }
 }
 
@@ -177,10 +165,10 @@ impl Limits {
 
     /// Admits one request of `key` (for the request's `end_user`, if it named one) or says why
     /// not: a blocked team or end user (401), a spent budget of any object (400
-    /// budget_exceeded), requests or tokens per minute, parallel requests, or a nearly spent
-    /// budget already covered by in-flight requests (429 with Retry-After). Never touches the
-    /// database.
-    pub fn admit(
+    /// budget_exceeded), a nearly spent budget already covered by in-flight requests, requests
+    /// or tokens per minute, or parallel requests (429 with Retry-After). Never touches the
+    /// database; with shared limits, asks Redis once for every object's rate limits together.
+    pub async fn admit(
         &self,
         key: &Arc<KeyRecord>,
         model: &str,
@@ -192,12 +180,42 @@ impl Limits {
         chain.check_team_blocked()?;
         chain.check_end_user_blocked()?;
         let subjects = chain.subjects(key, &key_live);
+        let mut admission = self.reserve_budgets(key, &subjects, now)?;
+        admission.untracked_end_user = match (&chain.end_user, end_user) {
+            (None, Some(id)) if !id.is_empty() => Some(Scope::EndUser(Arc::from(id))),
+            _ => None,
+        };
+        let asks: SmallVec<[Ask<'_>; MAX_SUBJECTS]> = subjects
+            .iter()
+            .flatten()
+            .map(|subject| Ask {
+                scope: &subject.live.quota,
+                limits: subject.limit.rates(),
+                label: &subject.label,
+            })
+            .filter(|ask| !ask.limits.is_unlimited())
+            .collect();
+        if !asks.is_empty() {
+            // Refused: dropping the admission gives the budget reservations back.
+            admission.permit = Some(self.limiter.acquire(&asks, now).await?);
+        }
+        tracing::trace!(key = %key.key_name, model, "admitted");
+        Ok(admission)
+    }
 
+    /// The budgets of every object: a spent one refuses the request; otherwise each object
+    /// reserves the request's estimated cost and counts it in flight.
+    fn reserve_budgets(
+        &self,
+        key: &Arc<KeyRecord>,
+        subjects: &[Option<Subject<'_>>; MAX_SUBJECTS],
+        now: i64,
+    ) -> Result<Admission> {
         // Locked together, always in the same order (key, team, org, user, member, end user),
         // so the checks and the counting below see one consistent state.
         let mut guards: [Option<std::sync::MutexGuard<'_, LiveState>>; MAX_SUBJECTS] =
             Default::default();
-        for (guard, subject) in guards.iter_mut().zip(&subjects) {
+        for (guard, subject) in guards.iter_mut().zip(subjects) {
             *guard = subject.as_ref().map(|s| s.live.lock());
         }
         let pairs = || {
@@ -206,7 +224,6 @@ impl Limits {
                 .zip(0..MAX_SUBJECTS)
                 .filter_map(|(subject, i)| subject.as_ref().map(|s| (s, i)))
         };
-
         for (subject, i) in pairs() {
             if let Some(s) = guards[i].as_mut() {
                 self.start_new_period(subject, key, s, now);
@@ -218,54 +235,9 @@ impl Limits {
                 estimates[i] = self.budget_check(subject, s)?;
             }
         }
-        for (subject, i) in pairs() {
-            if let Some(s) = guards[i].as_mut() {
-                let requests = *s.rpm.at(now);
-                per_minute_limit(
-                    "rpm",
-                    "requests",
-                    subject.limit.rpm_limit,
-                    requests,
-                    subject.label,
-                    now,
-                )?;
-            }
-        }
-        for (subject, i) in pairs() {
-            if let Some(s) = guards[i].as_mut() {
-                let tokens = *s.tpm.at(now);
-                per_minute_limit(
-                    "tpm",
-                    "tokens",
-                    subject.limit.tpm_limit,
-                    tokens,
-                    subject.label,
-                    now,
-                )?;
-            }
-        }
-        for (subject, i) in pairs() {
-            if let (Some(s), Some(limit)) =
-                (guards[i].as_ref(), subject.limit.max_parallel_requests)
-                && s.in_flight >= limit
-            {
-                return Err(reject(
-                    "parallel",
-                    subject.label.kind(),
-                    format!(
-                        "Max parallel request limit reached for {}: max_parallel_requests \
-                         {limit}. Try again when a request finishes.",
-                        subject.label
-                    ),
-                    1,
-                ));
-            }
-        }
-
         let mut slots: [Option<Slot>; MAX_SUBJECTS] = Default::default();
         for (subject, i) in pairs() {
             if let Some(s) = guards[i].as_mut() {
-                *s.rpm.at(now) += 1;
                 s.in_flight += 1;
                 s.reserved += estimates[i];
             }
@@ -277,16 +249,12 @@ impl Limits {
             });
         }
         drop(guards);
-        let untracked_end_user = match (&chain.end_user, end_user) {
-            (None, Some(id)) if !id.is_empty() => Some(Scope::EndUser(Arc::from(id))),
-            _ => None,
-        };
-        tracing::trace!(key = %key.key_name, model, "admitted");
         Ok(Admission {
             key: key.clone(),
             slots,
-            untracked_end_user,
+            untracked_end_user: None,
             recorded: AtomicBool::new(false),
+            permit: None,
         })
     }
 
@@ -388,8 +356,6 @@ impl Limits {
                 let mut s = slot.live.lock();
                 s.spend += cost;
                 s.unflushed += cost;
-                let tokens = s.tpm.at(now);
-                *tokens = tokens.saturating_add(prompt_tokens.saturating_add(completion_tokens));
                 s.max_cost = Some(s.max_cost.map_or(cost, |m| m.max(cost)));
                 if first {
                     s.reserved = (s.reserved - slot.reserved).max(0.0);
@@ -398,6 +364,10 @@ impl Limits {
             if let (Some(scope), Some(place)) = (&slot.scope, next.next()) {
                 *place = Some((scope.clone(), Some(slot.live.clone())));
             }
+        }
+        if let Some(permit) = &admission.permit {
+            // Counted here at once; in Redis by the quota's background writer.
+            permit.record_tokens(prompt_tokens.saturating_add(completion_tokens), now);
         }
         if let (Some(scope), Some(place)) = (&admission.untracked_end_user, next.next()) {
             *place = Some((scope.clone(), None));
@@ -424,40 +394,4 @@ fn key_allows(key: &KeyRecord, model: &str) -> bool {
             .models
             .iter()
             .any(|m| m == ALL_PROXY_MODELS || model_matches(m, model))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-    use super::*;
-
-    #[test]
-    fn retry_after_is_at_least_one_second() {
-        assert_eq!(seconds_to_next_minute(0), 60);
-        assert_eq!(seconds_to_next_minute(59_999), 1);
-        assert_eq!(seconds_to_next_minute(30_500), 30);
-    }
-
-    #[test]
-    fn per_minute_limits_reject_until_the_next_minute() {
-        assert!(per_minute_limit("rpm", "requests", None, 99, Label::Key("sk-...ab"), 0).is_ok());
-        assert!(per_minute_limit("rpm", "requests", Some(3), 2, Label::Key("sk-...ab"), 0).is_ok());
-        for (reason, unit) in [("rpm", "requests"), ("tpm", "tokens")] {
-            let Err(Error::RateLimited {
-                message,
-                retry_after,
-            }) = per_minute_limit(reason, unit, Some(3), 3, Label::Key("sk-...ab"), 45_000)
-            else {
-                panic!("{reason}: a full window must reject");
-            };
-            assert_eq!(
-                message,
-                format!(
-                    "Rate limit reached for key sk-...ab: {reason}_limit 3 {unit} per minute. \
-                     Try again in 15 seconds."
-                )
-            );
-            assert_eq!(retry_after, 15);
-        }
-    }
 }

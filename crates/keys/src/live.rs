@@ -1,14 +1,14 @@
 //! Live per-key state in memory: spend as this instance knows it, in-flight requests and the
-//! per-minute windows. Read and written by the request path (limits), the spend writer and the
-//! management API; never waits on the store.
+//! object's rate-limit counters (a [`QuotaScope`]: here, or shared through Redis). Read and
+//! written by the request path (limits), the spend writer and the management API; never waits
+//! on the store.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use vaultgate_core::FastMap;
+use vaultgate_quota::{Scope as QuotaScope, ScopeKind};
 
 use crate::model::KeyRecord;
-
-pub(crate) const MINUTE_MS: i64 = 60_000;
 
 /// Live per-key state, keyed by the stable `key_id` (survives regenerate and cache reloads).
 #[derive(Default)]
@@ -16,9 +16,10 @@ pub(crate) struct LiveMap {
     map: Mutex<FastMap<String, Arc<Live>>>,
 }
 
-#[derive(Default)]
 pub(crate) struct Live {
     state: Mutex<LiveState>,
+    /// The object's rpm, tpm and parallel-request counters.
+    pub quota: QuotaScope,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -28,36 +29,15 @@ pub(crate) struct LiveState {
     /// Recorded here but not yet written by the batch writer.
     pub unflushed: f64,
     pub budget_reset_at: Option<i64>,
+    /// Requests in flight on this instance (for the budget reservations; the parallel-request
+    /// limit is the quota's).
     pub in_flight: u64,
     /// Sum of the cost estimates of in-flight requests.
     pub reserved: f64,
     /// Largest cost of one request seen for this key: the estimate for the next one.
     pub max_cost: Option<f64>,
-    /// Requests admitted in the current minute.
-    pub rpm: MinuteCount,
-    /// Tokens used in the current minute.
-    pub tpm: MinuteCount,
     /// `updated_at` of the newest record seen: a newer one means an admin edit.
     pub seen_updated_at: i64,
-}
-
-/// A count that starts again from 0 each minute (rpm and tpm windows).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct MinuteCount {
-    minute: i64,
-    count: u64,
-}
-
-impl MinuteCount {
-    /// The count of the minute `now_ms` falls in.
-    pub fn at(&mut self, now_ms: i64) -> &mut u64 {
-        let minute = now_ms.div_euclid(MINUTE_MS);
-        if self.minute != minute {
-            self.minute = minute;
-            self.count = 0;
-        }
-        &mut self.count
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -66,7 +46,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Live {
     /// Live state starting from a stored record's spend and budget period.
-    pub fn new(spend: f64, budget_reset_at: Option<i64>, updated_at: i64) -> Self {
+    pub fn new(
+        quota: QuotaScope,
+        spend: f64,
+        budget_reset_at: Option<i64>,
+        updated_at: i64,
+    ) -> Self {
         Self {
             state: Mutex::new(LiveState {
                 spend,
@@ -74,6 +59,7 @@ impl Live {
                 seen_updated_at: updated_at,
                 ..LiveState::default()
             }),
+            quota,
         }
     }
 
@@ -133,6 +119,7 @@ impl LiveMap {
             return live;
         }
         let live = Arc::new(Live::new(
+            QuotaScope::new(ScopeKind::Key, &record.key_id),
             record.spend,
             record.budget_reset_at,
             record.updated_at,
@@ -161,19 +148,5 @@ impl LiveMap {
             Some(live) => live,
             None => self.observe(record),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_minute_count_starts_again_each_minute() {
-        let mut count = MinuteCount::default();
-        *count.at(1_000) += 2;
-        *count.at(59_999) += 1;
-        assert_eq!(*count.at(59_999), 3);
-        assert_eq!(*count.at(60_000), 0);
     }
 }

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use vaultgate_quota::Limiter;
+
 use crate::clock::{Clock, SystemClock};
 use crate::mirror::MirrorConfig;
 
@@ -58,6 +60,9 @@ pub struct KeyServiceOptions {
     /// Longest sleep of the outbox worker (it also wakes when work is queued on this instance).
     pub outbox_poll_interval: Duration,
     pub clock: Arc<dyn Clock>,
+    /// Counts the rpm, tpm and parallel-request limits: in this process (the default), or
+    /// shared by every instance through Redis.
+    pub limiter: Arc<Limiter>,
 }
 
 impl KeyServiceOptions {
@@ -84,11 +89,17 @@ impl KeyServiceOptions {
             outbox_retry_max: Duration::from_secs(300),
             outbox_poll_interval: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
+            limiter: Arc::new(Limiter::local()),
         }
     }
 
     pub fn with_mirror(mut self, mirror: MirrorConfig) -> Self {
         self.mirror = Some(mirror);
+        self
+    }
+
+    pub fn with_limiter(mut self, limiter: Arc<Limiter>) -> Self {
+        self.limiter = limiter;
         self
     }
 
@@ -104,6 +115,7 @@ impl std::fmt::Debug for KeyServiceOptions {
             .field("mirror", &self.mirror.is_some())
             .field("cache_ttl", &self.cache_ttl)
             .field("spend_flush_interval", &self.spend_flush_interval)
+            .field("shared_limits", &self.limiter.is_shared())
             .finish_non_exhaustive()
     }
 }

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vaultgate_config::ModelInfo;
 use vaultgate_core::Result;
+use vaultgate_quota::{Quota, QuotaHealth};
 
 use crate::cache::{CacheSettings, KeyCache};
 use crate::cluster::{self, Cluster};
@@ -85,6 +86,7 @@ impl KeyService {
         let limits = Limits {
             live: live.clone(),
             directory: directory.clone(),
+            limiter: options.limiter.clone(),
             clock: options.clock.clone(),
             unknown_request_cost_estimate: options.unknown_request_cost_estimate,
             spend: spend.clone(),
@@ -173,12 +175,19 @@ impl KeyService {
                 tracing::warn!("a key-store task did not stop in time");
             }
         }
+        self.inner.limits.limiter.shutdown().await;
         if tokio::time::timeout(SHUTDOWN_SLACK, self.inner.store.close())
             .await
             .is_err()
         {
             tracing::warn!("the key database did not close in time");
         }
+    }
+
+    /// How the rate limits are counted: here, shared through Redis, or per instance because
+    /// Redis does not answer (for readiness).
+    pub fn limits_health(&self) -> QuotaHealth {
+        self.inner.limits.limiter.health()
     }
 
     /// Spend recorded but not yet written, and whether writes fail (for readiness).
@@ -334,16 +343,17 @@ impl KeyService {
         self.inner.limits.allowed_models(key, all)
     }
 
-    /// Admits one request of `key` or says why not: budget spent (400 budget_exceeded), requests
-    /// or tokens per minute, parallel requests, or a nearly spent budget already covered by
-    /// in-flight requests (429 with Retry-After). Never touches the database.
-    pub fn admit(
+    /// Admits one request of `key` or says why not: budget spent (400 budget_exceeded), a
+    /// nearly spent budget already covered by in-flight requests, requests or tokens per minute,
+    /// parallel requests (429 with Retry-After). Never touches the database; with shared
+    /// limits it waits for one Redis round trip (bounded: Redis slow or down fails open).
+    pub async fn admit(
         &self,
         key: &Arc<KeyRecord>,
         model: &str,
         end_user: Option<&str>,
     ) -> Result<Admission> {
-        self.inner.limits.admit(key, model, end_user)
+        self.inner.limits.admit(key, model, end_user).await
     }
 
     /// The `allowed_model_region` of the request's end user (`user`), from memory: only

@@ -40,18 +40,23 @@ pub enum ScopeKind {
     Key,
     Team,
     User,
+    /// A user's membership in a team (its id is `{team}:{user}`).
+    Member,
+    /// An end user (LiteLLM's customer) named by a request's `user`.
     Customer,
     Org,
 }
 
 impl ScopeKind {
+    /// Its name in the shared counters' keys and in the `scope` label of the metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Key => "key",
             Self::Team => "team",
             Self::User => "user",
-            Self::Customer => "customer",
-            Self::Org => "org",
+            Self::Member => "team_member",
+            Self::Customer => "end_user",
+            Self::Org => "organization",
         }
     }
 }
@@ -125,12 +130,22 @@ impl std::fmt::Debug for Scope {
 }
 
 /// One scope of a request with its current limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Ask<'a> {
     pub scope: &'a Scope,
     pub limits: Limits,
-    /// How the rejection names the scope, e.g. `key sk-...ab` or `team t1`.
-    pub label: &'a str,
+    /// How the rejection names the scope, e.g. `key sk-...ab` or `team t1` (formatted only
+    /// when the request is refused).
+    pub label: &'a (dyn std::fmt::Display + Sync),
+}
+
+impl std::fmt::Debug for Ask<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ask")
+            .field("scope", self.scope)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How the shared limits are doing (for readiness).

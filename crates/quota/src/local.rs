@@ -43,7 +43,7 @@ pub(crate) fn admit_locally(
             for done in &held {
                 done.scope.local().undo_admit(now_ms);
             }
-            return Err(rejection(full, limit, ask.label, ms_to_next_minute(now_ms)));
+            return Err(rejection(full, limit, ask, ms_to_next_minute(now_ms)));
         }
         counts.admit(now_ms);
         drop(counts);
@@ -75,7 +75,7 @@ mod tests {
         Ask {
             scope,
             limits,
-            label: "key sk-...ab",
+            label: &"key sk-...ab",
         }
     }
 
@@ -154,7 +154,7 @@ mod tests {
             Ask {
                 scope: &team,
                 limits: full,
-                label: "team t1",
+                label: &"team t1",
             },
         ];
         let Err(Error::RateLimited { message, .. }) = LocalQuota.acquire_now(&asks, 0) else {

@@ -294,7 +294,7 @@ impl RedisQuota {
                                 Full::Tpm => ask.limits.tpm,
                                 Full::Parallel => ask.limits.parallel,
                             };
-                            return Err(rejection(full, limit.unwrap_or(0), ask.label, *retry_ms));
+                            return Err(rejection(full, limit.unwrap_or(0), ask, *retry_ms));
                         }
                         shared.down(&format!("unexpected answer of the limit script: {reply:?}"));
                     }

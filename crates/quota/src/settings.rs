@@ -1,4 +1,5 @@
-//! Where Redis is: LiteLLM's `redis_url`, or `redis_host` + `redis_port` + `redis_password`.
+//! Where Redis is: LiteLLM's `redis_url`, or `redis_host` + `redis_port` + `redis_password`
+//! (+ `redis_db`).
 
 use vaultgate_core::{Error, ExposeSecret, Result, SecretString};
 
@@ -17,6 +18,8 @@ pub struct RedisParts<'a> {
     pub host: Option<&'a str>,
     pub port: Option<&'a str>,
     pub password: Option<&'a str>,
+    /// The database number (with a host; a URL says it in its path).
+    pub db: Option<&'a str>,
 }
 
 /// A set, non-blank value, trimmed.
@@ -41,11 +44,21 @@ impl RedisSettings {
                         Error::Config(format!("redis_port '{port}' is not a port number"))
                     })?,
                 };
-                let host = host
-                    .strip_prefix("redis://")
-                    .or_else(|| host.strip_prefix("rediss://"))
-                    .unwrap_or(host);
-                url::Url::parse(&format!("redis://{host}:{port}")).map_err(|e| {
+                // A host written as a URL keeps its scheme (rediss:// is TLS).
+                let (scheme, host) = match host.strip_prefix("rediss://") {
+                    Some(host) => ("rediss", host),
+                    None => ("redis", host.strip_prefix("redis://").unwrap_or(host)),
+                };
+                let db = match blank(parts.db) {
+                    None => String::new(),
+                    Some(db) => {
+                        let db = db.parse::<u32>().map_err(|_| {
+                            Error::Config(format!("redis_db '{db}' is not a database number"))
+                        })?;
+                        format!("/{db}")
+                    }
+                };
+                url::Url::parse(&format!("{scheme}://{host}:{port}{db}")).map_err(|e| {
                     Error::Config(format!("redis_host '{host}' is not a host name ({e})"))
                 })?
             }
@@ -122,6 +135,7 @@ mod tests {
             host,
             port,
             password,
+            db: None,
         }
     }
 
@@ -137,6 +151,24 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(s.url(), "redis://cache:6379");
+        let s = RedisSettings::from_parts(&RedisParts {
+            db: Some("2"),
+            ..parts(None, Some("cache"), None, None)
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.url(), "redis://cache:6379/2");
+        let s = RedisSettings::from_parts(&parts(None, Some("rediss://cache"), None, None))
+            .unwrap()
+            .unwrap();
+        assert!(s.is_tls(), "{s:?}");
+        assert!(
+            RedisSettings::from_parts(&RedisParts {
+                db: Some("two"),
+                ..parts(None, Some("cache"), None, None)
+            })
+            .is_err()
+        );
     }
 
     #[test]

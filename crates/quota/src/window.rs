@@ -3,7 +3,7 @@
 
 use vaultgate_core::Error;
 
-use crate::Limits;
+use crate::{Ask, Limits};
 
 pub(crate) const MINUTE_MS: i64 = 60_000;
 
@@ -95,7 +95,8 @@ pub(crate) fn ms_to_next_minute(now_ms: i64) -> i64 {
 }
 
 /// The 429 for a full limit; `retry_ms` is when a minute window ends.
-pub(crate) fn rejection(full: Full, limit: u64, label: &str, retry_ms: i64) -> Error {
+pub(crate) fn rejection(full: Full, limit: u64, ask: &Ask<'_>, retry_ms: i64) -> Error {
+    let label = ask.label;
     let (reason, message, retry_after) = match full {
         Full::Rpm | Full::Tpm => {
             let (reason, unit) = if full == Full::Rpm {
@@ -122,7 +123,9 @@ pub(crate) fn rejection(full: Full, limit: u64, label: &str, retry_ms: i64) -> E
             1,
         ),
     };
-    metrics::counter!("vaultgate_key_limit_rejections_total", "reason" => reason).increment(1);
+    metrics::counter!("vaultgate_key_limit_rejections_total", "reason" => reason,
+        "scope" => ask.scope.kind().as_str())
+    .increment(1);
     Error::RateLimited {
         message,
         retry_after,
@@ -142,13 +145,27 @@ mod tests {
         assert_eq!(whole_seconds(0), 1);
     }
 
+    use crate::{Scope, ScopeKind};
+
     #[test]
     fn rejections_name_the_limit_and_when_to_retry() {
+        let key = Scope::new(ScopeKind::Key, "k");
+        let team = Scope::new(ScopeKind::Team, "t1");
+        let ask = |scope, label| Ask {
+            scope,
+            limits: Limits::default(),
+            label,
+        };
         for (full, reason, unit) in [(Full::Rpm, "rpm", "requests"), (Full::Tpm, "tpm", "tokens")] {
             let Error::RateLimited {
                 message,
                 retry_after,
-            } = rejection(full, 3, "key sk-...ab", ms_to_next_minute(45_000))
+            } = rejection(
+                full,
+                3,
+                &ask(&key, &"key sk-...ab"),
+                ms_to_next_minute(45_000),
+            )
             else {
                 panic!("{reason}: not a 429");
             };
@@ -161,7 +178,8 @@ mod tests {
             );
             assert_eq!(retry_after, 15);
         }
-        let Error::RateLimited { message, .. } = rejection(Full::Parallel, 2, "team t1", 1_000)
+        let Error::RateLimited { message, .. } =
+            rejection(Full::Parallel, 2, &ask(&team, &"team t1"), 1_000)
         else {
             panic!("not a 429");
         };

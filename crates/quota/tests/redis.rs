@@ -31,7 +31,7 @@ fn key_ask<'a>(scope: &'a Scope, limits: Limits) -> Ask<'a> {
     Ask {
         scope,
         limits,
-        label: "key sk-...ab",
+        label: &"key sk-...ab",
     }
 }
 
@@ -207,7 +207,7 @@ async fn a_full_scope_refuses_the_request_in_every_scope() {
         Ask {
             scope: &team,
             limits: team_limits,
-            label: "team t-multi",
+            label: &"team t-multi",
         },
     ];
     let _one = quota.acquire(&asks, 0).await.unwrap();

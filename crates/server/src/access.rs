@@ -44,7 +44,7 @@ impl AppState {
     /// Checks the budgets and rate limits of the key and of everything it answers to (team,
     /// organization, user, team member, the request's `end_user`) for `model` (already
     /// authorized).
-    pub fn access(
+    pub async fn access(
         &self,
         principal: &Principal,
         model: &str,
@@ -52,7 +52,7 @@ impl AppState {
     ) -> Result<Access> {
         let grant = match (principal, &self.keys) {
             (Principal::Virtual(record), Some(keys)) => {
-                Some((keys.clone(), keys.admit(record, model, end_user)?))
+                Some((keys.clone(), keys.admit(record, model, end_user).await?))
             }
             _ => None,
         };

@@ -126,7 +126,7 @@ pub(crate) async fn admit<'a>(
     let parsed = ChatBody::parse(bytes)?;
     // Taken before LiteLLM's params are split off: the row keeps the request's tags.
     let log = app.log_draft(&principal, headers, &parsed, call_type, started, started_ms);
-    let checked = (|| {
+    let checked: Result<Admitted<'a>> = async {
         let (request, mut params) = request_params::split(parsed, keep)?;
         let group = app.router.resolve(&request.model);
         app.authorize(
@@ -144,7 +144,9 @@ pub(crate) async fn admit<'a>(
             )?;
         }
         *model_label = Some(request.model.clone());
-        let access = app.access(&principal, &request.model, request.user.as_deref())?;
+        let access = app
+            .access(&principal, &request.model, request.user.as_deref())
+            .await?;
         // The end user's allowed_model_region (from memory) narrows the deployments.
         params.routing.allowed_region = app
             .keys
@@ -156,7 +158,8 @@ pub(crate) async fn admit<'a>(
             group,
             params,
         })
-    })();
+    }
+    .await;
     match checked {
         Ok(admitted) => Ok(Admitted {
             access: admitted.access.with_log(log),

@@ -70,7 +70,7 @@ pub async fn bring_up(
         error,
         in_secrets: false,
     };
-    let keys = match open_keys(config, path, &secrets).await {
+    let keys = match open_keys_limited(config, path, &secrets, true).await {
         Ok(keys) => keys,
         Err(error) => {
             secrets.revoke_leases().await;
@@ -276,14 +276,31 @@ fn tune(mut options: KeyServiceOptions, general: &GeneralSettings) -> Result<Key
     Ok(options)
 }
 
-/// The virtual key service, when a master key makes key management possible.
+/// The virtual key service, when a master key makes key management possible, with limits
+/// counted in this process (for `vaultgate check`, which serves no requests).
 pub async fn open_keys(
     config: &Config,
     config_path: &Path,
     secrets: &LiveSecrets,
 ) -> Result<Option<KeyService>> {
+    open_keys_limited(config, config_path, secrets, false).await
+}
+
+/// [`open_keys`]; `serving`: with the rate limiter of a serving instance (shared through Redis
+/// when one is configured).
+async fn open_keys_limited(
+    config: &Config,
+    config_path: &Path,
+    secrets: &LiveSecrets,
+    serving: bool,
+) -> Result<Option<KeyService>> {
     let spend_logs = spend_log_options(&config.general_settings)?;
     if config.general_settings.master_key.is_none() {
+        if serving && crate::limits::redis_settings(config, secrets)?.is_some() {
+            tracing::warn!(
+                "Redis is configured but there is no master key, so no virtual keys and no                  rate limits: Redis is not used"
+            );
+        }
         return Ok(None);
     }
     let mut options = tune(
@@ -291,6 +308,9 @@ pub async fn open_keys(
         &config.general_settings,
     )?;
     options.spend_logs = spend_logs;
+    if serving {
+        options = options.with_limiter(crate::limits::limiter(config, secrets).await?);
+    }
     let settings = &config.general_settings.key_management_settings;
     if settings.store_virtual_keys {
         let vault = secrets.vault().cloned().ok_or_else(|| {

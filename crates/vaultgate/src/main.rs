@@ -4,6 +4,7 @@ mod bring_up;
 mod check;
 mod check_teams;
 mod files;
+mod limits;
 mod migrate;
 mod serve;
 

@@ -24,6 +24,23 @@ pub(crate) enum Scope {
     EndUser(Arc<str>),
 }
 
+impl Scope {
+    /// The object's rate-limit counters, named alike on every instance.
+    fn quota(&self) -> vaultgate_quota::Scope {
+        use vaultgate_quota::{Scope as Quota, ScopeKind};
+        match self {
+            Self::Team(id) => Quota::new(ScopeKind::Team, id),
+            Self::User(id) => Quota::new(ScopeKind::User, id),
+            // The team's length first: ids may hold the separator.
+            Self::Member(team, user) => {
+                Quota::new(ScopeKind::Member, &format!("{}:{team}:{user}", team.len()))
+            }
+            Self::Org(id) => Quota::new(ScopeKind::Org, id),
+            Self::EndUser(id) => Quota::new(ScopeKind::Customer, id),
+        }
+    }
+}
+
 /// A record with its live state.
 pub(crate) struct Tracked<R> {
     pub record: R,
@@ -83,6 +100,7 @@ spending!(MemberRecord, |r: &MemberRecord| Scope::Member(
 
 /// A tracked record, keeping the live state of `old` (reconciled with what the store says).
 fn track<R: Spending>(record: R, old: Option<&Tracked<R>>) -> Tracked<R> {
+    let scope = record.scope();
     let live = match old {
         Some(old) => {
             old.live.reconcile(
@@ -93,12 +111,12 @@ fn track<R: Spending>(record: R, old: Option<&Tracked<R>>) -> Tracked<R> {
             old.live.clone()
         }
         None => Arc::new(Live::new(
+            scope.quota(),
             record.spend(),
             record.budget_reset_at(),
             record.updated_at(),
         )),
     };
-    let scope = record.scope();
     Tracked {
         record,
         live,

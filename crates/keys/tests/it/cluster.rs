@@ -171,14 +171,14 @@ async fn spend_written_by_one_instance_counts_against_the_budget_on_the_other_po
     listening(&[&h.service, &other]).await;
     let raw = s(&h.generate(json!({"max_budget": 1.0})).await["key"]);
     let there = other.authenticate(&raw).await.unwrap();
-    drop(other.admit(&there, "m", None).unwrap());
+    drop(other.admit(&there, "m", None).await.unwrap());
 
     let prices = ModelInfo {
         input_cost_per_token: Some(0.001),
         ..ModelInfo::default()
     };
     let here = h.service.authenticate(&raw).await.unwrap();
-    let admission = h.service.admit(&here, "m", None).unwrap();
+    let admission = h.service.admit(&here, "m", None).await.unwrap();
     h.service
         .record_usage(&admission, "m", 1500, 0, Some(&prices));
     drop(admission);
@@ -187,6 +187,7 @@ async fn spend_written_by_one_instance_counts_against_the_budget_on_the_other_po
     eventually("the other instance's spend", async || {
         other
             .admit(&there, "m", None)
+            .await
             .is_err_and(|e| e.to_string().contains("udget"))
     })
     .await;

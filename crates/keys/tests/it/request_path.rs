@@ -128,12 +128,12 @@ async fn spend_reset_by_an_admin_elsewhere_reaches_this_instance() {
     let serving = KeyService::open(options).await.unwrap();
     let (raw, _) = key(&h, json!({"max_budget": 0.01})).await;
     let record = serving.authenticate(&raw).await.unwrap();
-    let admission = serving.admit(&record, "m", None).unwrap();
+    let admission = serving.admit(&record, "m", None).await.unwrap();
     serving.record_usage(&admission, "m", 20, 0, Some(&prices()));
     drop(admission);
     serving.flush_spend().await.unwrap();
     assert!(matches!(
-        serving.admit(&record, "m", None),
+        serving.admit(&record, "m", None).await,
         Err(Error::BudgetExceeded(_))
     ));
     // the admin API runs on the other instance
@@ -143,7 +143,7 @@ async fn spend_reset_by_an_admin_elsewhere_reaches_this_instance() {
     let mut admitted = false;
     for _ in 0..500 {
         let record = serving.authenticate(&raw).await.unwrap();
-        if serving.admit(&record, "m", None).is_ok() {
+        if serving.admit(&record, "m", None).await.is_ok() {
             admitted = true;
             break;
         }
@@ -159,16 +159,17 @@ async fn a_budget_with_room_admits_concurrent_first_requests() {
     let h = Harness::new(Db::Sqlite, false).await;
     let (_, record) = key(&h, json!({"max_budget": 100})).await;
     // costs unknown yet, 1 USD assumed each: plenty of room for several at once
-    let held: Vec<_> = (0..10)
-        .map(|_| h.service.admit(&record, "m", None).unwrap())
-        .collect();
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(h.service.admit(&record, "m", None).await.unwrap());
+    }
     drop(held);
     let (_, small) = key(&h, json!({"max_budget": 1.5})).await;
-    let first = h.service.admit(&small, "m", None).unwrap();
-    let err = h.service.admit(&small, "m", None).unwrap_err();
+    let first = h.service.admit(&small, "m", None).await.unwrap();
+    let err = h.service.admit(&small, "m", None).await.unwrap_err();
     assert!(err.to_string().contains("Budget nearly spent"), "{err}");
     drop(first);
-    drop(h.service.admit(&small, "m", None).unwrap());
+    drop(h.service.admit(&small, "m", None).await.unwrap());
     h.finish().await;
 }
 
@@ -245,18 +246,18 @@ async fn budget_exceeded_postgres() {
 async fn budget_exceeded(db: Db) {
     let h = Harness::new(db, false).await;
     let (raw, record) = key(&h, json!({"max_budget": 0.05})).await;
-    let admission = h.service.admit(&record, "m", None).unwrap();
+    let admission = h.service.admit(&record, "m", None).await.unwrap();
     let cost = h
         .service
         .record_usage(&admission, "m", 30, 5, Some(&prices()));
     assert!((cost - 0.04).abs() < 1e-9, "{cost}");
     drop(admission);
-    let admission = h.service.admit(&record, "m", None).unwrap();
+    let admission = h.service.admit(&record, "m", None).await.unwrap();
     h.service
         .record_usage(&admission, "m", 10, 0, Some(&prices()));
     drop(admission);
     // spend 0.05 >= max_budget 0.05
-    let err = h.service.admit(&record, "m", None).unwrap_err();
+    let err = h.service.admit(&record, "m", None).await.unwrap_err();
     assert!(matches!(err, Error::BudgetExceeded(_)), "{err:?}");
     let response = err.into_response();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -270,7 +271,7 @@ async fn budget_exceeded(db: Db) {
     h.post("/key/update", json!({"key": raw, "max_budget": 1}))
         .await;
     let record = h.service.authenticate(&raw).await.unwrap();
-    h.service.admit(&record, "m", None).unwrap();
+    h.service.admit(&record, "m", None).await.unwrap();
     h.finish().await;
 }
 
@@ -292,33 +293,33 @@ async fn rpm_tpm_and_parallel_limits() {
     h.clock.set_ms(now - now.rem_euclid(60_000) + 15_000);
 
     let (_, rpm) = key(&h, json!({"rpm_limit": 2})).await;
-    drop(h.service.admit(&rpm, "m", None).unwrap());
-    drop(h.service.admit(&rpm, "m", None).unwrap());
-    let err = h.service.admit(&rpm, "m", None).unwrap_err();
+    drop(h.service.admit(&rpm, "m", None).await.unwrap());
+    drop(h.service.admit(&rpm, "m", None).await.unwrap());
+    let err = h.service.admit(&rpm, "m", None).await.unwrap_err();
     assert!(err.to_string().contains("rpm_limit"), "{err}");
     assert_eq!(retry_after(err), 45);
     h.clock.advance_ms(45_000);
-    drop(h.service.admit(&rpm, "m", None).unwrap());
+    drop(h.service.admit(&rpm, "m", None).await.unwrap());
 
     let (_, tpm) = key(&h, json!({"tpm_limit": 100})).await;
-    let admission = h.service.admit(&tpm, "m", None).unwrap();
+    let admission = h.service.admit(&tpm, "m", None).await.unwrap();
     h.service.record_usage(&admission, "m", 80, 30, None);
     drop(admission);
-    let err = h.service.admit(&tpm, "m", None).unwrap_err();
+    let err = h.service.admit(&tpm, "m", None).await.unwrap_err();
     assert!(err.to_string().contains("tpm_limit"), "{err}");
     let wait = retry_after(err);
     assert!((1..=60).contains(&wait), "{wait}");
     h.clock.advance_ms(60_000);
-    drop(h.service.admit(&tpm, "m", None).unwrap());
+    drop(h.service.admit(&tpm, "m", None).await.unwrap());
 
     let (_, parallel) = key(&h, json!({"max_parallel_requests": 2})).await;
-    let first = h.service.admit(&parallel, "m", None).unwrap();
-    let second = h.service.admit(&parallel, "m", None).unwrap();
-    let err = h.service.admit(&parallel, "m", None).unwrap_err();
+    let first = h.service.admit(&parallel, "m", None).await.unwrap();
+    let second = h.service.admit(&parallel, "m", None).await.unwrap();
+    let err = h.service.admit(&parallel, "m", None).await.unwrap_err();
     assert!(err.to_string().contains("max_parallel_requests"), "{err}");
     assert_eq!(retry_after(err), 1);
     drop(first);
-    let third = h.service.admit(&parallel, "m", None).unwrap();
+    let third = h.service.admit(&parallel, "m", None).await.unwrap();
     drop((second, third));
     h.finish().await;
 }
@@ -337,17 +338,17 @@ async fn budget_reset(db: Db) {
     let h = Harness::new(db, false).await;
     let (raw, record) = key(&h, json!({"max_budget": 0.01, "budget_duration": "1h"})).await;
     let (idle_raw, idle) = key(&h, json!({"max_budget": 1, "budget_duration": "1d"})).await;
-    let admission = h.service.admit(&record, "m", None).unwrap();
+    let admission = h.service.admit(&record, "m", None).await.unwrap();
     h.service
         .record_usage(&admission, "m", 20, 0, Some(&prices()));
     drop(admission);
-    let admission = h.service.admit(&idle, "m", None).unwrap();
+    let admission = h.service.admit(&idle, "m", None).await.unwrap();
     h.service
         .record_usage(&admission, "m", 100, 0, Some(&prices()));
     drop(admission);
     h.service.flush_spend().await.unwrap();
     assert!(matches!(
-        h.service.admit(&record, "m", None),
+        h.service.admit(&record, "m", None).await,
         Err(Error::BudgetExceeded(_))
     ));
     let (_, info) = h.get(&format!("/key/info?key={raw}")).await;
@@ -355,7 +356,7 @@ async fn budget_reset(db: Db) {
 
     // Reset at admit time once the period is over.
     h.clock.advance_ms(3_600_000 + 1_000);
-    drop(h.service.admit(&record, "m", None).unwrap());
+    drop(h.service.admit(&record, "m", None).await.unwrap());
     h.service.flush_spend().await.unwrap();
     let fresh = h.another_instance().await;
     let stored = fresh.get_key(&raw).await.unwrap().unwrap();
@@ -393,7 +394,7 @@ async fn spend_flushed_on_shutdown(db: Db) {
     let (raw, record) = key(&h, json!({"spend": 1.5})).await;
     let mut total = 1.5;
     for i in 0..20u64 {
-        let admission = h.service.admit(&record, "gpt-4o", None).unwrap();
+        let admission = h.service.admit(&record, "gpt-4o", None).await.unwrap();
         total += h
             .service
             .record_usage(&admission, "gpt-4o", 100 + i, 10, Some(&prices()));
@@ -425,7 +426,7 @@ async fn spend_flushed_on_shutdown(db: Db) {
         .authenticate(regen["key"].as_str().unwrap())
         .await
         .unwrap();
-    let admission = reopened.admit(&record, "m", None).unwrap();
+    let admission = reopened.admit(&record, "m", None).await.unwrap();
     let extra = reopened.record_usage(&admission, "m", 1, 0, Some(&prices()));
     reopened.shutdown().await;
     let again = KeyService::open(test_options(&h.db.url, h.clock.clone(), None))
@@ -445,15 +446,15 @@ async fn spend_flushed_on_shutdown(db: Db) {
 async fn set_spend_by_update() {
     let h = Harness::new(Db::Sqlite, false).await;
     let (raw, record) = key(&h, json!({"max_budget": 1})).await;
-    let admission = h.service.admit(&record, "m", None).unwrap();
+    let admission = h.service.admit(&record, "m", None).await.unwrap();
     h.service
         .record_usage(&admission, "m", 1000, 0, Some(&prices()));
     drop(admission);
-    assert!(h.service.admit(&record, "m", None).is_err());
+    assert!(h.service.admit(&record, "m", None).await.is_err());
     let (status, _) = h.post("/key/update", json!({"key": raw, "spend": 0})).await;
     assert_eq!(status, StatusCode::OK);
     let record = h.service.authenticate(&raw).await.unwrap();
-    drop(h.service.admit(&record, "m", None).unwrap());
+    drop(h.service.admit(&record, "m", None).await.unwrap());
     h.service.flush_spend().await.unwrap();
     assert_eq!(h.service.get_key(&raw).await.unwrap().unwrap().spend, 0.0);
     h.finish().await;
@@ -486,7 +487,7 @@ async fn concurrent_admissions(unknown_request_cost_estimate: f64) {
         let admitted = admitted.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..200 {
-                match service.admit(&record, "m", None) {
+                match service.admit(&record, "m", None).await {
                     Ok(admission) => {
                         admitted.fetch_add(1, Ordering::SeqCst);
                         // the upstream call: other tasks run meanwhile
@@ -548,11 +549,11 @@ async fn raw_keys_never_reach_the_logs() {
 
     let h = Harness::new(Db::Sqlite, true).await;
     let (raw, record) = key(&h, json!({"key_alias": "logged", "max_budget": 0.001})).await;
-    let admission = h.service.admit(&record, "m", None).unwrap();
+    let admission = h.service.admit(&record, "m", None).await.unwrap();
     h.service
         .record_usage(&admission, "m", 10, 0, Some(&prices()));
     drop(admission);
-    let _ = h.service.admit(&record, "m", None);
+    let _ = h.service.admit(&record, "m", None).await;
     let _ = h.service.authenticate("sk-unknown-secret-value").await;
     let (_, regen) = h.post("/key/regenerate", json!({"key": raw})).await;
     let raw2 = s(&regen["key"]);
@@ -582,7 +583,7 @@ async fn spend_reaches_the_store_at_the_tick_without_a_flush() {
     options.spend_flush_interval = std::time::Duration::from_millis(50);
     let ticking = KeyService::open(options).await.unwrap();
     let record = ticking.authenticate(&raw).await.unwrap();
-    let admission = ticking.admit(&record, "m", None).unwrap();
+    let admission = ticking.admit(&record, "m", None).await.unwrap();
     ticking.record_usage(&admission, "m", 10, 0, Some(&prices()));
     drop(admission);
 
