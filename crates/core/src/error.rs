@@ -19,9 +19,13 @@ pub enum Error {
         message: String,
         param: Option<String>,
     },
-    /// Missing, unknown, expired or blocked credentials, or a model the key may not use.
+    /// Missing, unknown, expired or blocked credentials.
     #[error("{0}")]
     Unauthorized(String),
+    /// A key (or its team or user) may not use the model it asked for: LiteLLM's 401 with
+    /// `type` `key_model_access_denied` (`team_…`, `user_…`) and `param: model`.
+    #[error("{message}")]
+    ModelAccessDenied { kind: &'static str, message: String },
     /// Authenticated, but this caller may not do this (a read-only role, a missing CSRF token,
     /// another user's object).
     #[error("{0}")]
@@ -103,7 +107,7 @@ impl Error {
         match self {
             Self::Vault { .. } if self.is_vault_refusal() => StatusCode::BAD_GATEWAY,
             Self::BadRequest { .. } | Self::BudgetExceeded(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::ModelAccessDenied { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -111,7 +115,8 @@ impl Error {
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Upstream { status, .. } => *status,
             Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
-            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            // LiteLLM's `litellm.Timeout` answers 408 (OpenAI's SDKs retry it).
+            Self::UpstreamTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable(_) | Self::Vault { .. } | Self::Database(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -129,21 +134,20 @@ impl Error {
             | Self::RequestTimeout(_)
             | Self::NotFound(_) => "invalid_request_error",
             Self::Unauthorized(_) | Self::Forbidden(_) => "auth_error",
+            Self::ModelAccessDenied { kind, .. } => kind,
             Self::BudgetExceeded(_) => "budget_exceeded",
             Self::RateLimited { .. } => "rate_limit_error",
-            Self::Upstream { .. } | Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) => {
-                "upstream_error"
-            }
+            Self::Upstream { .. } | Self::UpstreamUnreachable(_) => "upstream_error",
+            Self::UpstreamTimeout(_) => "timeout",
             Self::Unavailable(_) | Self::Vault { .. } | Self::Database(_) => "service_unavailable",
             Self::NotImplemented(_) => "not_implemented_error",
             Self::Config(_) | Self::Internal(_) => "internal_error",
         }
     }
 
+    /// The status as a string, as LiteLLM sends `code` (one exception of our own).
     fn code(&self) -> String {
         match self {
-            Self::BudgetExceeded(_) => "budget_exceeded".into(),
-            Self::UpstreamTimeout(_) => "timeout".into(),
             Self::Vault {
                 status: Some(403), ..
             } => "vault_permission_denied".into(),
@@ -155,6 +159,7 @@ impl Error {
     pub fn to_body(&self) -> Bytes {
         let param = match self {
             Self::BadRequest { param, .. } => param.clone(),
+            Self::ModelAccessDenied { .. } => Some("model".to_owned()),
             _ => None,
         };
         let body = json!({"error": {
@@ -194,5 +199,37 @@ impl IntoResponse for Error {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::Value;
+
+    fn body(error: &Error) -> Value {
+        serde_json::from_slice::<Value>(&error.to_body()).unwrap()["error"].clone()
+    }
+
+    #[test]
+    fn codes_are_the_status_as_litellm_sends_them() {
+        let budget = body(&Error::BudgetExceeded("spent".into()));
+        assert_eq!(
+            (budget["type"].as_str(), budget["code"].as_str()),
+            (Some("budget_exceeded"), Some("400"))
+        );
+        let denied = Error::ModelAccessDenied {
+            kind: "key_model_access_denied",
+            message: "no".into(),
+        };
+        assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+        let denied = body(&denied);
+        assert_eq!(denied["type"], "key_model_access_denied");
+        assert_eq!(denied["param"], "model");
+        assert_eq!(denied["code"], "401");
+        let timeout = Error::UpstreamTimeout("slow".into());
+        assert_eq!(timeout.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body(&timeout)["code"], "408");
     }
 }

@@ -142,11 +142,14 @@ impl Limits {
         }
         if !key_allows(key, model) {
             metrics::counter!("vaultgate_key_model_denied_total").increment(1);
-            return Err(Error::Unauthorized(format!(
-                "Authentication Error - key not allowed to access model. This key can only \
-                 access models=[{}]. Tried to access {model}",
-                python_list(&key.models)
-            )));
+            return Err(Error::ModelAccessDenied {
+                kind: "key_model_access_denied",
+                message: format!(
+                    "Authentication Error - key not allowed to access model. This key can only \
+                     access models=[{}]. Tried to access {model}",
+                    python_list(&key.models)
+                ),
+            });
         }
         let chain = self.directory.chain(key, None);
         chain.check_model(model).inspect_err(|_| {

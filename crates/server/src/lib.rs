@@ -10,6 +10,7 @@ mod auth;
 mod aws_credentials;
 mod charge;
 mod console;
+mod error_shape;
 mod framing_errors;
 mod google_tokens;
 mod health;

@@ -14,6 +14,7 @@ use vaultgate_router::{GroupRef, unknown_model};
 
 use crate::access::Access;
 pub(crate) use crate::answer_headers::with_outcome;
+use crate::error_shape::litellm_shape;
 use crate::request_params::{self, RequestParams};
 use crate::spend_log;
 use crate::sse::{self, ByteStream, UsageFormat};
@@ -221,7 +222,7 @@ async fn forward(
             }
             access.fail(outcome.as_ref().map(|o| &*o.deployment), &error);
             return Ok(with_outcome(
-                error.into_response(),
+                litellm_shape(error).into_response(),
                 outcome.as_ref(),
                 routing,
             ));

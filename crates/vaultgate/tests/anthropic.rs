@@ -250,7 +250,11 @@ async fn anthropic_errors_reach_openai_clients_in_openai_shape() {
         .await;
         assert_eq!(response.status().as_u16(), status);
         let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["message"], message, "{body}");
+        let said = body["error"]["message"].as_str().unwrap();
+        assert!(
+            said.starts_with("litellm.") && said.ends_with(&format!(": {message}")),
+            "{body}"
+        );
         assert_eq!(body["error"]["type"], kind);
         assert_eq!(body["error"]["code"], status.to_string());
         assert!(body.get("type").is_none(), "Anthropic shape leaked: {body}");
@@ -294,7 +298,10 @@ async fn anthropic_errors_reach_openai_clients_in_openai_shape() {
             body["error"]["type"].as_str(),
             body["error"]["message"].as_str()
         ),
-        (Some("overloaded_error"), Some("Overloaded"))
+        (
+            Some("overloaded_error"),
+            Some("litellm.APIError: Overloaded")
+        )
     );
     // An Anthropic-native client gets Anthropic's own error body.
     mock.push(opened_with_error());

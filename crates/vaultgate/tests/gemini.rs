@@ -202,7 +202,7 @@ async fn streams_tools_and_errors() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(
         body["error"]["message"],
-        "Resource has been exhausted (e.g. check quota)."
+        "litellm.RateLimitError: Resource has been exhausted (e.g. check quota)."
     );
     assert_eq!(body["error"]["type"], "rate_limit_error");
 

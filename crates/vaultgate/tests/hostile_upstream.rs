@@ -79,7 +79,7 @@ async fn a_stream_stalled_after_its_first_chunk_ends_with_an_error_event_and_fre
     assert!(!body.contains("two"), "{body}");
     let last = body.trim_end().rsplit("\n\n").next().unwrap();
     let error: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
-    assert_eq!(error["error"]["code"], "timeout", "{body}");
+    assert_eq!(error["error"]["code"], "408", "{body}");
     assert!(
         error["error"]["message"]
             .as_str()

@@ -192,7 +192,7 @@ async fn litellms_example_config_starts_and_serves_its_openai_compatible_models(
     // `mock_timeout: true`: every try waits out the 0.2 s timeout, none reaches the mock.
     mock.clear();
     let (status, headers, body) = chat(&gateway, "bad-model").await;
-    assert_eq!(status, 504, "{body}");
+    assert_eq!(status, 408, "{body}");
     assert_eq!(headers["x-litellm-max-retries"], "5");
     assert_eq!(headers["x-litellm-attempted-retries"], "5");
     assert_eq!(headers["x-litellm-timeout"], "0.2");

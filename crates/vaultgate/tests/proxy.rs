@@ -329,7 +329,7 @@ async fn errors_have_the_right_status_and_openai_shape() {
         .unwrap();
     assert_eq!(error_of(response).await.0, 413);
 
-    // 502 unreachable upstream, 504 timeout.
+    // 502 unreachable upstream, 408 timeout (LiteLLM's).
     let (status, body) = error_of(
         post(
             &gateway,
@@ -354,10 +354,11 @@ async fn errors_have_the_right_status_and_openai_shape() {
         .await,
     )
     .await;
-    assert_eq!(status, 504);
-    assert_eq!(body["error"]["code"], "timeout");
+    assert_eq!(status, 408);
+    assert_eq!(body["error"]["code"], "408");
+    assert_eq!(body["error"]["type"], "timeout");
 
-    // Upstream 4xx and 5xx pass through with their body.
+    // Upstream 4xx and 5xx keep their status, message, type and param, in LiteLLM's shape.
     for code in [400u16, 404, 422, 500, 503] {
         let upstream_body = json!({"error": {"message": format!("upstream says {code}"), "type": "x", "param": null, "code": null}});
         mock.push(Script {
@@ -374,7 +375,18 @@ async fn errors_have_the_right_status_and_openai_shape() {
             .await,
         )
         .await;
-        assert_eq!((status, body), (code, upstream_body));
+        let class = match code {
+            400 => "BadRequestError",
+            404 => "NotFoundError",
+            422 => "UnprocessableEntityError",
+            500 => "InternalServerError",
+            _ => "ServiceUnavailableError",
+        };
+        let expected = json!({"error": {
+            "message": format!("litellm.{class}: upstream says {code}"),
+            "type": "x", "param": null, "code": code.to_string(),
+        }});
+        assert_eq!((status, body), (code, expected));
     }
 
     // Unknown routes are OpenAI-shaped 404s; the process keeps serving.

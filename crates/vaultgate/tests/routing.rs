@@ -209,7 +209,8 @@ async fn context_window_errors_fall_back_to_a_larger_model_without_retry() {
     assert_eq!(small.requests().len(), 2);
     assert_eq!(large.requests().len(), 2);
 
-    // Any other 400 is the client's: no retry, no fallback, body passed through.
+    // Any other 400 is the client's: no retry, no fallback, the upstream's message, type and
+    // param in LiteLLM's shape.
     let other = json!({"error": {"message": "temperature must be <= 2", "type": "invalid_request_error", "param": "temperature", "code": null}});
     small.push(Script {
         status: Some(400),
@@ -218,7 +219,8 @@ async fn context_window_errors_fall_back_to_a_larger_model_without_retry() {
     });
     let response = chat(&gateway, "small", false).await;
     assert_eq!(response.status(), 400);
-    assert_eq!(response.json::<Value>().await.unwrap(), other);
+    let expected = json!({"error": {"message": "litellm.BadRequestError: temperature must be <= 2", "type": "invalid_request_error", "param": "temperature", "code": "400"}});
+    assert_eq!(response.json::<Value>().await.unwrap(), expected);
     assert_eq!(small.requests().len(), 3);
     assert_eq!(large.requests().len(), 2);
 }
@@ -316,7 +318,7 @@ async fn when_every_deployment_cools_down_the_soonest_back_is_still_tried() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn timeouts_answer_504_or_move_to_another_deployment() {
+async fn timeouts_answer_408_or_move_to_another_deployment() {
     let slow = MockUpstream::start().await.unwrap();
     let fast = MockUpstream::start().await.unwrap();
     let gateway = start(
@@ -340,13 +342,13 @@ async fn timeouts_answer_504_or_move_to_another_deployment() {
     // `timeout`: whole answer.
     slow.push(stall());
     let response = chat(&gateway, "solo", false).await;
-    assert_eq!(response.status(), 504);
+    assert_eq!(response.status(), 408);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "timeout");
+    assert_eq!(body["error"]["code"], "408");
     // `stream_timeout`: the time to the first chunk, even when `timeout` is long.
     slow.push(stall());
     let response = chat(&gateway, "solo-stream", true).await;
-    assert_eq!(response.status(), 504);
+    assert_eq!(response.status(), 408);
     assert_eq!(slow.requests().len(), 2);
     drop(gateway);
 

@@ -274,22 +274,28 @@ impl Chain {
         if let Some(team) = &self.team {
             let models = &team.team.record.models;
             if !list_allows(models, model) {
-                return Err(Error::Unauthorized(format!(
-                    "Team not allowed to access model. Team={}, Model={model}. Allowed team \
-                     models = [{}]",
-                    team.team.record.team_id,
-                    python_list(models)
-                )));
+                return Err(Error::ModelAccessDenied {
+                    kind: "team_model_access_denied",
+                    message: format!(
+                        "Team not allowed to access model. Team={}, Model={model}. Allowed team \
+                         models = [{}]",
+                        team.team.record.team_id,
+                        python_list(models)
+                    ),
+                });
             }
         } else if let Some(user) = &self.user {
             let models = &user.record.models;
             if !list_allows(models, model) {
-                return Err(Error::Unauthorized(format!(
-                    "User not allowed to access model. User={}, Model={model}. Allowed user \
-                     models = [{}]",
-                    user.record.user_id,
-                    python_list(models)
-                )));
+                return Err(Error::ModelAccessDenied {
+                    kind: "user_model_access_denied",
+                    message: format!(
+                        "User not allowed to access model. User={}, Model={model}. Allowed user \
+                         models = [{}]",
+                        user.record.user_id,
+                        python_list(models)
+                    ),
+                });
             }
         }
         Ok(())
