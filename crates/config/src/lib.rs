@@ -541,26 +541,32 @@ impl Config {
                 &self.general_settings.metrics_key,
                 "general_settings.metrics_key",
             ),
-            (&self.router_settings.redis_url, "router_settings.redis_url"),
-            (
-                &self.router_settings.redis_host,
-                "router_settings.redis_host",
-            ),
-            (
-                &self.router_settings.redis_port,
-                "router_settings.redis_port",
-            ),
-            (
-                &self.router_settings.redis_password,
-                "router_settings.redis_password",
-            ),
-            (&self.router_settings.redis_db, "router_settings.redis_db"),
         ] {
             if let Some(value) = value {
                 out.push((value, place.to_owned()));
             }
         }
+        // Redis is optional (LiteLLM's example config names REDIS_HOST & co. whether or not they
+        // are set): its `os.environ/` names are optional references; a `vault://` one is asked
+        // for explicitly and must be there.
+        for (value, place) in self.redis_values() {
+            if let Some(value) = value.filter(|v| v.vault_ref().is_some()) {
+                out.push((value, place.to_owned()));
+            }
+        }
         out
+    }
+
+    /// `router_settings`' Redis values with their places.
+    fn redis_values(&self) -> [(Option<&ConfigValue>, &'static str); 5] {
+        let r = &self.router_settings;
+        [
+            (r.redis_url.as_ref(), "router_settings.redis_url"),
+            (r.redis_host.as_ref(), "router_settings.redis_host"),
+            (r.redis_port.as_ref(), "router_settings.redis_port"),
+            (r.redis_password.as_ref(), "router_settings.redis_password"),
+            (r.redis_db.as_ref(), "router_settings.redis_db"),
+        ]
     }
 
     /// Every `os.environ/NAME` reference in the config, with where it is used, in file order.
@@ -595,7 +601,8 @@ impl Config {
     /// provider's key names when it has no `api_key` (`secret: true`), its base names when it
     /// has no `api_base` (LiteLLM reads the same names from its environment). They are
     /// optional: a missing one is no error. Keys may live in Vault like every reference; base
-    /// URLs are not secrets and come from the environment.
+    /// URLs are not secrets and come from the environment. Redis settings named by
+    /// `os.environ/` are optional the same way.
     pub fn default_references(&self) -> Vec<DefaultReference> {
         let mut out = Vec::new();
         for (index, entry) in self.model_list.iter().enumerate() {
@@ -621,6 +628,15 @@ impl Config {
             }
             if params.api_base.is_none() {
                 add(spec.base_env, "api_base", false);
+            }
+        }
+        for (value, place) in self.redis_values() {
+            if let Some(name) = value.and_then(ConfigValue::reference) {
+                out.push(DefaultReference {
+                    name: name.to_owned(),
+                    place: format!("{place} (optional: without it, limits are per instance)"),
+                    secret: place.ends_with("redis_password") || place.ends_with("redis_url"),
+                });
             }
         }
         out

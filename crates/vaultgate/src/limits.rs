@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use vaultgate_config::{Config, ConfigValue};
-use vaultgate_core::{Error, Result};
+use vaultgate_core::Result;
 use vaultgate_quota::{Limiter, RedisOptions, RedisParts, RedisQuota, RedisSettings};
 use vaultgate_secrets::{Env, LiveSecrets};
 
@@ -17,11 +17,17 @@ pub fn redis_settings(config: &Config, secrets: &LiveSecrets) -> Result<Option<R
     let snapshot = secrets.snapshot();
     let router = &config.router_settings;
     let read = |value: &Option<ConfigValue>, field: &str, env_name: Option<&str>| match value {
-        Some(value) => snapshot
-            .value(value)
-            .map(str::to_owned)
-            .map(Some)
-            .ok_or_else(|| Error::Config(format!("router_settings.{field} resolved to nothing"))),
+        Some(value) => match snapshot.value(value) {
+            Some(text) => Ok(Some(text.to_owned())),
+            // An `os.environ/` name that is not set (LiteLLM's example config names REDIS_HOST
+            // whether or not there is a Redis): as if the setting were absent.
+            None => {
+                tracing::warn!(setting = %format!("router_settings.{field}"),
+                    variable = value.reference().unwrap_or_default(),
+                    "the Redis setting names a variable that is not set; ignored");
+                Ok(None)
+            }
+        },
         None => Ok(env_name.and_then(|name| env.get(name))),
     };
     // A host in the file is not overridden by a URL in the environment.
