@@ -83,5 +83,43 @@ def main():
     write("bedrock_stream", scripts)
 
 
+def dictionary():
+    """fuzz/json.dict: JSON tokens and every member name and short string of the fixtures, so
+    mutations make well-formed requests and answers more often."""
+    words = {"{", "}", "[", "]", ",", ":", '""', "null", "true", "false", "0", "-1", "1e400",
+             "\\u0000", "data: ", "event: ", "\n\n", "\r\n", "[DONE]"}
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                words.add(json.dumps(key))
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and len(value) <= 24:
+            words.add(json.dumps(value))
+
+    for path in sorted(FIXTURES.glob("*/*.json")):
+        walk(json.loads(path.read_text()))
+    lines = [libfuzzer_word(word) for word in sorted(words)]
+    (ROOT / "fuzz/json.dict").write_text("\n".join(lines) + "\n")
+
+
+def libfuzzer_word(word):
+    """A dictionary line: printable ASCII as is, `"` and `\\` escaped, other bytes as \\xNN."""
+    out = []
+    for byte in word.encode():
+        char = chr(byte)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 32 <= byte < 127:
+            out.append(char)
+        else:
+            out.append(f"\\x{byte:02X}")
+    return '"' + "".join(out) + '"'
+
+
 if __name__ == "__main__":
+    dictionary()
     main()

@@ -54,7 +54,7 @@ for target in "${targets[@]}"; do
   log "fuzzing $target for ${seconds}s"
   mkdir -p "fuzz/target/corpus/$target"
   if ! "${fuzz[@]}" run "${common[@]}" "$target" "fuzz/target/corpus/$target" "fuzz/corpus/$target" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -max_len=65536 \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -max_len=65536 -dict=fuzz/json.dict \
     -print_final_stats=1 2>"fuzz/target/$target.log"; then
     tail -n 40 "fuzz/target/$target.log" >&2
     failed+=("$target")

@@ -7,6 +7,7 @@
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use libfuzzer_sys::fuzz_target;
+use vaultgate_providers::TranslateStream;
 use vaultgate_providers::bedrock::{StreamTranslator, stream_opened_with_error};
 
 const EVENTS: [&str; 7] = [
@@ -36,9 +37,12 @@ fuzz_target!(|data: &[u8]| {
         encoded
     };
     let _ = stream_opened_with_error(&stream);
-    let mut translator = StreamTranslator::new("public/model", knobs & 2 == 2);
+    let include_usage = knobs & 2 == 2;
+    let make = || -> Box<dyn TranslateStream> {
+        Box::new(StreamTranslator::new("public/model", include_usage))
+    };
     let size = vaultgate_fuzz::chunk_size(knobs >> 2, &stream);
-    vaultgate_fuzz::run_stream(&mut translator, &stream, size);
+    vaultgate_fuzz::run_stream(make, &stream, size);
 });
 
 /// One frame: an event (of the event type `kind` picks), an exception, or an error message.

@@ -13,19 +13,19 @@ fuzz_target!(|data: &[u8]| {
     let Some((&knobs, stream)) = data.split_first() else {
         return;
     };
-    let mut translator: Box<dyn TranslateStream> = match knobs % 8 {
-        0 => Native::Anthropic.stream("public/model"),
-        1 => Native::TextCompletionChat.stream("public/model"),
-        2 => Native::Ollama(Route::Chat).stream("public/model"),
-        3 => Native::Ollama(Route::GenerateFromChat).stream("public/model"),
-        4 => Native::Ollama(Route::Generate).stream("public/model"),
-        5 => Native::Gemini.stream("public/model"),
-        6 => Box::new(MessagesStreamTranslator::new("public/model")),
-        _ => Native::Ollama(Route::Embed).stream("public/model"),
+    let kind = knobs % 8;
+    let make = || -> Box<dyn TranslateStream> {
+        match kind {
+            0 => Native::Anthropic.stream("public/model"),
+            1 => Native::TextCompletionChat.stream("public/model"),
+            2 => Native::Ollama(Route::Chat).stream("public/model"),
+            3 => Native::Ollama(Route::GenerateFromChat).stream("public/model"),
+            4 => Native::Ollama(Route::Generate).stream("public/model"),
+            5 => Native::Gemini.stream("public/model"),
+            6 => Box::new(MessagesStreamTranslator::new("public/model")),
+            _ => Native::Ollama(Route::Embed).stream("public/model"),
+        }
     };
-    vaultgate_fuzz::run_stream(
-        translator.as_mut(),
-        stream,
-        vaultgate_fuzz::chunk_size(knobs >> 3, stream),
-    );
+    let size = vaultgate_fuzz::chunk_size(knobs >> 3, stream);
+    vaultgate_fuzz::run_stream(make, stream, size);
 });
