@@ -418,23 +418,7 @@ fn model_parts(message: &Value, i: usize, calls: &mut Vec<(String, String)>) -> 
                     "a tool call needs `function.name`",
                 )
             })?;
-        let arguments = function
-            .get("arguments")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let args = if arguments.trim().is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str::<Value>(arguments)
-                .ok()
-                .filter(Value::is_object)
-                .ok_or_else(|| {
-                    Error::bad_param(
-                        format!("{param}.function.arguments"),
-                        "tool call arguments must be a JSON object encoded as a string",
-                    )
-                })?
-        };
+        let args = crate::params::tool_call_arguments(Some(function), &param)?;
         let id = call.get("id").and_then(Value::as_str).unwrap_or_default();
         calls.push((id.to_owned(), name.to_owned()));
         let mut part = json!({"functionCall": {"name": name, "args": args}});

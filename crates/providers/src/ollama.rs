@@ -250,23 +250,8 @@ fn tool_calls(message: &Value, i: usize) -> Result<Option<Value>> {
         .enumerate()
         .map(|(j, call)| {
             let function = call.get("function").unwrap_or(&Value::Null);
-            let arguments = function
-                .get("arguments")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let arguments = if arguments.trim().is_empty() {
-                json!({})
-            } else {
-                serde_json::from_str::<Value>(arguments)
-                    .ok()
-                    .filter(Value::is_object)
-                    .ok_or_else(|| {
-                        Error::bad_param(
-                            format!("messages[{i}].tool_calls[{j}].function.arguments"),
-                            "tool call arguments must be a JSON object encoded as a string",
-                        )
-                    })?
-            };
+            let param = format!("messages[{i}].tool_calls[{j}]");
+            let arguments = crate::params::tool_call_arguments(Some(function), &param)?;
             Ok(json!({"function": {
                 "name": function.get("name").cloned().unwrap_or(Value::Null),
                 "arguments": arguments,

@@ -101,3 +101,23 @@ pub(crate) fn content_text(
         )),
     }
 }
+
+/// The `arguments` of an assistant's tool call (`param` names the call, e.g.
+/// `messages[1].tool_calls[0]`) as the JSON object native APIs take: OpenAI sends them as a JSON
+/// object encoded in a string, and an empty string means no arguments.
+pub(crate) fn tool_call_arguments(function: Option<&Value>, param: &str) -> Result<Value> {
+    let arguments = function
+        .and_then(|f| f.get("arguments"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if arguments.trim().is_empty() {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(object @ Value::Object(_)) => Ok(object),
+        _ => Err(Error::bad_param(
+            format!("{param}.function.arguments"),
+            "tool call arguments must be a JSON object encoded as a string",
+        )),
+    }
+}

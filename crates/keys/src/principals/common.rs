@@ -205,6 +205,16 @@ impl Inner {
         Ok(keys)
     }
 
+    /// The keys matching `filter` as the `/team/info` and `/user/info` answers list them, with
+    /// their live spend.
+    pub(crate) async fn keys_json_where(&self, filter: ListFilter) -> Result<Vec<Value>> {
+        let keys = self.keys_where(filter).await?;
+        Ok(keys
+            .into_iter()
+            .map(|k| self.with_live(k).to_json())
+            .collect())
+    }
+
     /// The team as `/team/info` and the other team routes show it: members with their emails
     /// and the default member budget.
     pub(crate) async fn team_json(&self, team: &TeamRecord) -> Result<Value> {

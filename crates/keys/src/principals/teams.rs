@@ -422,15 +422,11 @@ pub(crate) async fn info(inner: &Inner, actor: &Actor, team_id: Option<&str>) ->
         actor.check_team_read(&entry)?;
     }
     let keys = inner
-        .keys_where(ListFilter {
+        .keys_json_where(ListFilter {
             team_id: Some(team_id.clone()),
             ..ListFilter::default()
         })
         .await?;
-    let keys: Vec<Value> = keys
-        .into_iter()
-        .map(|k| inner.with_live(k).to_json())
-        .collect();
     let memberships = memberships_json(inner, &team_id).await?;
     Ok(json!({
         "team_id": team_id,

@@ -227,15 +227,11 @@ pub(crate) async fn info(inner: &Inner, actor: &Actor, user_id: Option<&str>) ->
         }
     }
     let keys = inner
-        .keys_where(ListFilter {
+        .keys_json_where(ListFilter {
             user_id: Some(user_id.clone()),
             ..ListFilter::default()
         })
         .await?;
-    let keys: Vec<Value> = keys
-        .into_iter()
-        .map(|k| inner.with_live(k).to_json())
-        .collect();
     let mut user = user;
     if let Some(entry) = inner.directory.user(&user_id) {
         user.spend = user.spend.max(entry.live.lock().spend);

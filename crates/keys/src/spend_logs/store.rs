@@ -302,27 +302,19 @@ impl Store {
         &self,
         tokens: &[String],
     ) -> Result<HashMap<String, (Option<String>, String)>> {
+        let rows = self
+            .rows_where_in(
+                "SELECT token, key_alias, key_name FROM keys",
+                "token",
+                tokens,
+            )
+            .await?;
         let mut names = HashMap::new();
-        for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
-            let sql = format!(
-                "SELECT token, key_alias, key_name FROM keys WHERE token IN ({})",
-                marks.join(", ")
+        for r in &rows {
+            names.insert(
+                col(r, "token")?,
+                (col(r, "key_alias")?, col(r, "key_name")?),
             );
-            let mut query = sqlx::query(&sql);
-            for token in chunk {
-                query = query.bind(token.clone());
-            }
-            let rows = query
-                .fetch_all(self.pool()?)
-                .await
-                .map_err(|e| self.fail(e))?;
-            for r in &rows {
-                names.insert(
-                    col(r, "token")?,
-                    (col(r, "key_alias")?, col(r, "key_name")?),
-                );
-            }
         }
         Ok(names)
     }

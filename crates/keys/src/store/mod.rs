@@ -224,6 +224,31 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// The rows of `{select} WHERE {column} IN (…values)`, in statements of at most 100 values
+    /// (both databases cap the bind parameters of one statement).
+    pub(crate) async fn rows_where_in(
+        &self,
+        select: &str,
+        column: &str,
+        values: &[String],
+    ) -> Result<Vec<AnyRow>> {
+        let mut out = Vec::new();
+        for chunk in values.chunks(VALUES_PER_STATEMENT) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!("{select} WHERE {column} IN ({})", marks.join(", "));
+            let mut query = sqlx::query(&sql);
+            for value in chunk {
+                query = query.bind(value.clone());
+            }
+            let rows = query
+                .fetch_all(self.pool()?)
+                .await
+                .map_err(|e| self.fail(e))?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
     /// A round trip to the database, for readiness probes.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
@@ -233,6 +258,9 @@ impl Store {
             .map_err(|e| self.fail(e))
     }
 }
+
+/// Bound values per statement of [`Store::rows_where_in`].
+const VALUES_PER_STATEMENT: usize = 100;
 
 /// One column of a row; a missing or mistyped column is a database error.
 pub(crate) fn col<'r, T>(row: &'r AnyRow, name: &str) -> Result<T>

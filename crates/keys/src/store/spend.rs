@@ -95,38 +95,27 @@ impl Store {
 /// Spend, budget period and `updated_at` of one stored row.
 pub(crate) type SpendRow = (f64, Option<i64>, i64);
 
-/// Key ids per query when reading spend back.
-const IDS_PER_QUERY: usize = 200;
-
 impl Store {
     /// The spend rows of these keys (other instances' spend, for budget checks here).
     pub async fn key_spends(
         &self,
         key_ids: &[String],
     ) -> Result<Vec<(String, f64, Option<i64>, i64)>> {
-        let mut out = Vec::with_capacity(key_ids.len());
-        for chunk in key_ids.chunks(IDS_PER_QUERY) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT key_id, spend, budget_reset_at, updated_at FROM keys WHERE key_id IN ({})",
-                marks.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id.clone());
-            }
-            let rows = query
-                .fetch_all(self.pool()?)
-                .await
-                .map_err(|e| self.fail(e))?;
-            for r in &rows {
-                out.push((
-                    col(r, "key_id")?,
-                    col(r, "spend")?,
-                    col(r, "budget_reset_at")?,
-                    col(r, "updated_at")?,
-                ));
-            }
+        let rows = self
+            .rows_where_in(
+                "SELECT key_id, spend, budget_reset_at, updated_at FROM keys",
+                "key_id",
+                key_ids,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push((
+                col(r, "key_id")?,
+                col(r, "spend")?,
+                col(r, "budget_reset_at")?,
+                col(r, "updated_at")?,
+            ));
         }
         Ok(out)
     }

@@ -433,23 +433,7 @@ fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>> {
         })?;
         let function = call.get("function");
         let name = function_name(function, &param, "a tool call needs `function.name`")?;
-        let arguments = function
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let input = if arguments.trim().is_empty() {
-            json!({})
-        } else {
-            match serde_json::from_str::<Value>(arguments) {
-                Ok(input @ Value::Object(_)) => input,
-                _ => {
-                    return Err(Error::bad_param(
-                        format!("{param}.function.arguments"),
-                        "tool call arguments must be a JSON object encoded as a string",
-                    ));
-                }
-            }
-        };
+        let input = crate::params::tool_call_arguments(function, &param)?;
         blocks.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
     }
     Ok(blocks)
