@@ -72,3 +72,4 @@ pub use spend::SpendStatus;
 pub use spend_logs::{MASTER_KEY_LOG_NAME, SpendLogOptions, SpendLogRow};
 pub use store::Backend;
 pub use vault_location::{CopyAddr, Location};
+pub use vaultgate_quota::QuotaHealth;

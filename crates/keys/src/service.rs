@@ -190,6 +190,11 @@ impl KeyService {
         self.inner.limits.limiter.health()
     }
 
+    /// Instances sharing the limits at Redis's last answer (`None` without Redis).
+    pub fn limits_instances_seen(&self) -> Option<u64> {
+        self.inner.limits.limiter.instances_seen()
+    }
+
     /// Spend recorded but not yet written, and whether writes fail (for readiness).
     pub fn spend_status(&self) -> SpendStatus {
         self.inner

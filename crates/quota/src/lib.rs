@@ -187,6 +187,15 @@ impl Limiter {
         matches!(self, Self::Redis(_))
     }
 
+    /// Instances that shared the limits at the last heartbeat: what each divides a limit by
+    /// while Redis is away (`None` without Redis; `Some(0)` until the first heartbeat).
+    pub fn instances_seen(&self) -> Option<u64> {
+        match self {
+            Self::Local(_) => None,
+            Self::Redis(redis) => Some(redis.instances_seen()),
+        }
+    }
+
     /// Stops the background tasks (Redis writes in flight are given a moment to finish).
     pub async fn shutdown(&self) {
         if let Self::Redis(redis) = self {

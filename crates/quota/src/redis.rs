@@ -219,6 +219,8 @@ impl RedisQuota {
             },
         });
         metrics::gauge!("vaultgate_quota_redis_up").set(0.0);
+        // Shown from the start (at 0), so an alert on its rate needs no first failure.
+        metrics::counter!("vaultgate_quota_redis_errors_total").increment(0);
         if !shared.beat().await {
             tracing::warn!(
                 redis = shared.options.settings.redacted(),

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use vaultgate_core::Error;
-use vaultgate_keys::{KeyService, key_from_headers};
+use vaultgate_keys::{KeyService, QuotaHealth, key_from_headers};
 
 use crate::state::AppState;
 
@@ -54,7 +54,14 @@ pub async fn readiness(State(app): State<Arc<AppState>>, request: Request) -> Re
         );
     }
     let spend_failing = spend.is_some_and(|s| s.failing_since.is_some());
-    let degraded = vault.status == "degraded" || db["status"] == "disconnected" || spend_failing;
+    let redis = app
+        .keys
+        .as_ref()
+        .map_or_else(|| json!({"status": "disabled"}), redis_readiness);
+    let degraded = vault.status == "degraded"
+        || db["status"] == "disconnected"
+        || spend_failing
+        || redis["status"] == "degraded";
     let status = if degraded { "degraded" } else { "healthy" };
     if !(app.health.public_readiness_details || app.is_operator(request.headers())) {
         return Json(json!({"status": status})).into_response();
@@ -70,8 +77,30 @@ pub async fn readiness(State(app): State<Arc<AppState>>, request: Request) -> Re
         "auth": auth,
         "vault": vault,
         "db": db,
+        "redis": redis,
     }))
     .into_response()
+}
+
+/// The shared rate limits' Redis: `disabled` (limits per instance by configuration),
+/// `connected`, or `degraded` with the error while each instance admits its share alone.
+fn redis_readiness(keys: &KeyService) -> serde_json::Value {
+    let instances = keys.limits_instances_seen();
+    match keys.limits_health() {
+        QuotaHealth::Local => json!({"status": "disabled"}),
+        QuotaHealth::Shared => json!({"status": "connected", "instances": instances}),
+        QuotaHealth::Degraded { error } => {
+            let share = instances.unwrap_or(0).max(1);
+            json!({
+                "status": "degraded",
+                "error": error,
+                "instances": instances,
+                "limits": format!(
+                    "per instance until Redis answers: this one admits ceil(limit / {share})"
+                ),
+            })
+        }
+    }
 }
 
 pub async fn metrics(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {

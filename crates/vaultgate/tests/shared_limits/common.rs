@@ -141,14 +141,63 @@ pub async fn key(gateway: &Gateway, limits: Value) -> String {
 }
 
 pub async fn chat(gateway: &Gateway, key: &str) -> reqwest::Response {
-    reqwest::Client::new()
+    chat_with(&reqwest::Client::new(), gateway, key, false)
+        .await
+        .unwrap()
+}
+
+/// A chat request on `client` (`stream`: asks for SSE; the answer's headers come with the first
+/// chunk, after admission).
+pub async fn chat_with(
+    client: &reqwest::Client,
+    gateway: &Gateway,
+    key: &str,
+    stream: bool,
+) -> reqwest::Result<reqwest::Response> {
+    let mut request = client
         .post(format!("{}/v1/chat/completions", gateway.url))
         .bearer_auth(key)
-        .timeout(Duration::from_secs(30))
-        .json(&json!({"model": "gpt-a", "messages": [{"role": "user", "content": "hi"}]}))
+        .json(&json!({"model": "gpt-a", "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]}));
+    if !stream {
+        request = request.timeout(Duration::from_secs(30));
+    }
+    request.send().await
+}
+
+/// Polls the operator's readiness (at most `within`) until `done` holds; the last answer.
+pub async fn readiness_until(
+    gateway: &Gateway,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let answer = readiness(gateway).await;
+        if done(&answer) {
+            return answer;
+        }
+        if Instant::now() > deadline {
+            panic!("readiness did not get there within {within:?}: {answer}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of an unlabelled series in the gateway's `/metrics` (0 when absent).
+pub async fn metric(gateway: &Gateway, name: &str) -> f64 {
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", gateway.url))
+        .bearer_auth(MASTER)
         .send()
         .await
         .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
 }
 
 /// The operator's view of `/health/readiness`.
