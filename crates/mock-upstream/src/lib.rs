@@ -4,13 +4,15 @@
 //! `:rawPredict`/`:streamRawPredict`, Ollama's native `/api/chat`, `/api/generate` and
 //! `/api/embed` with JSON-lines streams, Bedrock's Converse and ConverseStream only with a valid
 //! SigV4 signature, Vertex AI's calls only with an OAuth token its `/token` endpoint issued
-//! for a correctly signed service-account JWT, and `:predict`), records what it received (URL, headers, body) and can be scripted (status,
+//! for a correctly signed service-account JWT, and `:predict`), OpenAI's Responses API (kept
+//! responses, so retrieve, delete and `previous_response_id` work), records what it received (URL, headers, body) and can be scripted (status,
 //! delay, partial or slow streams, malformed bodies). No provider is reachable from tests, so
 //! this is the one mock.
 
 pub mod bedrock;
 pub mod google;
 pub mod rabbitmq;
+pub mod responses;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -74,6 +76,7 @@ struct Shared {
     /// Refuse requests that do not carry the password of a live RabbitMQ user.
     require_issued: std::sync::atomic::AtomicBool,
     google: Mutex<Option<google::GoogleAuth>>,
+    responses: Mutex<responses::Store>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -290,7 +293,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         );
     }
     let anthropic_api = uri.starts_with("/v1/messages") || uri.contains("RawPredict");
-    if let Some(name) = gateway_only_param(&body, anthropic_api) {
+    // `metadata` is a field of Anthropic's Messages API and of OpenAI's Responses API.
+    let own_metadata = anthropic_api || responses::is_responses(path);
+    if let Some(name) = gateway_only_param(&body, own_metadata) {
         // What OpenAI answers to a field it does not know.
         let message = format!("Unrecognized request argument supplied: {name}");
         return error(400, "invalid_request_error", &message);
@@ -333,6 +338,23 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
     if uri.starts_with("/api/") {
         return ollama(&shared, &uri, &body, script).await;
+    }
+    if responses::is_responses(path) && script.stream.is_none() && script.body.is_none() {
+        let answer = responses::handle(
+            &mut lock(&shared.responses),
+            &parts.method,
+            path,
+            &body,
+            &answer,
+        );
+        return match answer {
+            responses::Answer::Json(status, json) => {
+                respond(status, "application/json", Body::from(json.to_string()))
+            }
+            responses::Answer::Events(events) => {
+                sse(shared, events, script.chunk_delay, script.cut_after)
+            }
+        };
     }
     let method = path.rsplit_once(':').map(|(_, m)| m).unwrap_or_default();
     if method == "predict" {
@@ -379,7 +401,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
 /// A strict provider refuses fields it does not know: the gateway's own params (LiteLLM's
 /// routing, mocking, logging and caching params) must never arrive. The mock's own short list,
 /// not the gateway's, so a gateway that forgets one is caught.
-fn gateway_only_param(body: &Value, anthropic: bool) -> Option<&str> {
+fn gateway_only_param(body: &Value, own_metadata: bool) -> Option<&str> {
     const NAMES: &[&str] = &[
         "fallbacks",
         "context_window_fallbacks",
@@ -407,8 +429,7 @@ fn gateway_only_param(body: &Value, anthropic: bool) -> Option<&str> {
     ];
     let fields = body.as_object()?;
     fields.keys().map(String::as_str).find(|name| {
-        // `metadata` is Anthropic's own field of the Messages API.
-        (NAMES.contains(name) && !(anthropic && *name == "metadata"))
+        (NAMES.contains(name) && !(own_metadata && *name == "metadata"))
             || name.starts_with("litellm_")
     })
 }
@@ -429,7 +450,7 @@ fn error(status: u16, code: &str, message: &str) -> Response {
     respond(status, "application/json", Body::from(body.to_string()))
 }
 
-const USAGE: (u64, u64) = (5, 7);
+pub(crate) const USAGE: (u64, u64) = (5, 7);
 
 fn default_answer(uri: &str, body: &Value, answer: &str, anthropic: bool) -> Value {
     let model = body.get("model").cloned().unwrap_or(Value::Null);
@@ -680,11 +701,12 @@ fn sse(
     delay: Duration,
     cut_after: Option<usize>,
 ) -> Response {
-    let anthropic_events = frames
+    // Anthropic's and the Responses API's events are named in an `event:` line.
+    let named_events = frames
         .first()
-        .is_some_and(|f| f.contains("\"message_start\""));
-    let encode: fn(&str) -> Bytes = if anthropic_events {
-        anthropic_frame
+        .is_some_and(|f| f.contains("\"message_start\"") || f.contains("\"response.created\""));
+    let encode: fn(&str) -> Bytes = if named_events {
+        named_frame
     } else {
         |frame| Bytes::from(format!("data: {frame}\n\n"))
     };
@@ -697,7 +719,7 @@ fn sse(
     )
 }
 
-fn anthropic_frame(frame: &str) -> Bytes {
+fn named_frame(frame: &str) -> Bytes {
     let kind = serde_json::from_str::<Value>(frame)
         .ok()
         .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))

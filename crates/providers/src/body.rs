@@ -328,7 +328,7 @@ fn check_text(raw: &[u8]) -> Result<()> {
 }
 
 /// Where `value` (borrowed from `raw` by the parser) sits in `raw`, checked.
-fn span_of(raw: &[u8], value: &RawValue) -> Result<Range<usize>> {
+pub(crate) fn span_of(raw: &[u8], value: &RawValue) -> Result<Range<usize>> {
     let text = value.get();
     let start = (text.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
     let span = start..start.wrapping_add(text.len());

@@ -13,6 +13,7 @@ mod native;
 pub mod ollama;
 mod params;
 mod proxy_params;
+pub mod responses;
 mod sse;
 pub mod text_completion;
 pub mod vertex;
@@ -22,7 +23,7 @@ pub use body::ChatBody;
 pub use deployment::{Deployment, DeploymentHeaders, Resolved, seconds_text};
 pub use native::{Native, NativeRequest, native_request};
 pub use proxy_params::{CLIENT_CREDENTIALS, is_proxy_param};
-pub use sse::TranslateStream;
+pub use sse::{TranslateStream, frame_data, frame_end};
 
 use bytes::Bytes;
 use deployment::{Target, bad_base};

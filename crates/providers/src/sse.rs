@@ -204,3 +204,22 @@ impl<T: Translate + Send + 'static> TranslateStream for T {
         self.reader_ref().is_closed()
     }
 }
+
+/// End of the first complete SSE frame in `buffer` (after its blank line, `\n\n` or
+/// `\r\n\r\n`), for code that passes frames on whole.
+pub fn frame_end(buffer: &[u8]) -> Option<usize> {
+    let lf = memchr::memmem::find(buffer, b"\n\n").map(|i| i + 2);
+    let crlf = memchr::memmem::find(buffer, b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The payload of a frame's (first) `data:` line.
+pub fn frame_data(frame: &[u8]) -> Option<&[u8]> {
+    frame
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"data:"))
+        .map(<[u8]>::trim_ascii)
+}

@@ -24,14 +24,22 @@ pub struct RequestRouting {
     /// The end user's `allowed_model_region` (lower case): only deployments whose
     /// `region_name` is this one may serve, in the requested group and its fallbacks.
     pub allowed_region: Option<String>,
+    /// Only the deployment of this id may serve (the one that holds the response a Responses
+    /// request continues).
+    pub only_deployment: Option<String>,
 }
 
 impl RequestRouting {
-    /// Whether `deployment` may serve this request (its region, when one is required).
+    /// Whether `deployment` may serve this request (its region, when one is required, and the
+    /// one deployment, when pinned).
     pub fn allows(&self, deployment: &vaultgate_providers::Deployment) -> bool {
         self.allowed_region
             .as_ref()
             .is_none_or(|region| deployment.region.as_ref() == Some(region))
+            && self
+                .only_deployment
+                .as_ref()
+                .is_none_or(|id| deployment.id == *id)
     }
 
     /// Fallback models the client named (each must be one the caller may use).

@@ -471,3 +471,34 @@ model_list:
     };
     assert_eq!(router.choose(group, &mut Vec::new(), &nowhere), None);
 }
+
+#[test]
+fn a_pinned_deployment_is_the_only_one_chosen() {
+    let router = router(
+        r#"
+model_list:
+  - model_name: m
+    litellm_params: {model: openai/a}
+    model_info: {id: a}
+  - model_name: m
+    litellm_params: {model: openai/b}
+    model_info: {id: b}
+"#,
+    );
+    let group = router.group("m").unwrap();
+    let pinned = RequestRouting {
+        only_deployment: Some("b".into()),
+        ..RequestRouting::default()
+    };
+    let mut tried = Vec::new();
+    for _ in 0..5 {
+        let index = router.choose(group, &mut tried, &pinned).unwrap();
+        assert_eq!(group.deployments[index].id, "b");
+        tried.push(index);
+    }
+    let gone = RequestRouting {
+        only_deployment: Some("c".into()),
+        ..RequestRouting::default()
+    };
+    assert_eq!(router.choose(group, &mut Vec::new(), &gone), None);
+}

@@ -85,6 +85,12 @@ impl Access {
         }
     }
 
+    /// Records the usage of a complete answer whose usage the caller read (another API's
+    /// shape); the body is kept for the spend log like [`Self::record_body`]'s.
+    pub fn record_answer(self, deployment: &Deployment, usage: Usage, body: &[u8]) {
+        self.record_with(deployment, usage, Some(body));
+    }
+
     pub fn record(self, deployment: &Deployment, usage: Usage) {
         self.record_with(deployment, usage, None);
     }

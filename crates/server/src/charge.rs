@@ -42,8 +42,8 @@ impl Delivered {
 }
 
 /// Members whose string values are generated text, in OpenAI chunks (`content`, `text`,
-/// `arguments` of tool calls, `refusal`, `reasoning_content`) and Anthropic events (`text`,
-/// `partial_json`, `thinking`).
+/// `arguments` of tool calls, `refusal`, `reasoning_content`), Anthropic events (`text`,
+/// `partial_json`, `thinking`) and Responses events (`delta`, when a string).
 fn is_text_member(name: &[u8]) -> bool {
     matches!(
         name,
@@ -54,6 +54,7 @@ fn is_text_member(name: &[u8]) -> bool {
             | b"reasoning_content"
             | b"partial_json"
             | b"thinking"
+            | b"delta"
     )
 }
 
@@ -103,20 +104,28 @@ fn skip_space(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Estimated prompt tokens of a request (OpenAI chat or completions, Anthropic messages).
+/// Estimated prompt tokens of a request (OpenAI chat or completions, Anthropic messages,
+/// Responses).
 pub fn prompt_tokens(body: &ChatBody) -> u64 {
     let Ok(fields) = body.fields() else {
         return PER_MESSAGE;
     };
     let mut bytes = 0u64;
     let mut messages = 0u64;
-    if let Some(list) = fields.get("messages").and_then(Value::as_array) {
-        messages = list.len() as u64;
-        for message in list {
-            bytes += value_text_bytes(message);
+    // Chat and Anthropic `messages`, or the items of a Responses `input`.
+    for list in ["messages", "input"] {
+        if let Some(list) = fields.get(list).and_then(Value::as_array) {
+            messages += list.len() as u64;
+            for message in list {
+                bytes += value_text_bytes(message);
+            }
         }
     }
-    for member in ["system", "prompt", "tools", "functions"] {
+    if let Some(Value::String(text)) = fields.get("input") {
+        messages += 1;
+        bytes += text.len() as u64;
+    }
+    for member in ["system", "prompt", "tools", "functions", "instructions"] {
         if let Some(value) = fields.get(member) {
             bytes += value_text_bytes(value);
         }
@@ -142,7 +151,7 @@ fn object_text_bytes(members: &Map<String, Value>) -> u64 {
             !matches!(
                 name.as_str(),
                 // media, and what the per-message overhead covers
-                "image_url" | "input_audio" | "file" | "source" | "type" | "role"
+                "image_url" | "input_audio" | "file" | "file_data" | "source" | "type" | "role"
             )
         })
         .map(|(_, value)| value_text_bytes(value))

@@ -22,6 +22,7 @@ mod proxy;
 mod request_body;
 mod request_id;
 mod request_params;
+mod responses;
 mod routes;
 mod spend_log;
 mod sse;

@@ -85,6 +85,7 @@ fn read(params: &Map<String, Value>) -> Result<RequestParams> {
         },
         // Not the client's to choose: the end user's setting (see `proxy::admit`).
         allowed_region: None,
+        only_deployment: None,
     };
     let mock_response = match params.get("mock_response") {
         None | Some(Value::Null) => None,

@@ -26,6 +26,24 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/v1/completions", post(completions))
         .route("/completions", post(completions))
         .route("/v1/messages", post(crate::messages::handle))
+        .route("/v1/responses", post(crate::responses::create))
+        .route("/responses", post(crate::responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(crate::responses::retrieve).delete(crate::responses::delete),
+        )
+        .route(
+            "/responses/{id}",
+            get(crate::responses::retrieve).delete(crate::responses::delete),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(crate::responses::input_items),
+        )
+        .route(
+            "/responses/{id}/input_items",
+            get(crate::responses::input_items),
+        )
         .route("/v1/embeddings", post(embeddings))
         .route("/embeddings", post(embeddings))
         .route("/v1/models", get(models))

@@ -135,7 +135,7 @@ impl AppState {
         let messages = if store_prompts {
             fields.map(|f| {
                 let mut kept = Map::new();
-                for name in ["messages", "prompt", "input", "system"] {
+                for name in ["messages", "prompt", "input", "system", "instructions"] {
                     if let Some(value) = f.get(name) {
                         kept.insert(name.to_owned(), value.clone());
                     }

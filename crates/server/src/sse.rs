@@ -6,7 +6,7 @@ use std::pin::Pin;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
-use vaultgate_providers::Usage;
+use vaultgate_providers::{Usage, frame_data, frame_end};
 
 use crate::charge::Delivered;
 
@@ -33,6 +33,9 @@ pub enum UsageFormat {
     OpenAi { hide_usage_chunk: bool },
     /// Anthropic events: `message_start` holds the input tokens, `message_delta` the output.
     Anthropic,
+    /// Responses API events: the last one (`response.completed`, `.incomplete`, `.failed`)
+    /// holds the response with its `usage`.
+    Responses,
 }
 
 struct Tap {
@@ -61,7 +64,10 @@ impl Tap {
     /// Returns whether the frame goes to the client.
     fn inspect(&mut self, frame: &[u8]) -> bool {
         if !contains(frame, b"\"usage\"") {
-            if self.sink.is_some() {
+            // Responses events repeat the text in their `.done` events: only deltas count.
+            let counted =
+                !matches!(self.format, UsageFormat::Responses) || contains(frame, b".delta\"");
+            if self.sink.is_some() && counted {
                 self.end.delivered.add(frame);
             }
             return true;
@@ -106,6 +112,13 @@ impl Tap {
                 }
                 if self.sink.is_some() {
                     self.end.delivered.add(frame);
+                }
+                true
+            }
+            UsageFormat::Responses => {
+                if let Some(usage) = json.pointer("/response/usage").filter(|u| u.is_object()) {
+                    self.end.usage = Some(vaultgate_providers::responses::usage(usage));
+                    self.end.usage_final = true;
                 }
                 true
             }
@@ -194,26 +207,13 @@ fn error_frame(format: UsageFormat, broken: &std::io::Error) -> Bytes {
                 "error": {"type": kind, "message": error.to_string()}});
             format!("event: error\ndata: {event}\n\n")
         }
+        UsageFormat::Responses => {
+            let event = serde_json::json!({"type": "error", "code": error.status().as_u16().to_string(),
+                "message": error.to_string(), "param": null});
+            format!("event: error\ndata: {event}\n\n")
+        }
     };
     Bytes::from(frame)
-}
-
-/// End of the first complete frame (after its blank line), `\n\n` or `\r\n\r\n`.
-fn frame_end(buffer: &[u8]) -> Option<usize> {
-    let lf = find(buffer, b"\n\n").map(|i| i + 2);
-    let crlf = find(buffer, b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// The payload of a frame's `data:` line.
-fn frame_data(frame: &[u8]) -> Option<&[u8]> {
-    frame
-        .split(|&b| b == b'\n')
-        .find_map(|line| line.strip_prefix(b"data:"))
-        .map(|data| data.trim_ascii())
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

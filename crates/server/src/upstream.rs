@@ -81,7 +81,7 @@ pub async fn attempt(
 
 /// The request without the params the deployment's and the request's
 /// `additional_drop_params` name; `None` when there is nothing to drop.
-fn drop_params(
+pub(crate) fn drop_params(
     request: &ChatBody,
     params: &RequestParams,
     deployment: &Deployment,
@@ -180,7 +180,7 @@ pub async fn attempt_messages(
 }
 
 /// The translation of a native request failed once, the same way for every deployment.
-fn copy_error(error: &Error) -> Error {
+pub(crate) fn copy_error(error: &Error) -> Error {
     match error {
         Error::BadRequest { message, param } => Error::BadRequest {
             message: message.clone(),
@@ -193,7 +193,7 @@ fn copy_error(error: &Error) -> Error {
 /// Runs `call`; when the upstream refuses the deployment's credentials (401, or 403 for leased
 /// or AWS ones) and they come from Vault, re-reads (or re-issues) them once and calls again if
 /// they changed.
-async fn with_key_reread<F, Fut>(
+pub(crate) async fn with_key_reread<F, Fut>(
     app: &AppState,
     deployment: &Deployment,
     mut call: F,
@@ -296,7 +296,7 @@ pub(crate) fn resolve<'a>(secrets: &'a SecretMap, deployment: &'a Deployment) ->
 
 /// How an upstream's error answer reaches the client.
 #[derive(Clone, Copy)]
-enum ErrorShape {
+pub(crate) enum ErrorShape {
     /// As an OpenAI-compatible upstream sent it.
     AsIs,
     /// As Anthropic sent it, for Anthropic-native clients.
@@ -390,7 +390,7 @@ fn anthropic_request(
 /// `stream_timeout` (else `timeout`) until a stream's first chunk and then between any two
 /// chunks. A timed-out call is dropped, which cancels it. A stream resolves with its first chunk in hand, so a stream that fails or
 /// stalls before it can still be retried.
-async fn send(
+pub(crate) async fn send(
     app: &AppState,
     deployment: &Deployment,
     upstream: UpstreamRequest,
@@ -560,13 +560,13 @@ fn stream_opened_with_error(first: &[u8], shape: ErrorShape) -> Option<Error> {
 }
 
 /// A 2xx body that must be JSON for us to translate it; anything else is the upstream's fault.
-fn parse_answer(body: &[u8], what: &str) -> Result<Value> {
+pub(crate) fn parse_answer(body: &[u8], what: &str) -> Result<Value> {
     serde_json::from_slice(body).map_err(|e| {
         Error::UpstreamUnreachable(format!("the upstream sent a malformed {what}: {e}"))
     })
 }
 
-fn json_reply(status: StatusCode, json: &Value) -> Reply {
+pub(crate) fn json_reply(status: StatusCode, json: &Value) -> Reply {
     Reply::Full {
         status,
         content_type: Some(HeaderValue::from_static("application/json")),
@@ -577,7 +577,10 @@ fn json_reply(status: StatusCode, json: &Value) -> Reply {
 /// Feeds an upstream stream through `translator`. A broken upstream ends the translation with
 /// the translator's own error frame (the client sees a well-formed, visibly truncated stream);
 /// once the translator is done, the upstream is dropped (which cancels it).
-fn translate_stream(upstream: ByteStream, translator: Box<dyn TranslateStream>) -> ByteStream {
+pub(crate) fn translate_stream(
+    upstream: ByteStream,
+    translator: Box<dyn TranslateStream>,
+) -> ByteStream {
     Box::pin(futures_util::stream::unfold(
         Some((upstream, translator)),
         |state| async move {

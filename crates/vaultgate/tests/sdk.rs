@@ -1,4 +1,5 @@
-//! The official `openai` Python SDK against the real gateway (installed by scripts/setup.sh).
+//! The official `openai` Python SDK against the real gateway (installed by scripts/setup.sh):
+//! chat, embeddings and models, and the Responses API.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use vaultgate_mock_upstream::MockUpstream;
@@ -42,5 +43,45 @@ async fn openai_sdk_chat_stream_embeddings_models_and_bad_key() {
         mock.requests()
             .iter()
             .all(|r| r.header("authorization") == Some("Bearer sk-provider-sdk"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openai_sdk_responses_create_stream_retrieve_and_delete() {
+    let mock = MockUpstream::start().await.unwrap();
+    let config = format!(
+        "model_list:\n  - model_name: sdk-model\n    litellm_params: {{model: openai/upstream-model, api_base: '{0}/v1', api_key: sk-provider-sdk}}\n  - model_name: sdk-claude\n    litellm_params: {{model: anthropic/claude-upstream, api_base: '{0}', api_key: sk-ant-provider-sdk}}\ngeneral_settings: {{master_key: {MASTER}}}\n",
+        mock.url()
+    );
+    let gateway = Gateway::builder(BIN, &config).start().unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        python()
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/sdk/openai_responses_check.py"
+            ))
+            .env("GATEWAY_URL", &gateway.url)
+            .env("GATEWAY_KEY", MASTER)
+            .env("MODEL", "sdk-model")
+            .env("TRANSLATED_MODEL", "sdk-claude")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let paths: Vec<String> = mock.requests().iter().map(|r| r.uri.clone()).collect();
+    assert!(paths.iter().any(|p| p == "/v1/responses"), "{paths:?}");
+    assert!(paths.iter().any(|p| p == "/v1/messages"), "{paths:?}");
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("/v1/responses/resp_mock")),
+        "{paths:?}"
     );
 }
