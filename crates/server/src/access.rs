@@ -8,6 +8,7 @@ use serde::Deserialize;
 use vaultgate_core::{Error, Result};
 use vaultgate_keys::{Admission, KeyService};
 use vaultgate_providers::{ChatBody, Deployment, Usage};
+use vaultgate_router::ModelGroup;
 
 use crate::auth::Principal;
 use crate::charge;
@@ -26,19 +27,34 @@ pub struct Access {
 }
 
 impl AppState {
-    /// Whether the caller may use `model`, asked by that name, or by `group` when the name is
-    /// an alias of it. Checked before whether the model exists, as LiteLLM does.
-    pub fn authorize(&self, principal: &Principal, model: &str, group: Option<&str>) -> Result<()> {
-        match (principal, &self.keys) {
-            (Principal::Virtual(record), Some(keys)) => match keys.authorize_model(record, model) {
-                Err(denied) => match group.filter(|g| *g != model) {
-                    Some(group) if keys.authorize_model(record, group).is_ok() => Ok(()),
-                    _ => Err(denied),
-                },
-                ok => ok,
-            },
-            _ => Ok(()),
+    /// Whether the caller may use `model`, asked by that name, or by the name of the `group`
+    /// serving it (the name is an alias of it), or by the wildcard route it comes from (a key
+    /// listing `*-mini` may use what that route serves). Checked before whether the model
+    /// exists, as LiteLLM does.
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        model: &str,
+        group: Option<&ModelGroup>,
+    ) -> Result<()> {
+        let (Principal::Virtual(record), Some(keys)) = (principal, &self.keys) else {
+            return Ok(());
+        };
+        let denied = match keys.authorize_model(record, model) {
+            Err(denied) => denied,
+            ok => return ok,
+        };
+        let others = group
+            .into_iter()
+            .flat_map(|g| [Some(g.name.as_str()), g.pattern.as_deref()])
+            .flatten()
+            .filter(|name| *name != model);
+        for name in others {
+            if keys.authorize_model(record, name).is_ok() {
+                return Ok(());
+            }
         }
+        Err(denied)
     }
 
     /// Checks the budgets and rate limits of the key and of everything it answers to (team,

@@ -71,12 +71,25 @@ pub async fn readiness(State(app): State<Arc<AppState>>, request: Request) -> Re
         None => json!({"mode": "unauthenticated",
             "warning": "no master key: anyone who can reach this port can use every model"}),
     };
+    // LiteLLM's fields (`db` as a word, `litellm_version`, `cache`, `success_callbacks`) for
+    // the clients that read them; ours (`database`, `vault`, `redis`) with the details.
+    let connected = if db["status"] == "connected" {
+        "connected"
+    } else {
+        "Not connected"
+    };
     Json(json!({
         "status": status,
+        "db": connected,
+        "litellm_version": env!("CARGO_PKG_VERSION"),
+        // No response cache: Redis here only carries shared limits (`redis`).
+        "cache": null,
+        // `litellm_settings.success_callback` is not implemented: no callback runs.
+        "success_callbacks": [],
         "version": env!("CARGO_PKG_VERSION"),
         "auth": auth,
         "vault": vault,
-        "db": db,
+        "database": db,
         "redis": redis,
     }))
     .into_response()

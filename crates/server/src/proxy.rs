@@ -130,19 +130,11 @@ pub(crate) async fn admit<'a>(
     let checked: Result<Admitted<'a>> = async {
         let (request, mut params) = request_params::split(parsed, keep)?;
         let group = app.router.resolve(&request.model);
-        app.authorize(
-            &principal,
-            &request.model,
-            group.as_ref().map(|g| g.name.as_str()),
-        )?;
+        app.authorize(&principal, &request.model, group.as_deref())?;
         let group = group.ok_or_else(|| unknown_model(&request.model))?;
         for fallback in params.routing.client_fallbacks() {
             let target = app.router.resolve(fallback);
-            app.authorize(
-                &principal,
-                fallback,
-                target.as_ref().map(|g| g.name.as_str()),
-            )?;
+            app.authorize(&principal, fallback, target.as_deref())?;
         }
         *model_label = Some(request.model.clone());
         let access = app

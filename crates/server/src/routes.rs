@@ -47,7 +47,14 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/embeddings", post(embeddings))
         .route("/v1/models", get(models))
-        .route("/models", get(models));
+        .route("/models", get(models))
+        .route("/model/info", get(crate::model_info::model_info))
+        .route("/v1/model/info", get(crate::model_info::model_info))
+        .route("/v2/model/info", get(crate::model_info::model_info))
+        .route(
+            "/model_group/info",
+            get(crate::model_info::model_group_info),
+        );
     let key_routes =
         match &state.keys {
             Some(keys) => vaultgate_keys::routes(keys.clone()),
@@ -86,6 +93,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     };
     axum::Router::new()
         .merge(model_routes)
+        .route("/health", get(crate::health_check::health))
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))
         .route("/health/readiness", get(health::readiness))

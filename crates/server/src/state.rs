@@ -44,6 +44,8 @@ pub struct AppState {
     pub(crate) rate_samples: crate::admin_models::RateSamples,
     /// Handles of the per-request metrics, registered on first use.
     pub(crate) request_metrics: crate::proxy::RequestMetrics,
+    /// What `/model/info` and `/model_group/info` show, built at start.
+    pub(crate) catalog: crate::model_info::ModelCatalog,
 }
 
 impl AppState {
@@ -82,6 +84,7 @@ impl AppState {
             },
             rate_samples: Default::default(),
             request_metrics: Default::default(),
+            catalog: crate::model_info::ModelCatalog::new(config),
         })
     }
 }

@@ -93,7 +93,9 @@ async fn readiness_until(gateway: &Gateway, done: impl Fn(&Value) -> bool) -> Va
 }
 
 fn unsaved(ready: &Value) -> f64 {
-    ready["db"]["spend"]["unsaved_usd"].as_f64().unwrap_or(-1.0)
+    ready["database"]["spend"]["unsaved_usd"]
+        .as_f64()
+        .unwrap_or(-1.0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,7 +124,8 @@ async fn spend_survives_failing_sqlite_writes_and_no_key_is_answered_without_bei
     assert_eq!(status, 503, "a key that was not stored: {body}");
     // The writer may have tried a first part of the five before the rest came in.
     let failing = readiness_until(&gw, |r| {
-        r["db"]["spend"]["failing_since"].is_string() && (unsaved(r) - 5.0 * COST).abs() < 1e-9
+        r["database"]["spend"]["failing_since"].is_string()
+            && (unsaved(r) - 5.0 * COST).abs() < 1e-9
     })
     .await;
     assert_eq!(failing["status"], "degraded", "{failing}");
@@ -134,7 +137,7 @@ async fn spend_survives_failing_sqlite_writes_and_no_key_is_answered_without_bei
         assert_eq!(chat(&gw, &key).await, 200);
     }
     let ready = readiness_until(&gw, |r| {
-        unsaved(r) == 0.0 && r["db"]["spend"]["failing_since"].is_null()
+        unsaved(r) == 0.0 && r["database"]["spend"]["failing_since"].is_null()
     })
     .await;
     assert_eq!(ready["status"], "healthy", "{ready}");

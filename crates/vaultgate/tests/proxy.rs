@@ -514,8 +514,14 @@ async fn models_health_and_metrics() {
         .unwrap();
     assert_eq!(readiness["status"], "healthy");
     assert_eq!(readiness["vault"]["status"], "disabled");
-    assert_eq!(readiness["db"]["status"], "connected", "{readiness}");
-    assert_eq!(readiness["db"]["backend"], "sqlite", "{readiness}");
+    assert_eq!(readiness["database"]["status"], "connected", "{readiness}");
+    assert_eq!(readiness["database"]["backend"], "sqlite", "{readiness}");
+    // LiteLLM's fields, as its clients read them.
+    assert_eq!(readiness["db"], "connected", "{readiness}");
+    assert_eq!(readiness["litellm_version"], env!("CARGO_PKG_VERSION"));
+    assert!(readiness["cache"].is_null(), "{readiness}");
+    assert_eq!(readiness["success_callbacks"], json!([]));
+    assert_eq!(readiness["redis"]["status"], "disabled", "{readiness}");
 
     post(
         &gateway,

@@ -54,7 +54,7 @@ async fn pair() -> Pair {
     let b = Gateway::builder(BIN, &text).start().unwrap();
     for gateway in [&a, &b] {
         eventually("listening to the other instance", async || {
-            readiness(gateway).await["db"]["cluster"]["listening"] == true
+            readiness(gateway).await["database"]["cluster"]["listening"] == true
         })
         .await;
     }
@@ -282,5 +282,5 @@ async fn one_instance_runs_the_jobs_and_the_other_takes_over_when_it_is_killed()
         spend(&follower, &key).await == 0.0
     })
     .await;
-    assert!(readiness(&follower).await["db"]["cluster"]["runs_background_jobs"] == true);
+    assert!(readiness(&follower).await["database"]["cluster"]["runs_background_jobs"] == true);
 }

@@ -117,3 +117,29 @@ pub async fn admin_get(gateway: &Gateway, path: &str) -> (u16, Value) {
         response.json().await.unwrap_or(Value::Null),
     )
 }
+
+/// `GET path` as `key` (none: no key at all): the status and the JSON body (`null` if none).
+pub async fn get_as(gateway: &Gateway, key: Option<&str>, path: &str) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", gateway.url));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A new virtual key limited to `models` (`[]`: every model), made with `master`.
+pub async fn key_with_models(gateway: &Gateway, master: &str, models: Value) -> String {
+    let response: Value = reqwest::Client::new()
+        .post(format!("{}/key/generate", gateway.url))
+        .bearer_auth(master)
+        .json(&serde_json::json!({"models": models}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["key"].as_str().unwrap().to_owned()
+}
