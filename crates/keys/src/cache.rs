@@ -22,6 +22,9 @@ pub(crate) struct KeyCache {
     misses: Cache<String, (), FastHashState>,
     /// Bumped on every invalidation, so a lookup that raced with one does not re-cache stale data.
     epoch: AtomicU64,
+    /// Records loaded before this (ms since `created`) are re-read at their next use.
+    stale_before_ms: AtomicU64,
+    created: Instant,
     /// How long a record is trusted before a background refresh.
     ttl: Duration,
     store: Store,
@@ -84,6 +87,8 @@ impl KeyCache {
             entries,
             misses,
             epoch: AtomicU64::new(0),
+            stale_before_ms: AtomicU64::new(0),
+            created: Instant::now(),
             ttl: settings.ttl,
             store,
             live,
@@ -92,11 +97,24 @@ impl KeyCache {
         })
     }
 
-    /// Forgets every cached key and unknown key (the change channel was lost and is back).
-    pub fn invalidate_all(&self) {
+    /// The change channel was lost and is back: every cached key is re-read at its next use,
+    /// in the background (served meanwhile, as while the channel was lost; dropping them would
+    /// refuse every key while the database is still coming back), unknown keys are forgotten.
+    pub fn refresh_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate_all();
+        let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.stale_before_ms.store(now, Ordering::SeqCst);
         self.misses.invalidate_all();
+    }
+
+    /// Whether a cached record is due for a re-read.
+    fn stale(&self, cached: &Cached) -> bool {
+        let loaded_ms = cached
+            .loaded_at
+            .saturating_duration_since(self.created)
+            .as_millis();
+        cached.loaded_at.elapsed() >= self.ttl()
+            || loaded_ms <= u128::from(self.stale_before_ms.load(Ordering::Relaxed))
     }
 
     fn ttl(&self) -> Duration {
@@ -136,9 +154,7 @@ impl KeyCache {
         };
         let record = if let Some(cached) = self.entries.get(&token) {
             hot_metrics().cache_hits.increment(1);
-            if cached.loaded_at.elapsed() >= self.ttl()
-                && !cached.refreshing.swap(true, Ordering::SeqCst)
-            {
+            if self.stale(&cached) && !cached.refreshing.swap(true, Ordering::SeqCst) {
                 tokio::spawn(self.clone().refresh(token.clone(), cached.clone()));
             }
             cached.record.clone()

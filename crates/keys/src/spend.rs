@@ -140,6 +140,9 @@ pub(crate) struct SpendWriter {
     /// While writes fail: when to try again, and the wait after that.
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// The store's recoveries at the last failure: once the database is reached again (by any
+    /// call), the backlog is written at the next tick instead of after the backoff.
+    recoveries_at_failure: u64,
     failing_since_ms: Option<i64>,
     status: Arc<Mutex<SpendStatus>>,
     clock: Arc<dyn crate::clock::Clock>,
@@ -178,6 +181,7 @@ impl SpendWriter {
             shutdown_timeout: options.spend_shutdown_timeout,
             retry_at: None,
             backoff: options.spend_flush_interval,
+            recoveries_at_failure: 0,
             failing_since_ms: None,
             status: status.clone(),
             clock: options.clock.clone(),
@@ -186,9 +190,11 @@ impl SpendWriter {
         (writer, queue, status)
     }
 
-    /// Whether a write may be tried now (not while waiting out a failure's backoff).
+    /// Whether a write may be tried now: not while waiting out a failure's backoff, unless the
+    /// database was reached again since.
     fn may_write(&self) -> bool {
         self.retry_at.is_none_or(|at| Instant::now() >= at)
+            || self.store.recoveries() != self.recoveries_at_failure
     }
 
     pub async fn run(mut self) {
@@ -361,6 +367,7 @@ impl SpendWriter {
                         self.flush_interval
                     };
                     self.retry_at = Some(Instant::now() + self.backoff);
+                    self.recoveries_at_failure = self.store.recoveries();
                     if self.failing_since_ms.is_none() {
                         self.failing_since_ms = Some(self.clock.now_ms());
                     }

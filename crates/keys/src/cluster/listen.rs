@@ -84,7 +84,7 @@ async fn subscribe(weak: &Weak<Inner>, cluster: &Cluster, url: &str) -> Result<P
     let Some(inner) = weak.upgrade() else {
         return Err(Error::Unavailable("the key service is gone".into()));
     };
-    inner.cache.invalidate_all();
+    inner.cache.refresh_all();
     // Notifications arriving meanwhile wait in the listener's buffer.
     inner.directory.load_all(&inner.store).await?;
     Ok(listener)

@@ -12,6 +12,9 @@ use vaultgate_core::Error;
 
 const COOLDOWN_MIN: Duration = Duration::from_secs(1);
 const COOLDOWN_MAX: Duration = Duration::from_secs(30);
+/// While open, one call this often goes through to find out whether the database is back, so
+/// the gateway recovers within about a second of it rather than after the whole cool-down.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Breaker {
     started: Instant,
@@ -19,6 +22,10 @@ pub(crate) struct Breaker {
     open_until_ms: AtomicU64,
     cooldown_ms: AtomicU64,
     last_error: Mutex<String>,
+    /// When (ms since `started`) a call last went through while open.
+    probed_ms: AtomicU64,
+    /// How many times it closed again: a writer backing off after a failure retries at once.
+    recoveries: AtomicU64,
 }
 
 impl Default for Breaker {
@@ -28,6 +35,8 @@ impl Default for Breaker {
             open_until_ms: AtomicU64::new(0),
             cooldown_ms: AtomicU64::new(millis(COOLDOWN_MIN)),
             last_error: Mutex::new(String::new()),
+            recoveries: AtomicU64::new(0),
+            probed_ms: AtomicU64::new(0),
         }
     }
 }
@@ -48,6 +57,15 @@ impl Breaker {
         if until == 0 || now >= until {
             return Ok(());
         }
+        let probed = self.probed_ms.load(Ordering::Acquire);
+        if now >= probed.saturating_add(millis(PROBE_EVERY))
+            && self
+                .probed_ms
+                .compare_exchange(probed, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            return Ok(());
+        }
         let last = self
             .last_error
             .lock()
@@ -60,6 +78,11 @@ impl Breaker {
         )))
     }
 
+    /// How many times a call succeeded after the database had been unreachable.
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries.load(Ordering::Acquire)
+    }
+
     /// Notes a call's outcome: an unreachable database opens the breaker, a success closes it.
     pub fn record(&self, error: Option<&sqlx::Error>) {
         match error {
@@ -67,6 +90,7 @@ impl Breaker {
                 if self.open_until_ms.swap(0, Ordering::AcqRel) != 0 {
                     self.cooldown_ms
                         .store(millis(COOLDOWN_MIN), Ordering::Release);
+                    self.recoveries.fetch_add(1, Ordering::AcqRel);
                     metrics::gauge!("vaultgate_key_db_circuit_open").set(0.0);
                     tracing::info!("key database reachable again");
                 }
@@ -80,10 +104,11 @@ impl Breaker {
                 if let Ok(mut last) = self.last_error.lock() {
                     *last = e.to_string();
                 }
-                let was = self.open_until_ms.swap(
-                    self.now_ms().saturating_add(cooldown).max(1),
-                    Ordering::AcqRel,
-                );
+                let now = self.now_ms();
+                self.probed_ms.store(now, Ordering::Release);
+                let was = self
+                    .open_until_ms
+                    .swap(now.saturating_add(cooldown).max(1), Ordering::AcqRel);
                 metrics::gauge!("vaultgate_key_db_circuit_open").set(1.0);
                 if was == 0 {
                     metrics::counter!("vaultgate_key_db_circuit_opened_total").increment(1);
@@ -129,7 +154,15 @@ mod tests {
             panic!("the breaker did not open");
         };
         assert!(message.contains("unavailable"), "{message}");
+        assert_eq!(breaker.recoveries(), 0);
         breaker.record(None);
         assert!(breaker.check().is_ok());
+        assert_eq!(breaker.recoveries(), 1, "the recovery was not counted");
+        breaker.record(None);
+        assert_eq!(
+            breaker.recoveries(),
+            1,
+            "a success while closed is no recovery"
+        );
     }
 }

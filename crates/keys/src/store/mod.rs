@@ -202,6 +202,11 @@ impl Store {
         Ok(&self.pool)
     }
 
+    /// How many times the database was reached again after being unreachable.
+    pub(crate) fn recoveries(&self) -> u64 {
+        self.breaker.recoveries()
+    }
+
     /// A database error of a call on the pool, noted by the breaker.
     pub(crate) fn fail(&self, e: sqlx::Error) -> Error {
         self.breaker.record(Some(&e));
