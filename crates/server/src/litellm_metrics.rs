@@ -4,7 +4,11 @@
 //! values into metrics (`user_email`, `client_ip`, `user_agent`); `hashed_api_key` is the
 //! key's SHA-256, never the key.
 
-use vaultgate_core::Error;
+use std::hash::BuildHasher;
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
+
+use metrics::{Counter, Gauge, Histogram};
+use vaultgate_core::{Error, FastHashState, FastMap};
 use vaultgate_keys::Admission;
 use vaultgate_providers::Usage;
 
@@ -106,6 +110,106 @@ fn with(mut pairs: Pairs, name: &'static str, value: String) -> Pairs {
     pairs
 }
 
+/// Label sets whose handles are kept; past that the cache starts over (the series stay in the
+/// registry, only their handles are looked up again). Bounds what clients' `user` values cost.
+const CACHED_LABEL_SETS: usize = 4_096;
+
+/// The handles of one label set's series, each registered on its first use: building the label
+/// pairs and looking them up in the registry cost more than the rest of a request's accounting
+/// (about forty allocations and the hashing of nine labels, a dozen times).
+#[derive(Default)]
+struct Series {
+    proxy_requests: OnceLock<Counter>,
+    requests: OnceLock<Counter>,
+    spend: OnceLock<Gauge>,
+    total_tokens_metric: OnceLock<Counter>,
+    total_tokens: OnceLock<Counter>,
+    input_tokens: OnceLock<Counter>,
+    output_tokens: OnceLock<Counter>,
+    total_latency: OnceLock<Histogram>,
+    llm_latency: OnceLock<Histogram>,
+    key_remaining: OnceLock<Gauge>,
+    key_max: OnceLock<Gauge>,
+    team_remaining: OnceLock<Gauge>,
+    team_max: OnceLock<Gauge>,
+}
+
+type LabelValues = [Box<str>; 10];
+/// Label sets sharing one hash (nearly always one).
+type SameHash = Vec<(LabelValues, Arc<Series>)>;
+
+/// Label sets by the hash of their values, each with its handles.
+#[derive(Default)]
+struct SeriesCache {
+    hasher: FastHashState,
+    by_hash: RwLock<FastMap<u64, SameHash>>,
+}
+
+static CACHE: LazyLock<SeriesCache> = LazyLock::new(SeriesCache::default);
+
+impl Labels<'_> {
+    fn values(&self) -> [&str; 10] {
+        [
+            self.end_user,
+            self.hashed_api_key,
+            self.api_key_alias,
+            self.team,
+            self.team_alias,
+            self.user,
+            self.requested_model,
+            self.model,
+            self.model_id,
+            self.api_provider,
+        ]
+    }
+
+    /// The handles of this label set.
+    fn series(&self) -> Arc<Series> {
+        let values = self.values();
+        let hash = CACHE.hasher.hash_one(values);
+        let same = |(kept, _): &&(LabelValues, Arc<Series>)| {
+            kept.iter().map(|v| &**v).eq(values.iter().copied())
+        };
+        if let Ok(map) = CACHE.by_hash.read()
+            && let Some((_, series)) = map.get(&hash).and_then(|list| list.iter().find(same))
+        {
+            return Arc::clone(series);
+        }
+        let Ok(mut map) = CACHE.by_hash.write() else {
+            return Arc::default();
+        };
+        if let Some((_, series)) = map.get(&hash).and_then(|list| list.iter().find(same)) {
+            return Arc::clone(series);
+        }
+        if map.len() >= CACHED_LABEL_SETS {
+            map.clear();
+        }
+        let series = Arc::<Series>::default();
+        map.entry(hash)
+            .or_default()
+            .push((values.map(Box::from), Arc::clone(&series)));
+        series
+    }
+}
+
+fn counter<'c>(
+    cell: &'c OnceLock<Counter>,
+    labels: &Labels<'_>,
+    name: &'static str,
+    names: &[&'static str],
+) -> &'c Counter {
+    cell.get_or_init(|| metrics::counter!(name, &labels.of(names)))
+}
+
+fn gauge<'c>(
+    cell: &'c OnceLock<Gauge>,
+    labels: &Labels<'_>,
+    name: &'static str,
+    names: &[&'static str],
+) -> &'c Gauge {
+    cell.get_or_init(|| metrics::gauge!(name, &labels.of(names)))
+}
+
 /// A request that got its answer.
 pub(crate) fn succeeded(
     labels: &Labels<'_>,
@@ -114,24 +218,49 @@ pub(crate) fn succeeded(
     total_latency: f64,
     llm_latency: Option<f64>,
 ) {
-    let status = with(labels.of(PROXY_REQUESTS), "status_code", "200".into());
-    metrics::counter!("litellm_proxy_total_requests_metric_total", &status).increment(1);
-    let spend = labels.of(SPEND);
-    metrics::counter!("litellm_requests_metric_total", &spend).increment(1);
+    let series = labels.series();
+    let counter = |cell, name, names| counter(cell, labels, name, names);
+    let histogram = |cell: &OnceLock<Histogram>, name: &'static str, value: f64| {
+        cell.get_or_init(|| metrics::histogram!(name, &labels.of(LATENCY)))
+            .record(value);
+    };
+    series
+        .proxy_requests
+        .get_or_init(|| {
+            let status = with(labels.of(PROXY_REQUESTS), "status_code", "200".into());
+            metrics::counter!("litellm_proxy_total_requests_metric_total", &status)
+        })
+        .increment(1);
+    counter(&series.requests, "litellm_requests_metric_total", SPEND).increment(1);
     // USD is fractional: the `metrics` crate's counters count whole numbers, so this counter
     // is a gauge that only grows (Prometheus' rate() and increase() read it the same way).
-    metrics::gauge!("litellm_spend_metric_total", &spend).increment(cost);
-    let tokens = labels.of(TOKENS);
+    series
+        .spend
+        .get_or_init(|| metrics::gauge!("litellm_spend_metric_total", &labels.of(SPEND)))
+        .increment(cost);
     let total = usage.prompt_tokens.saturating_add(usage.completion_tokens);
-    metrics::counter!("litellm_total_tokens_metric_total", &tokens).increment(total);
-    metrics::counter!("litellm_total_tokens_total", &tokens).increment(total);
-    metrics::counter!("litellm_input_tokens_metric_total", &tokens).increment(usage.prompt_tokens);
-    metrics::counter!("litellm_output_tokens_metric_total", &tokens)
+    let tokens = |cell, name| counter(cell, name, TOKENS);
+    tokens(
+        &series.total_tokens_metric,
+        "litellm_total_tokens_metric_total",
+    )
+    .increment(total);
+    tokens(&series.total_tokens, "litellm_total_tokens_total").increment(total);
+    tokens(&series.input_tokens, "litellm_input_tokens_metric_total")
+        .increment(usage.prompt_tokens);
+    tokens(&series.output_tokens, "litellm_output_tokens_metric_total")
         .increment(usage.completion_tokens);
-    let latency = labels.of(LATENCY);
-    metrics::histogram!("litellm_request_total_latency_metric", &latency).record(total_latency);
+    histogram(
+        &series.total_latency,
+        "litellm_request_total_latency_metric",
+        total_latency,
+    );
     if let Some(seconds) = llm_latency {
-        metrics::histogram!("litellm_llm_api_latency_metric", &latency).record(seconds);
+        histogram(
+            &series.llm_latency,
+            "litellm_llm_api_latency_metric",
+            seconds,
+        );
     }
 }
 
@@ -153,17 +282,29 @@ pub(crate) fn failed(labels: &Labels<'_>, error: &Error, total_latency: f64) {
 /// The key's and its team's remaining and maximum budget after a request.
 pub(crate) fn budgets(labels: &Labels<'_>, admission: &Admission) {
     let (key, team) = admission.budgets();
-    let key_labels = labels.of(&["hashed_api_key", "api_key_alias"]);
+    let series = labels.series();
+    let gauge = |cell, name, names| gauge(cell, labels, name, names);
+    const KEY: &[&str] = &["hashed_api_key", "api_key_alias"];
+    const TEAM: &[&str] = &["team", "team_alias"];
     let remaining = |b: Option<(f64, f64)>| b.map_or(f64::INFINITY, |(max, spend)| max - spend);
-    metrics::gauge!("litellm_remaining_api_key_budget_metric", &key_labels).set(remaining(key));
+    gauge(
+        &series.key_remaining,
+        "litellm_remaining_api_key_budget_metric",
+        KEY,
+    )
+    .set(remaining(key));
     if let Some((max, _)) = key {
-        metrics::gauge!("litellm_api_key_max_budget_metric", &key_labels).set(max);
+        gauge(&series.key_max, "litellm_api_key_max_budget_metric", KEY).set(max);
     }
     if !labels.team.is_empty() {
-        let team_labels = labels.of(&["team", "team_alias"]);
-        metrics::gauge!("litellm_remaining_team_budget_metric", &team_labels).set(remaining(team));
+        gauge(
+            &series.team_remaining,
+            "litellm_remaining_team_budget_metric",
+            TEAM,
+        )
+        .set(remaining(team));
         if let Some((max, _)) = team {
-            metrics::gauge!("litellm_team_max_budget_metric", &team_labels).set(max);
+            gauge(&series.team_max, "litellm_team_max_budget_metric", TEAM).set(max);
         }
     }
 }
@@ -196,5 +337,32 @@ pub(crate) fn deployment_states(app: &AppState) {
             ];
             metrics::gauge!("litellm_deployment_state", &labels).set(value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(end_user: &str) -> Labels<'_> {
+        Labels {
+            end_user,
+            hashed_api_key: "a1b2",
+            api_key_alias: "alias",
+            team: "",
+            team_alias: "",
+            user: "",
+            requested_model: "gpt-4o",
+            model: "gpt-4o",
+            model_id: "d1",
+            api_provider: "openai",
+        }
+    }
+
+    #[test]
+    fn a_label_set_keeps_its_handles_and_another_gets_its_own() {
+        let first = labels("cache-test-1").series();
+        assert!(Arc::ptr_eq(&first, &labels("cache-test-1").series()));
+        assert!(!Arc::ptr_eq(&first, &labels("cache-test-2").series()));
     }
 }

@@ -130,7 +130,7 @@ impl AppState {
                 .cloned();
         }
         if let Some(key) = &key {
-            add_tags(&mut tags, Some(&json!(key.tags)));
+            add_tag_strs(&mut tags, key.tags.iter().map(String::as_str));
         }
         let messages = if store_prompts {
             fields.map(|f| {
@@ -171,7 +171,11 @@ fn add_tags(tags: &mut Vec<String>, list: Option<&Value>) {
     let Some(Value::Array(items)) = list else {
         return;
     };
-    for tag in items.iter().filter_map(Value::as_str) {
+    add_tag_strs(tags, items.iter().filter_map(Value::as_str));
+}
+
+fn add_tag_strs<'a>(tags: &mut Vec<String>, items: impl Iterator<Item = &'a str>) {
+    for tag in items {
         let tag: String = tag.chars().take(MAX_TAG_LEN).collect();
         if tags.len() < MAX_TAGS && !tag.is_empty() && !tags.contains(&tag) {
             tags.push(tag);

@@ -136,7 +136,10 @@ impl Store {
                 sql.push_str(&marks.join(", "));
                 sql.push(')');
             }
-            let mut query = sqlx::query(&sql);
+            // Only the full-size statement is kept prepared: each connection caches up to
+            // 100 statements, and one per batch remainder (1 to 99 rows of 24 values) held
+            // tens of MiB of compiled SQL.
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for row in chunk {
                 query = bind_row(query, row);
             }

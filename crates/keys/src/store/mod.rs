@@ -241,7 +241,8 @@ impl Store {
         for chunk in values.chunks(VALUES_PER_STATEMENT) {
             let marks: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
             let sql = format!("{select} WHERE {column} IN ({})", marks.join(", "));
-            let mut query = sqlx::query(&sql);
+            // One statement per list length: not kept prepared (see insert_request_logs).
+            let mut query = sqlx::query(&sql).persistent(false);
             for value in chunk {
                 query = query.bind(value.clone());
             }
