@@ -9,6 +9,9 @@
 #   scripts/bench.sh --profile  the gateway and nginx under valgrind's callgrind: user-space
 #                               instructions per request (repeatable whatever else the machine
 #                               does) and where they go
+#   scripts/bench.sh ... --redis  the same with shared limits on (rpm, tpm and parallel requests
+#                               counted in a redis-server the script starts on a free port), so
+#                               the cost of the one Redis round trip per request shows
 #
 # It builds the release binaries, installs the load tool (oha, from crates.io, into .tools/),
 # starts a local OpenBao dev server that holds the provider key and the master key, the mock
@@ -36,13 +39,16 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 mode=default
-case "${1:-}" in
-  "") ;;
-  --smoke) mode=smoke ;;
-  --soak) mode=soak ;;
-  --profile) mode=profile ;;
-  *) echo "usage: scripts/bench.sh [--smoke|--soak|--profile]" >&2; exit 2 ;;
-esac
+redis=false
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) mode=smoke ;;
+    --soak) mode=soak ;;
+    --profile) mode=profile ;;
+    --redis) redis=true ;;
+    *) echo "usage: scripts/bench.sh [--smoke|--soak|--profile] [--redis]" >&2; exit 2 ;;
+  esac
+done
 # Direct, relay and gateway runs alternate, round after round: the report takes medians over
 # rounds, so a slow moment of this shared machine spoils one round instead of one side of the
 # comparison.
@@ -205,6 +211,27 @@ general_settings:
     hosted_keys: [OPENAI_API_KEY, LITELLM_MASTER_KEY]
 YAML
 
+if $redis; then
+  # Shared limits: a private redis-server (no persistence), stopped by pid with the rest.
+  command -v redis-server >/dev/null 2>&1 || {
+    log "installing redis-server (Debian package) for --redis"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server
+  }
+  redis_port=$(free_port)
+  redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+    >"$state/redis.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+  done
+  cat >>"$state/config.yaml" <<YAML
+router_settings:
+  redis_host: 127.0.0.1
+  redis_port: $redis_port
+YAML
+fi
+
 gw_port=$(free_port)
 wrap=()
 if [ "$mode" = profile ]; then
@@ -306,7 +333,13 @@ PY
   nginx_out=$(ls -t "$state"/callgrind-nginx.out* | head -1)
   callgrind_annotate --inclusive=yes "$out" 2>/dev/null | sed -n 1,80p >"$state/profile.txt"
   callgrind_annotate --inclusive=yes "$nginx_out" 2>/dev/null | sed -n 1,60p >"$state/profile-nginx.txt"
-  per_request vaultgate "$out" profile
+  name=vaultgate
+  $redis && name="vaultgate (shared limits on Redis)"
+  per_request "$name" "$out" profile
+  if $redis; then
+    echo "Redis commands processed during the runs: $(redis-cli -p "$redis_port" info stats |
+      awk -F: '/^total_commands_processed/ {print $2}' | tr -d '\r')"
+  fi
   per_request nginx "$nginx_out" profile-nginx
   echo "inclusive profiles: $state/profile.txt, $state/profile-nginx.txt (callgrind_annotate FILE for more)"
   exit 0
@@ -413,7 +446,7 @@ cat >"$state/facts.json" <<JSON
  "long_iterations": $long_iterations, "served": $served, "spend": "$spend",
  "workers": $workers, "compare": $compare, "compare_name": "${BENCH_COMPARE_NAME:-comparison}",
  "load_start": "$load_start", "load_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
- "command": "scripts/bench.sh${1:+ $1}"}
+ "command": "scripts/bench.sh${*:+ $*}"}
 JSON
 $py scripts/bench/report.py "$state" | tee "$state/results.md"
 if [ -n "${BENCH_OUT:-}" ]; then cp "$state/results.md" "$BENCH_OUT"; fi
