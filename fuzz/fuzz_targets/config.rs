@@ -1,5 +1,6 @@
 //! `config.yaml` as the gateway reads it at start and `vaultgate check` reads it: any text either
-//! parses or is refused with a message, and what parses can be walked for its secret references.
+//! parses or is refused with a message, and what parses builds its router (every deployment) or
+//! is refused with a message, and can be walked for its secret references.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = config.references();
         let _ = config.vault_references();
         let _ = config.default_references();
+        let _ = vaultgate_router::Router::from_config(&config);
     }
     // The value and model readers on their own, line by line, as they see single settings.
     for line in text.lines().take(64) {

@@ -1,7 +1,9 @@
 //! Every provider answer → OpenAI translation, on any JSON an upstream (or something posing as
 //! one) may answer with: complete 2xx answers, error answers of every status, Anthropic-native
-//! clients' answers, and STS's credentials answer. None may panic.
+//! clients' answers, STS's credentials answer and Google's token answer. None may panic.
 #![no_main]
+
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -11,6 +13,7 @@ use vaultgate_providers::Native;
 use vaultgate_providers::anthropic;
 use vaultgate_providers::bedrock::sts;
 use vaultgate_providers::ollama::Route;
+use vaultgate_providers::vertex::auth;
 
 const NATIVES: [Native; 10] = [
     Native::Anthropic,
@@ -46,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = native.map_error(status, &headers, bytes.clone());
     }
     let _ = sts::parse_response(status, body);
+    let _ = auth::parse_token_response(status, body, SystemTime::now());
     let Ok(answer) = serde_json::from_slice::<Value>(body) else {
         return;
     };

@@ -4,6 +4,7 @@
 //! re-serialised on the way: prompts, numbers and key order reach the upstream exactly as sent.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -103,15 +104,15 @@ impl ChatBody {
         let stream = members
             .stream
             .is_some_and(|v| serde_json::from_str::<bool>(v.get()).unwrap_or(false));
+        // Its members unparsed: a number that is no f64 (`1e400`) still leaves an object.
         let options = members
             .stream_options
-            .map(|v| serde_json::from_str::<Value>(v.get()).unwrap_or(Value::Null));
+            .and_then(|v| serde_json::from_str::<Options<'_>>(v.get()).ok());
         let include_usage = options
             .as_ref()
             .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let options_is_object = options.as_ref().is_some_and(Value::is_object);
+            .is_some_and(|v| v.get() == "true");
+        let options_is_object = options.is_some();
         let user = members
             .user
             .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
@@ -267,14 +268,25 @@ impl ChatBody {
         Ok((body, params))
     }
 
-    /// The client's `stream_options` object with `include_usage: true`.
+    /// The client's `stream_options` object with `include_usage: true`; its other values are
+    /// copied as sent (parsed, a number such as `1e400` or one of 100 digits would change).
     fn options_with_usage(&self, span: &Range<usize>) -> Vec<u8> {
-        let mut options: Map<String, Value> =
+        let options: Options<'_> =
             serde_json::from_slice(&self.raw[span.clone()]).unwrap_or_default();
-        options.insert("include_usage".into(), Value::Bool(true));
-        serde_json::to_vec(&options).unwrap_or_else(|_| br#"{"include_usage":true}"#.to_vec())
+        let mut out = b"{".to_vec();
+        for (name, value) in options.iter().filter(|(name, _)| *name != "include_usage") {
+            out.extend_from_slice(&json_string(name));
+            out.push(b':');
+            out.extend_from_slice(value.get().as_bytes());
+            out.push(b',');
+        }
+        out.extend_from_slice(br#""include_usage":true}"#);
+        out
     }
 }
+
+/// A `stream_options` object, its values as sent.
+type Options<'a> = BTreeMap<String, &'a RawValue>;
 
 /// How deeply objects and arrays may nest: serde_json's own limit when it builds values, so a
 /// body that passes could be parsed whole by us (translations) or a JSON parser upstream.

@@ -111,9 +111,27 @@ impl Deployment {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
-        let seconds = |value: Option<f64>| value.map(Duration::from_secs_f64);
+        // A number of seconds as written, or the router's default; one past `Duration`'s range
+        // (1e20) or negative is refused here, where a deployment added at run time comes too.
+        let seconds = |name: &str, value: Option<f64>| -> Result<Option<Duration>> {
+            value
+                .map(|seconds| {
+                    Duration::try_from_secs_f64(seconds).map_err(|_| {
+                        Error::Config(format!(
+                            "model_list[{index}] ({}): {name} must be a non-negative number of seconds, not {seconds}",
+                            entry.model_name
+                        ))
+                    })
+                })
+                .transpose()
+        };
         let id = deployment_id(index, entry);
-        let timeout = seconds(params.timeout.or(default_timeout)).unwrap_or(DEFAULT_TIMEOUT);
+        let timeout =
+            seconds("timeout", params.timeout.or(default_timeout))?.unwrap_or(DEFAULT_TIMEOUT);
+        let stream_timeout = seconds(
+            "stream_timeout",
+            params.stream_timeout.or(default_stream_timeout),
+        )?;
         let bedrock = (spec.provider == Provider::Bedrock)
             .then(|| Box::new(bedrock::BedrockSettings::new(params.aws.clone())));
         Ok(Self {
@@ -129,7 +147,7 @@ impl Deployment {
             organization: params.organization.clone(),
             extra_headers,
             timeout,
-            stream_timeout: seconds(params.stream_timeout.or(default_stream_timeout)),
+            stream_timeout,
             max_retries: params.num_retries.or(params.max_retries),
             rpm: params.rpm,
             tpm: params.tpm,

@@ -18,6 +18,36 @@ fn upstream_url(d: &Deployment, resolved: &Resolved<'_>, endpoint: Endpoint) -> 
 }
 
 #[test]
+fn timeouts_past_durations_range_are_config_errors() {
+    // 1e30 s passes as a finite, positive number but is past what a `Duration` holds: building
+    // the deployment panicked.
+    let config = Config::parse(
+        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, timeout: 1.0e30}\n",
+    )
+    .unwrap();
+    let error = Deployment::from_config(0, &config.model_list[0], None, None)
+        .err()
+        .unwrap();
+    assert!(
+        error
+            .to_string()
+            .contains("timeout must be a non-negative number"),
+        "{error}"
+    );
+    // The router's defaults (`request_timeout`, `router_settings.timeout`) are not checked by
+    // the config parser: a negative one comes here too.
+    let config =
+        Config::parse("model_list:\n  - model_name: m\n    litellm_params: {model: openai/m}\n")
+            .unwrap();
+    let entry = &config.model_list[0];
+    assert!(Deployment::from_config(0, entry, Some(-1.0), None).is_err());
+    assert!(Deployment::from_config(0, entry, None, Some(f64::NAN)).is_err());
+    assert!(Deployment::from_config(0, entry, Some(1e300), None).is_err());
+    let fine = Deployment::from_config(0, entry, Some(2.5), Some(1.0)).unwrap();
+    assert_eq!(fine.timeout, std::time::Duration::from_millis(2500));
+}
+
+#[test]
 fn azure_url_and_header() {
     let d = deployment(
         "model_list:\n  - model_name: gpt\n    litellm_params: {model: azure/dep-1, api_base: 'https://x.openai.azure.com/', api_key: k}\n",
@@ -190,6 +220,18 @@ fn upstream_body_keeps_the_clients_bytes() {
     assert_eq!(
         String::from_utf8(sent).unwrap(),
         text.replace(r#""model":"public""#, r#""model":"gpt-4o""#)
+    );
+    // The usage chunk asked for inside the client's `stream_options`: its other values pass as
+    // sent too (they were parsed and written again, and a long number came out another).
+    let text = r#"{"model":"public","stream":true,"stream_options":{"x":[1e400,44444444444444444444444444444444444444444444444],"include_usage":false}}"#;
+    let sent = body(text).upstream_body("gpt-4o", true);
+    assert_eq!(
+        String::from_utf8(sent).unwrap(),
+        r#"{"model":"gpt-4o","stream":true,"stream_options":{"x":[1e400,44444444444444444444444444444444444444444444444],"include_usage":true}}"#
+    );
+    assert!(
+        body(r#"{"model":"m","stream_options":{ "x":1e400, "include_usage" : true }}"#)
+            .include_usage
     );
 }
 

@@ -177,13 +177,14 @@ fn strategy(name: Option<&str>) -> Result<Strategy> {
 }
 
 fn seconds(setting: &str, value: Option<f64>) -> Result<Option<Duration>> {
-    match value {
-        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-            Ok(Some(Duration::from_secs_f64(seconds)))
-        }
-        Some(_) => Err(Error::Config(format!(
-            "router_settings.{setting} must be a non-negative number"
-        ))),
-        None => Ok(None),
-    }
+    // `try_from`: a finite number past `Duration`'s range (1e20) would panic.
+    value
+        .map(|seconds| {
+            Duration::try_from_secs_f64(seconds).map_err(|_| {
+                Error::Config(format!(
+                    "router_settings.{setting} must be a non-negative number"
+                ))
+            })
+        })
+        .transpose()
 }

@@ -155,6 +155,24 @@ fn round_robin_takes_turns() {
 }
 
 #[test]
+fn durations_past_their_range_are_config_errors() {
+    // Finite and positive, but past what a `Duration` holds: building the router panicked.
+    for setting in [
+        "router_settings: {cooldown_time: 1.0e30}",
+        "router_settings: {retry_after: 1.0e20}",
+        "router_settings: {timeout: 1.0e30}",
+        "litellm_settings: {request_timeout: -1}",
+    ] {
+        let config = Config::parse(&format!("{TWO}{setting}\n")).unwrap();
+        let error = Router::from_config(&config).err();
+        assert!(
+            error.is_some_and(|e| e.to_string().contains("non-negative number")),
+            "{setting}"
+        );
+    }
+}
+
+#[test]
 fn cooling_deployments_are_skipped_unless_all_are_cooling() {
     let router = router(&format!(
         "{TWO}router_settings: {{allowed_fails: 0, cooldown_time: 60}}\n"

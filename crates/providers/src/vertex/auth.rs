@@ -22,6 +22,8 @@ pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 pub const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// Lifetime asked for in the assertion (Google's maximum).
 const ASSERTION_LIFETIME: Duration = Duration::from_secs(3600);
+/// Google's access tokens live an hour (12 at most); one said to live longer is refreshed daily.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// What a `vertex_credentials` value is.
@@ -191,11 +193,13 @@ impl fmt::Debug for AccessToken {
 }
 
 impl AccessToken {
+    /// A lifetime past [`MAX_TOKEN_LIFETIME`] counts as that: an endpoint answering
+    /// `expires_in: 18446744073709551615` would overflow the clock (a panic) and never refresh.
     pub fn new(value: &str, issued: SystemTime, lifetime: Duration) -> Self {
         Self {
             value: SecretString::from(value.to_owned()),
             issued,
-            expires: issued + lifetime,
+            expires: issued + lifetime.min(MAX_TOKEN_LIFETIME),
         }
     }
 
@@ -293,6 +297,14 @@ mod tests {
         assert!(short.usable_at(now + Duration::from_secs(9)));
         assert!(!short.usable_at(now + Duration::from_secs(11)));
         assert!(!format!("{token:?}").contains("ya29"));
+        // A lifetime past the clock's range panicked; it counts as a day.
+        let forever = parse_token_response(
+            http::StatusCode::OK,
+            br#"{"access_token":"t","expires_in":18446744073709551615}"#,
+            now,
+        )
+        .unwrap();
+        assert_eq!(forever.expires, now + MAX_TOKEN_LIFETIME);
         let error = parse_token_response(
             http::StatusCode::BAD_REQUEST,
             br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
