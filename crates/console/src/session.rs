@@ -45,12 +45,15 @@ pub enum Role {
 }
 
 impl Role {
-    /// Whether this role may call an admin route with `method`. Reads are `GET`/`HEAD`; every
-    /// other method changes something and takes the admin role.
+    /// Whether this role may call a gateway-wide admin route (`/admin/*`: models, Vault, every
+    /// key's spend) with `method`. Reads are `GET`/`HEAD`; every other method changes something
+    /// and takes the admin role. Internal users see only their own things, which these routes
+    /// are not: they get the key-management routes, which filter by owner.
     pub fn may(self, method: &Method) -> bool {
         match self {
             Self::Admin => true,
-            Self::Viewer | Self::InternalUser => is_read(method),
+            Self::Viewer => is_read(method),
+            Self::InternalUser => false,
         }
     }
 }
@@ -270,5 +273,6 @@ mod tests {
         assert!(Role::Viewer.may(&Method::GET));
         assert!(!Role::Viewer.may(&Method::POST));
         assert!(!Role::InternalUser.may(&Method::DELETE));
+        assert!(!Role::InternalUser.may(&Method::GET));
     }
 }

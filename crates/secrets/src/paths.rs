@@ -95,6 +95,8 @@ pub struct PathStatus {
     /// Seconds the values have left, when they expire (a lease, a token).
     pub ttl_secs: Option<u64>,
     pub leased: bool,
+    /// Whether Vault lets the lease in use be renewed (false without a lease).
+    pub renewable: bool,
     /// Times new values were issued after the first.
     pub reissues: u64,
     /// Times the lease of the values in use was renewed.
@@ -320,6 +322,7 @@ impl PathSource {
                 age_secs: state.read_at.map(|at| at.elapsed().as_secs()),
                 ttl_secs: state.ttl_left(),
                 leased: state.lease.is_some(),
+                renewable: state.lease.as_ref().is_some_and(|l| l.renewable),
                 reissues: state.reissues,
                 renewals: state.renewals,
                 expired: state.is_expired(),
@@ -346,6 +349,7 @@ impl PathSource {
                 age_secs: None,
                 ttl_secs: None,
                 leased: false,
+                renewable: false,
                 reissues: 0,
                 renewals: 0,
                 expired: false,

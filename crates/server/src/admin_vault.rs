@@ -3,7 +3,8 @@
 //! - `GET /admin/vault`: address, namespaces, mount, auth method, the token (a fresh
 //!   `lookup-self`: TTL, renewable, policies, expiry), logins and renewals so far, readiness,
 //!   and every secret reference with its source, the age of the value in use and its last
-//!   refresh error.
+//!   refresh error, and every `vault://` path with its lease (TTL left, renewable, renewals,
+//!   re-issues), never the lease id.
 //! - `GET /admin/vault/drift`: keys without a Vault copy, copies without a key (each with its
 //!   state: a soft-deleted copy of a deleted key is expected, a readable one is drift) and
 //!   deletions still queued.
@@ -62,6 +63,7 @@ pub(crate) async fn status(State(app): State<Arc<AppState>>) -> Json<Value> {
         "refresh_interval_secs": app.secrets.refresh_interval().as_secs(),
         "mirror_prefix": app.mirror_prefix,
         "references": references,
+        "paths": readiness.paths,
     }))
 }
 

@@ -155,9 +155,13 @@ impl AppState {
                     ));
                 }
                 if !claims.role.may(method) {
-                    return Err(Error::Forbidden(
-                        "your role may read but not change anything here".into(),
-                    ));
+                    return Err(Error::Forbidden(match claims.role {
+                        Role::InternalUser => {
+                            "internal users see their own keys and spend, not the whole gateway"
+                                .into()
+                        }
+                        _ => "your role may read but not change anything here".into(),
+                    }));
                 }
                 Ok(())
             }
@@ -173,30 +177,33 @@ fn features(app: &AppState) -> Value {
     })
 }
 
-fn session_json(app: &AppState, signer: &Signer, claims: &Claims, subject: String) -> Value {
+fn session_json(
+    app: &AppState,
+    signer: &Signer,
+    claims: &Claims,
+    (subject, user_id): (String, Option<String>),
+) -> Value {
     json!({
         "signed_in": true,
         "role": claims.role,
         "subject": subject,
+        "user_id": user_id,
         "expires_at": claims.exp,
         "csrf_token": signer.csrf_token(claims),
         "features": features(app),
     })
 }
 
-/// What the page shows for who signed in: never the key, only its name.
-async fn subject_label(app: &AppState, claims: &Claims) -> String {
-    match &claims.sub {
-        Subject::Master => "master key".into(),
-        Subject::Key(token) => match &app.keys {
-            Some(keys) => keys
-                .get_key(token)
-                .await
-                .ok()
-                .flatten()
-                .map_or_else(|| "a virtual key".into(), |r| r.key_name),
-            None => "a virtual key".into(),
-        },
+/// What the page shows for who signed in (never the key, only its name) and their user.
+async fn subject_label(app: &AppState, claims: &Claims) -> (String, Option<String>) {
+    let record = match (&claims.sub, &app.keys) {
+        (Subject::Master, _) => return ("master key".into(), None),
+        (Subject::Key(token), Some(keys)) => keys.get_key(token).await.ok().flatten(),
+        (Subject::Key(_), None) => None,
+    };
+    match record {
+        Some(record) => (record.key_name, record.user_id),
+        None => ("a virtual key".into(), None),
     }
 }
 
@@ -243,7 +250,7 @@ async fn sign_in(
     let (claims, subject) = if is_master {
         (
             Claims::new(Subject::Master, Role::Admin, now),
-            "master key".to_owned(),
+            ("master key".to_owned(), None),
         )
     } else {
         let Some(keys) = &app.keys else {
@@ -262,10 +269,10 @@ async fn sign_in(
         };
         (
             Claims::new(Subject::Key(hash_key(key)), role, now),
-            record.key_name.clone(),
+            (record.key_name.clone(), record.user_id.clone()),
         )
     };
-    tracing::info!(role = ?claims.role, subject = %subject, "console sign-in");
+    tracing::info!(role = ?claims.role, subject = %subject.0, "console sign-in");
     let cookie = session::set_cookie(&signer.issue(&claims), session::is_https(&headers))
         .ok_or_else(|| Error::Internal("session cookie".into()))?;
     let body = session_json(&app, &signer, &claims, subject);

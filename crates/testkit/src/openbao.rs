@@ -312,6 +312,33 @@ impl OpenBao {
         Ok(())
     }
 
+    /// OpenBao's RabbitMQ engine with a role `gateway`, whose far end (RabbitMQ's management
+    /// API) `connection_uri` plays (the mock upstream does): its leases last `ttl` seconds,
+    /// renewable up to `max_ttl`. `vault://rabbitmq/creds/gateway#password` reads one.
+    pub fn enable_rabbitmq(&self, connection_uri: &str, ttl: u32, max_ttl: u32) -> Result<()> {
+        self.bao(&["secrets", "enable", "rabbitmq"])?;
+        self.bao(&[
+            "write",
+            "rabbitmq/config/connection",
+            &format!("connection_uri={connection_uri}"),
+            "username=admin",
+            "password=admin",
+            "verify_connection=false",
+        ])?;
+        self.bao(&[
+            "write",
+            "rabbitmq/config/lease",
+            &format!("ttl={ttl}"),
+            &format!("max_ttl={max_ttl}"),
+        ])?;
+        self.bao(&[
+            "write",
+            "rabbitmq/roles/gateway",
+            r#"vhosts={"/":{"configure":"","write":".*","read":".*"}}"#,
+        ])?;
+        Ok(())
+    }
+
     /// Writes `{"key": value}` at `mount/data/path` (the shape vaultgate reads).
     pub fn kv_put(
         &self,

@@ -1,6 +1,7 @@
 //! The admin console in a real browser: Playwright (`crates/console/web/tests`) driving Debian's
 //! chromium headless against the real binary, a real OpenBao dev server (virtual keys mirrored
-//! into it) and the recording mock upstream. One test per spec file, so nextest runs them in
+//! into it, one deployment's credentials leased from its RabbitMQ engine) and the recording mock
+//! upstream. One test per spec file, so nextest runs them in
 //! parallel, each against its own gateway. Screenshots land in `target/tmp/console/<spec>/`.
 //!
 //! Needs `npm ci` in `crates/console/web` (`scripts/setup.sh` does it) and `/usr/bin/chromium`
@@ -33,6 +34,8 @@ model_list:
     litellm_params: {{model: openai/gpt-b-upstream, api_base: '{upstream}/v1', api_key: os.environ/CONSOLE_PROVIDER_KEY, organization: os.environ/CONSOLE_ORG}}
   - model_name: gpt-down
     litellm_params: {{model: openai/gpt-down, api_base: 'http://127.0.0.1:{closed_port}/v1', api_key: os.environ/CONSOLE_PROVIDER_KEY}}
+  - model_name: gpt-leased
+    litellm_params: {{model: openai/gpt-leased, api_base: '{upstream}/v1', api_key: 'vault://rabbitmq/creds/gateway#password'}}
 router_settings:
   allowed_fails: 2
   cooldown_time: 120
@@ -76,6 +79,8 @@ async fn run_spec(spec: &str) {
         .unwrap();
     let mock = MockUpstream::start().await.unwrap();
     mock.require_key(Some(PROVIDER_KEY));
+    // gpt-leased's credentials are leased from a dynamic engine (the mock plays RabbitMQ).
+    bao.enable_rabbitmq(&mock.url(), 3600, 7200).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}/keys.db", dir.path().display());
     let closed_port = vaultgate_testkit::openbao::free_port().unwrap();
@@ -162,6 +167,16 @@ async fn console_models_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_vault_page() {
     run_spec("vault").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_teams_users_and_organizations_pages() {
+    run_spec("principals").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_roles_viewers_and_internal_users() {
+    run_spec("roles").await;
 }
 
 /// A gateway with no Vault, for the on/off switches.

@@ -16,33 +16,6 @@ use vaultgate_testkit::openbao::OpenBao;
 const BIN: &str = env!("CARGO_BIN_EXE_vaultgate");
 const MASTER: &str = "sk-master-leases-8c2f";
 
-/// A RabbitMQ engine at `mock`, whose leases last `ttl` seconds, `max_ttl` at most.
-fn rabbitmq_engine(bao: &OpenBao, mock: &MockUpstream, ttl: u32, max_ttl: u32) {
-    bao.bao(&["secrets", "enable", "rabbitmq"]).unwrap();
-    bao.bao(&[
-        "write",
-        "rabbitmq/config/connection",
-        &format!("connection_uri={}", mock.url()),
-        "username=admin",
-        "password=admin",
-        "verify_connection=false",
-    ])
-    .unwrap();
-    bao.bao(&[
-        "write",
-        "rabbitmq/config/lease",
-        &format!("ttl={ttl}"),
-        &format!("max_ttl={max_ttl}"),
-    ])
-    .unwrap();
-    bao.bao(&[
-        "write",
-        "rabbitmq/roles/gateway",
-        r#"vhosts={"/":{"configure":"","write":".*","read":".*"}}"#,
-    ])
-    .unwrap();
-}
-
 fn deployment(name: &str, id: &str, base: &str, key: &str) -> String {
     format!(
         "  - model_name: {name}\n    litellm_params:\n      model: openai/gpt-4o-mini\n      api_base: {base}/v1\n      api_key: {key}\n    model_info:\n      id: {id}\n"
@@ -95,7 +68,7 @@ async fn leases_are_renewed_then_reissued_under_load_and_revoked_at_shutdown() {
     let mock = MockUpstream::start().await.unwrap();
     mock.require_issued_credentials();
     // Renewed at ~2 s, 4 s, 6 s; at 8 s Vault can only give 1 s more (max 9 s): new ones.
-    rabbitmq_engine(&bao, &mock, 3, 9);
+    bao.enable_rabbitmq(&mock.url(), 3, 9).unwrap();
     let gateway = start(
         &bao,
         &deployment(
@@ -155,7 +128,7 @@ async fn an_expired_lease_while_vault_is_sealed_fails_over_and_recovers() {
     leased.require_issued_credentials();
     let other = MockUpstream::start().await.unwrap();
     // Not renewable past its first 3 s: new credentials are due at 2 s.
-    rabbitmq_engine(&bao, &leased, 3, 3);
+    bao.enable_rabbitmq(&leased.url(), 3, 3).unwrap();
     let models = deployment(
         "m",
         "leased-one",

@@ -237,6 +237,20 @@ fn matrix(other_key: &str) -> Vec<(&'static str, &'static str, Value, Value, [Ex
             [A, F, U, U, U],
         ),
         (
+            "POST",
+            "/organization/member_update",
+            json!({"organization_id": "o-none", "user_id": "z", "role": "org_admin"}),
+            json!({"organization_id": "o-other", "user_id": "z", "role": "org_admin"}),
+            [A, F, U, U, U],
+        ),
+        (
+            "POST",
+            "/organization/member_delete",
+            json!({"organization_id": "o-none", "user_id": "z"}),
+            json!({"organization_id": "o-other", "user_id": "z"}),
+            [A, F, U, U, U],
+        ),
+        (
             "GET",
             "/organization/info?organization_id=o-other",
             json!(null),

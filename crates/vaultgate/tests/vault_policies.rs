@@ -192,34 +192,13 @@ async fn the_store_virtual_keys_policy_writes_moves_and_deletes_copies() {
     check_passes(env.builder(&url, &vault));
 }
 
-/// OpenBao's RabbitMQ engine, whose far end `mock` plays: renewable 3 s leases, 60 s at most.
-fn rabbitmq_engine(bao: &OpenBao, mock: &MockUpstream) {
-    bao.bao(&["secrets", "enable", "rabbitmq"]).unwrap();
-    bao.bao(&[
-        "write",
-        "rabbitmq/config/connection",
-        &format!("connection_uri={}", mock.url()),
-        "username=admin",
-        "password=admin",
-        "verify_connection=false",
-    ])
-    .unwrap();
-    bao.bao(&["write", "rabbitmq/config/lease", "ttl=3", "max_ttl=60"])
-        .unwrap();
-    bao.bao(&[
-        "write",
-        "rabbitmq/roles/gateway",
-        r#"vhosts={"/":{"configure":"","write":".*","read":".*"}}"#,
-    ])
-    .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dynamic_engine_policy_issues_renews_and_revokes_leases() {
     let bao = OpenBao::start().unwrap();
     let mock = MockUpstream::start().await.unwrap();
     mock.require_issued_credentials();
-    rabbitmq_engine(&bao, &mock);
+    // Renewable 3 s leases, 60 s at most.
+    bao.enable_rabbitmq(&mock.url(), 3, 60).unwrap();
     let dynamic =
         policy("dynamic-engine").replace("aws/creds/bedrock-role", "rabbitmq/creds/gateway");
     assert!(dynamic.contains("rabbitmq/creds/gateway"));

@@ -5,23 +5,35 @@ import { Redirect, Route, Router, Switch, useLocation } from "wouter";
 import { useHashLocation } from "wouter/use-hash-location";
 import { KeysPage } from "./pages/Keys";
 import { ModelsPage } from "./pages/Models";
+import { OrgsPage } from "./pages/Orgs";
 import { SpendPage } from "./pages/Spend";
 import { SignIn } from "./pages/SignIn";
+import { TeamsPage } from "./pages/Teams";
+import { UsersPage } from "./pages/Users";
 import { VaultPage } from "./pages/Vault";
 import { useSession } from "./session";
 
+/** The pages, and whether internal users (who see only their own things) get them. */
 const PAGES = [
-  { path: "/keys", label: "Keys" },
-  { path: "/spend", label: "Spend" },
-  { path: "/models", label: "Models" },
-  { path: "/vault", label: "Vault" },
+  { path: "/keys", label: "Keys", component: KeysPage, internal: true },
+  { path: "/teams", label: "Teams", component: TeamsPage, internal: true },
+  { path: "/users", label: "Users", component: UsersPage, internal: false },
+  { path: "/organizations", label: "Organizations", component: OrgsPage, internal: false },
+  { path: "/spend", label: "Spend", component: SpendPage, internal: true },
+  { path: "/models", label: "Models", component: ModelsPage, internal: false },
+  { path: "/vault", label: "Vault", component: VaultPage, internal: false },
 ];
+
+function usePages() {
+  const { session } = useSession();
+  return PAGES.filter((page) => page.internal || session?.role !== "internal_user");
+}
 
 function Navigation({ onNavigate }: { onNavigate: () => void }) {
   const [location, navigate] = useLocation();
   return (
     <nav aria-label="Pages">
-      {PAGES.map((page) => (
+      {usePages().map((page) => (
         <NavLink
           key={page.path}
           href={`#${page.path}`}
@@ -42,6 +54,7 @@ function Shell() {
   const { session, signOut } = useSession();
   const [opened, { toggle, close }] = useDisclosure();
   const queries = useQueryClient();
+  const pages = usePages();
   return (
     <AppShell
       header={{ height: 56 }}
@@ -78,10 +91,9 @@ function Shell() {
       </AppShell.Navbar>
       <AppShell.Main>
         <Switch>
-          <Route path="/keys" component={KeysPage} />
-          <Route path="/spend" component={SpendPage} />
-          <Route path="/models" component={ModelsPage} />
-          <Route path="/vault" component={VaultPage} />
+          {pages.map((page) => (
+            <Route key={page.path} path={page.path} component={page.component} />
+          ))}
           <Route>
             <Redirect to="/keys" />
           </Route>

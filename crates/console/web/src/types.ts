@@ -9,6 +9,8 @@ export interface Session {
   subject: string;
   /** Unix seconds. */
   expires_at: number;
+  /** The user of the key signed in with (none for the master key). */
+  user_id: string | null;
   csrf_token: string;
   features: { keys: boolean; vault_mirror: boolean };
 }
@@ -90,4 +92,72 @@ export interface ModelsStatus {
   /** Seconds the recent rates cover; null: since the start. */
   window_secs: number | null;
   models: ModelGroupStatus[];
+}
+
+/** Limits shared by teams, users and budgets (LiteLLM's names). */
+export interface Caps {
+  max_budget: number | null;
+  budget_duration: string | null;
+  tpm_limit: number | null;
+  rpm_limit: number | null;
+  max_parallel_requests: number | null;
+}
+
+export type TeamRole = "admin" | "user";
+
+export interface TeamInfo extends Caps {
+  team_id: string;
+  team_alias: string | null;
+  organization_id: string | null;
+  admins: string[];
+  members: string[];
+  members_with_roles: { user_id: string; user_email: string | null; role: TeamRole }[];
+  models: string[];
+  spend: number;
+  blocked: boolean;
+  created_at: string;
+}
+
+export interface TeamList {
+  teams: TeamInfo[];
+  total: number;
+  page: number;
+  page_size: number;
+  total_pages: number;
+}
+
+export type UserRole = "proxy_admin" | "proxy_admin_viewer" | "internal_user" | "internal_user_viewer";
+
+export interface UserInfo extends Caps {
+  user_id: string;
+  user_alias: string | null;
+  user_email: string | null;
+  user_role: UserRole;
+  organization_id: string | null;
+  teams: string[];
+  models: string[];
+  spend: number;
+  key_count?: number;
+  created_at: string;
+}
+
+export interface UserList {
+  users: UserInfo[];
+  total: number;
+  page: number;
+  page_size: number;
+  total_pages: number;
+}
+
+export type OrgRole = "org_admin" | "internal_user" | "internal_user_viewer";
+
+export interface OrgInfo {
+  organization_id: string;
+  organization_alias: string;
+  models: string[];
+  spend: number;
+  litellm_budget_table: Caps | null;
+  teams: TeamInfo[];
+  members: { user_id: string; user_email: string | null; user_role: OrgRole }[];
+  created_at: string;
 }

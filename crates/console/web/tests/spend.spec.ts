@@ -23,8 +23,8 @@ test("a key's use shows in the daily spend and token charts and among the top sp
   const today = new Date().toISOString().slice(0, 10);
   await expect(async () => {
     await page.reload();
-    await expect(page.getByTestId(`day-spender-big-${today}`).locator("td").last()).toHaveText("3", { timeout: 1000 });
-    await expect(page.getByTestId(`day-spender-small-${today}`).locator("td").last()).toHaveText("1", { timeout: 1000 });
+    await expect(page.getByTestId(`day-spender-big-${today}`).locator("td").last()).toHaveText("3", { timeout: 5000 });
+    await expect(page.getByTestId(`day-spender-small-${today}`).locator("td").last()).toHaveText("1", { timeout: 5000 });
   }).toPass({ timeout: 45_000 });
   // One series per key, named in the legend, drawn as an SVG chart.
   const chart = page.getByTestId("spend-chart");
@@ -43,4 +43,29 @@ test("a key's use shows in the daily spend and token charts and among the top sp
   await expect(page.getByTestId(`day-team-x-${today}`).locator("td").last()).toHaveText("4");
   await expect(chart).toContainText("team-x");
   await expect(chart).not.toContainText("spender-small");
+
+  // Spend by model, and the request log with its filters (a failed request among them).
+  expect((await chat(page, big, "gpt-down")).status()).toBe(502);
+  await expect(async () => {
+    await page.reload();
+    await expect(page.getByTestId("request-row")).toHaveCount(5, { timeout: 5000 });
+  }).toPass({ timeout: 45_000 });
+  await expect(page.getByTestId("model-chart").locator(".recharts-bar-rectangle").first()).toBeVisible();
+  await expect(page.getByTestId("model-spend-gpt-a-upstream")).toContainText("$");
+  const log = page.getByRole("table", { name: "Recent requests" });
+  await expect(log.getByTestId("request-row").first()).toContainText("502");
+  await expect(log.getByTestId("request-row").first()).toContainText("gpt-down");
+  await page.getByRole("combobox", { name: "Status" }).click();
+  await page.getByRole("option", { name: "failed" }).click();
+  await expect(log.getByTestId("request-row")).toHaveCount(1);
+  await page.getByRole("combobox", { name: "Status" }).click();
+  await page.getByRole("option", { name: "succeeded" }).click();
+  await expect(log.getByTestId("request-row")).toHaveCount(4);
+  await page.getByLabel("Key", { exact: true }).fill(small);
+  await expect(log.getByTestId("request-row")).toHaveCount(1);
+  await expect(log.getByTestId("request-row")).toContainText("spender-small");
+  await page.getByLabel("Team id").fill("no-such-team");
+  await expect(page.getByText("No request matches.")).toBeVisible();
+  await expectAccessible(page);
+  await screenshot(page, "spend-log");
 });

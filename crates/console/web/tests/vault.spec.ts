@@ -31,6 +31,20 @@ test("Vault: connection, token, every secret reference and where its value came 
   // Not in Vault: served from the environment.
   await expect(page.getByTestId("reference-CONSOLE_ORG")).toContainText("environment");
   await expect(page.getByTestId("drift-status")).toHaveText("in step");
+  // gpt-leased's credentials: a renewable one-hour lease from the RabbitMQ engine, its TTL
+  // counting down, the lease id nowhere on the page.
+  const lease = page.getByTestId(`lease-${BAO}/v1/rabbitmq/creds/gateway`);
+  await expect(lease).toContainText("renewable");
+  await expect(lease).toContainText("valid");
+  await expect(lease).toContainText("password");
+  await expect(lease).toContainText("gpt-leased");
+  await expect(lease.getByTestId("ttl-left")).toHaveText(/^(59|60) min$/);
+  const status = await (await page.request.get("/admin/vault")).json();
+  const leased = status.paths.find((p: { path: string }) => p.path.endsWith("rabbitmq/creds/gateway"));
+  expect(leased).toMatchObject({ leased: true, renewable: true, expired: false });
+  expect(leased.ttl_secs).toBeGreaterThan(3000);
+  expect(leased.ttl_secs).toBeLessThanOrEqual(3600);
+  expect(JSON.stringify(status)).not.toContain("rabbitmq/creds/gateway/");
   await expectAccessible(page);
   await screenshot(page, "vault");
 });

@@ -66,6 +66,8 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/organization/update", Access::AdminWrite),
     ("/organization/delete", Access::AdminWrite),
     ("/organization/member_add", Access::AdminWrite),
+    ("/organization/member_update", Access::AdminWrite),
+    ("/organization/member_delete", Access::AdminWrite),
     ("/organization/info", Access::AdminRead),
     ("/organization/list", Access::AdminRead),
     ("/end_user/new", Access::AdminWrite),

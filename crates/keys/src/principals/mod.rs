@@ -11,6 +11,7 @@ pub(crate) mod directory;
 pub(crate) mod end_users;
 pub(crate) mod members;
 pub mod model;
+pub(crate) mod org_members;
 pub(crate) mod orgs;
 pub(crate) mod resets;
 pub(crate) mod routes;

@@ -14,9 +14,9 @@ use crate::state::Inner;
 use crate::store::db_err;
 
 /// The roles a user may have in an organization.
-const ORG_ROLES: [&str; 3] = ["org_admin", "internal_user", "internal_user_viewer"];
+pub(super) const ORG_ROLES: [&str; 3] = ["org_admin", "internal_user", "internal_user_viewer"];
 
-async fn org_or_404(inner: &Inner, id: &str) -> Result<OrgRecord> {
+pub(super) async fn org_or_404(inner: &Inner, id: &str) -> Result<OrgRecord> {
     let org: Option<OrgRecord> = inner.store.find("organization_id", id).await?;
     org.ok_or_else(|| {
         Error::NotFound(format!(

@@ -10,7 +10,7 @@ use vaultgate_core::{Error, Result};
 
 use super::teams::TeamQuery;
 use super::users::UserQuery;
-use super::{budgets, end_users, members, orgs, teams, users};
+use super::{budgets, end_users, members, org_members, orgs, teams, users};
 use crate::routes::{CallerExt, Params, actor, json_body, param, params, positive};
 use crate::service::KeyService;
 
@@ -38,6 +38,8 @@ pub(crate) fn routes() -> Router<KeyService> {
         .route("/organization/update", post(org_update))
         .route("/organization/delete", post(org_delete))
         .route("/organization/member_add", post(org_member_add))
+        .route("/organization/member_update", post(org_member_update))
+        .route("/organization/member_delete", post(org_member_delete))
         .route("/organization/info", get(org_info))
         .route("/organization/list", get(org_list))
         .route("/budget/new", post(budget_new))
@@ -136,6 +138,16 @@ post_route!(
     org_member_add,
     "/organization/member_add",
     |inner, actor, body| { orgs::member_add(inner, &actor, body) }
+);
+post_route!(
+    org_member_update,
+    "/organization/member_update",
+    |inner, actor, body| { org_members::update(inner, &actor, body) }
+);
+post_route!(
+    org_member_delete,
+    "/organization/member_delete",
+    |inner, actor, body| { org_members::delete(inner, &actor, body) }
 );
 post_route!(budget_new, "/budget/new", |inner, actor, body| {
     budgets::new(inner, &actor, body)

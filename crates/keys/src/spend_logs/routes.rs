@@ -58,6 +58,17 @@ fn page_size(params: &[(String, String)]) -> Result<u64> {
     Ok(size)
 }
 
+fn status_param(params: &[(String, String)]) -> Result<Option<String>> {
+    match param(params, "status") {
+        None => Ok(None),
+        Some(status @ ("success" | "failure")) => Ok(Some(status.to_owned())),
+        Some(_) => Err(Error::bad_param(
+            "status",
+            "status must be success or failure",
+        )),
+    }
+}
+
 fn flag(params: &[(String, String)], name: &str, default: bool) -> Result<bool> {
     match param(params, name).map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
@@ -71,7 +82,8 @@ fn flag(params: &[(String, String)], name: &str, default: bool) -> Result<bool> 
 }
 
 /// `GET /spend/logs`: the rows (newest first, paged with `page` and `page_size`) matching
-/// `api_key`, `user_id`, `team_id`, `request_id`, `end_user`; with `start_date` and `end_date`
+/// `api_key`, `user_id`, `team_id`, `request_id`, `end_user` (and, beyond LiteLLM, `model` and
+/// `status`: `success` or `failure`); with `start_date` and `end_date`
 /// the spend per day instead (LiteLLM's `summarize`, on by default).
 async fn spend_logs(
     State(service): State<KeyService>,
@@ -87,6 +99,8 @@ async fn spend_logs(
         team_id: param(&params, "team_id").map(str::to_owned),
         request_id: param(&params, "request_id").map(str::to_owned),
         end_user: param(&params, "end_user").map(str::to_owned),
+        model: param(&params, "model").map(str::to_owned),
+        status: status_param(&params)?,
         from_ms,
         to_ms,
     };

@@ -28,6 +28,10 @@ pub(crate) struct LogFilter {
     pub team_id: Option<String>,
     pub request_id: Option<String>,
     pub end_user: Option<String>,
+    /// The deployment's model (as `/global/spend/models` names it).
+    pub model: Option<String>,
+    /// `success` or `failure`.
+    pub status: Option<String>,
     /// `start_time >= from_ms`.
     pub from_ms: Option<i64>,
     /// `start_time < to_ms`.
@@ -50,6 +54,8 @@ impl LogFilter {
             ("team_id", &self.team_id),
             ("request_id", &self.request_id),
             ("end_user", &self.end_user),
+            ("model", &self.model),
+            ("status", &self.status),
         ] {
             if let Some(value) = value {
                 binds.push(Bind::Text(value.clone()));

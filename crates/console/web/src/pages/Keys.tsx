@@ -1,13 +1,9 @@
 import {
-  ActionIcon,
   Alert,
   Badge,
   Button,
-  CopyButton,
   Group,
   Loader,
-  Menu,
-  Modal,
   Pagination,
   Select,
   Stack,
@@ -15,7 +11,6 @@ import {
   Text,
   TextInput,
   Title,
-  Tooltip,
   VisuallyHidden,
 } from "@mantine/core";
 import { useDebouncedValue } from "@mantine/hooks";
@@ -25,6 +20,8 @@ import { api, query } from "../api";
 import { copiesQueryKey, CopyStatus, useCopies } from "../copies";
 import { useCanManage, useSession } from "../session";
 import type { GeneratedKey, KeyInfo, KeyList } from "../types";
+import { Actions, Confirm, money, RawKey, type Confirmation } from "../widgets";
+import { limitsText } from "../fields";
 import { KeyForm } from "./KeyForm";
 
 const PAGE_SIZES = ["10", "25", "50", "100"];
@@ -38,106 +35,13 @@ function status(key: KeyInfo): { label: string; color: string } {
   return { label: "Active", color: "teal" };
 }
 
-const money = (value: number) => `$${value.toFixed(value < 1 ? 4 : 2)}`;
 
-function limits(key: KeyInfo): string {
-  const parts = [
-    key.rpm_limit != null ? `${key.rpm_limit} rpm` : null,
-    key.tpm_limit != null ? `${key.tpm_limit} tpm` : null,
-    key.max_parallel_requests != null ? `${key.max_parallel_requests} parallel` : null,
-  ].filter(Boolean);
-  return parts.length ? parts.join(", ") : "none";
-}
-
-/** The raw key of a generate or regenerate answer, shown this once with a copy button. */
-function RawKey({ generated, onClose }: { generated: GeneratedKey | null; onClose: () => void }) {
-  return (
-    <Modal opened={generated !== null} onClose={onClose} title="Your new key" size="lg">
-      {generated && (
-        <Stack>
-          <Alert color="yellow" role="status">
-            This is the only time the key is shown. Copy it now: the gateway keeps only its hash
-            {generated.vault_secret_name ? " (and its copy in Vault)" : ""}.
-          </Alert>
-          <Group wrap="nowrap" align="center">
-            <Text className="key-raw" data-testid="raw-key" size="sm">
-              {generated.key}
-            </Text>
-            <CopyButton value={generated.key}>
-              {({ copied, copy }) => (
-                <Button onClick={copy} variant={copied ? "light" : "filled"} size="xs">
-                  {copied ? "Copied" : "Copy"}
-                </Button>
-              )}
-            </CopyButton>
-          </Group>
-          <Group justify="flex-end">
-            <Button onClick={onClose}>Done</Button>
-          </Group>
-        </Stack>
-      )}
-    </Modal>
-  );
-}
-
-interface Confirmation {
-  title: string;
-  message: string;
-  action: string;
-  color: string;
-  run: () => Promise<unknown>;
-}
-
-function Confirm({ confirmation, onClose }: { confirmation: Confirmation | null; onClose: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const close = () => {
-    setError(null);
-    onClose();
-  };
-  return (
-    <Modal opened={confirmation !== null} onClose={close} title={confirmation?.title}>
-      {confirmation && (
-        <Stack>
-          <Text size="sm">{confirmation.message}</Text>
-          {error && (
-            <Alert color="red" role="alert">
-              {error}
-            </Alert>
-          )}
-          <Group justify="flex-end">
-            <Button variant="default" onClick={close}>
-              Cancel
-            </Button>
-            <Button
-              color={confirmation.color}
-              loading={busy}
-              onClick={async () => {
-                setBusy(true);
-                setError(null);
-                try {
-                  await confirmation.run();
-                  close();
-                } catch (e) {
-                  setError(e instanceof Error ? e.message : String(e));
-                } finally {
-                  setBusy(false);
-                }
-              }}
-            >
-              {confirmation.action}
-            </Button>
-          </Group>
-        </Stack>
-      )}
-    </Modal>
-  );
-}
 
 export function KeysPage() {
   const canManage = useCanManage();
   const { session } = useSession();
-  const mirrored = session?.features.vault_mirror ?? false;
+  // Internal users see their keys, not the gateway's Vault (the admin routes refuse them).
+  const mirrored = (session?.features.vault_mirror ?? false) && session?.role !== "internal_user";
   const queries = useQueryClient();
   const [search, setSearch] = useState("");
   const [team, setTeam] = useState("");
@@ -295,7 +199,7 @@ export function KeysPage() {
             : "No keys yet." + (canManage ? " Create the first one." : "")}
         </Text>
       ) : (
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <Table striped highlightOnHover verticalSpacing="xs" aria-label="Keys" miw={960}>
             <Table.Thead>
               <Table.Tr>
@@ -352,7 +256,7 @@ export function KeysPage() {
                       )}
                     </Table.Td>
                     <Table.Td>
-                      <Text size="sm">{limits(key)}</Text>
+                      <Text size="sm">{limitsText(key)}</Text>
                     </Table.Td>
                     <Table.Td className="nowrap">
                       <Text size="sm">{key.expires ? new Date(key.expires).toLocaleString() : "never"}</Text>
@@ -379,18 +283,13 @@ export function KeysPage() {
                     )}
                     <Table.Td>
                       {canManage && (
-                        <Menu position="bottom-end" withinPortal>
-                          <Menu.Target>
-                            <Tooltip label="Actions">
-                              <ActionIcon variant="subtle" aria-label={`Actions for ${key.key_alias ?? key.key_name}`}>
-                                ⋯
-                              </ActionIcon>
-                            </Tooltip>
-                          </Menu.Target>
-                          <Menu.Dropdown>
-                            <Menu.Item onClick={() => setForm({ editing: key })}>Edit</Menu.Item>
-                            <Menu.Item
-                              onClick={() =>
+                        <Actions
+                          name={key.key_alias ?? key.key_name}
+                          items={[
+                            { label: "Edit", onClick: () => setForm({ editing: key }) },
+                            {
+                              label: key.blocked ? "Unblock" : "Block",
+                              onClick: () =>
                                 mutate.mutate(
                                   { path: key.blocked ? "key/unblock" : "key/block", body: { key: key.token } },
                                   {
@@ -398,18 +297,12 @@ export function KeysPage() {
                                       setNotice(`${key.blocked ? "Unblocked" : "Blocked"} ${key.key_alias ?? key.key_name}.`),
                                     onError: (e) => setNotice(`Failed: ${e.message}`),
                                   },
-                                )
-                              }
-                            >
-                              {key.blocked ? "Unblock" : "Block"}
-                            </Menu.Item>
-                            <Menu.Item onClick={() => regenerate(key)}>Regenerate</Menu.Item>
-                            <Menu.Divider />
-                            <Menu.Item color="red" onClick={() => remove(key)}>
-                              Delete
-                            </Menu.Item>
-                          </Menu.Dropdown>
-                        </Menu>
+                                ),
+                            },
+                            { label: "Regenerate", onClick: () => regenerate(key) },
+                            { label: "Delete", color: "red", onClick: () => remove(key) },
+                          ]}
+                        />
                       )}
                     </Table.Td>
                   </Table.Tr>

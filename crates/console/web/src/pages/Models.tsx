@@ -26,7 +26,7 @@ function ErrorRate({ group, windowSecs }: { group: ModelGroupStatus; windowSecs:
 
 function Deployments({ group }: { group: ModelGroupStatus }) {
   return (
-    <div className="table-scroll">
+    <div className="table-scroll" tabIndex={0}>
       <Table verticalSpacing="xs" miw={820} aria-label={`Deployments of ${group.model_name}`}>
         <Table.Thead>
           <Table.Tr>

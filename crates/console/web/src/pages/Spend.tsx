@@ -3,7 +3,10 @@ import { Alert, Card, Group, Loader, SegmentedControl, Stack, Table, Text, Title
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, query } from "../api";
+import { useSession } from "../session";
 import type { KeyInfo, KeyList } from "../types";
+import { money } from "../widgets";
+import { RequestLog, SpendByModel } from "./SpendLog";
 
 interface Day {
   day: string;
@@ -28,7 +31,6 @@ const SCANNED = 1000;
 const CHARTED = 5;
 const COLORS = ["indigo.6", "teal.6", "orange.6", "grape.6", "cyan.6", "gray.6"];
 
-const money = (value: number) => `$${value.toFixed(value < 1 ? 4 : 2)}`;
 const label = (key: { key_alias: string | null; key_name: string }) => key.key_alias ?? key.key_name;
 
 /** One row per day, one column per series, for the charts. */
@@ -72,6 +74,9 @@ function teams(keys: KeyDays[]): { name: string; days: Day[] }[] {
 }
 
 export function SpendPage() {
+  const { session } = useSession();
+  // Every key's daily spend is the whole gateway's: internal users get their own requests below.
+  const perKey = session?.role !== "internal_user";
   const [grouping, setGrouping] = useState<"key" | "team">("key");
   const list = useQuery({
     queryKey: ["keys", "spenders"],
@@ -81,7 +86,7 @@ export function SpendPage() {
   const charted = spenders.filter((k) => k.spend > 0).slice(0, CHARTED);
   const daily = useQuery({
     queryKey: ["spend-daily", charted.map((k) => k.token)],
-    enabled: charted.length > 0,
+    enabled: perKey && charted.length > 0,
     queryFn: async () => {
       const search = new URLSearchParams();
       for (const key of charted) search.append("key", key.token);
@@ -117,6 +122,7 @@ export function SpendPage() {
           No spend recorded yet. Spend appears here once keys are used.
         </Text>
       )}
+      <SpendByModel />
       {daily.data && charted.length > 0 && (
         <Card withBorder>
           <Stack>
@@ -158,7 +164,7 @@ export function SpendPage() {
                 withLegend
               />
             </div>
-            <div className="table-scroll">
+            <div className="table-scroll" tabIndex={0}>
               <Table verticalSpacing={4} aria-label="Daily spend" miw={560}>
                 <Table.Thead>
                   <Table.Tr>
@@ -200,7 +206,7 @@ export function SpendPage() {
                 Among the first {SCANNED} of {list.data.total_count} keys.
               </Text>
             )}
-            <div className="table-scroll">
+            <div className="table-scroll" tabIndex={0}>
               <Table verticalSpacing={4} aria-label="Top spenders" miw={480}>
                 <Table.Thead>
                   <Table.Tr>
@@ -225,6 +231,7 @@ export function SpendPage() {
           </Stack>
         </Card>
       )}
+      <RequestLog />
     </Stack>
   );
 }

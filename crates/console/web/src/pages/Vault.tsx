@@ -3,6 +3,8 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api } from "../api";
 import { CopyStatus, type VaultCopy } from "../copies";
+import { duration } from "../format";
+import { Leases, type PathStatus } from "./Leases";
 import { useCanManage, useSession } from "../session";
 
 interface Reference {
@@ -33,6 +35,7 @@ interface VaultStatus {
   refresh_interval_secs?: number;
   mirror_prefix?: string | null;
   references: Reference[];
+  paths?: PathStatus[];
 }
 
 interface Drift {
@@ -58,13 +61,6 @@ interface Repair {
   drift: Drift;
 }
 
-export function duration(secs: number | null | undefined): string {
-  if (secs === null || secs === undefined) return "—";
-  if (secs < 120) return `${secs} s`;
-  if (secs < 7200) return `${Math.round(secs / 60)} min`;
-  if (secs < 172800) return `${Math.round(secs / 3600)} h`;
-  return `${Math.round(secs / 86400)} days`;
-}
 
 function Field({ label, children }: { label: string; children: React.ReactNode }) {
   return (
@@ -141,7 +137,7 @@ function References({ references }: { references: Reference[] }) {
         {references.length === 0 ? (
           <Text c="dimmed">The config has no os.environ/ references.</Text>
         ) : (
-          <div className="table-scroll">
+          <div className="table-scroll" tabIndex={0}>
             <Table verticalSpacing="xs" miw={720} aria-label="Secret references">
               <Table.Thead>
                 <Table.Tr>
@@ -235,7 +231,7 @@ function DriftCard() {
           {empty}
         </Text>
       ) : (
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <Table verticalSpacing={4} aria-label={title}>
             <Table.Tbody>
               <CopyRows copies={copies} />
@@ -353,6 +349,7 @@ export function VaultPage() {
         </Alert>
       )}
       {vault.data?.enabled && <Connection vault={vault.data} />}
+      {vault.data?.enabled && <Leases paths={vault.data.paths ?? []} />}
       {vault.data && <References references={vault.data.references} />}
       {session?.features.vault_mirror && <DriftCard />}
     </Stack>
