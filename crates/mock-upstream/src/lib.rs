@@ -292,7 +292,8 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             "Not a credential Vault issued (or it was revoked).",
         );
     }
-    let anthropic_api = uri.starts_with("/v1/messages") || uri.contains("RawPredict");
+    // Vertex's rawPredict speaks the publisher's API: Anthropic's for Claude, OpenAI's for others.
+    let anthropic_api = uri.starts_with("/v1/messages") || uri.contains("/publishers/anthropic/");
     // `metadata` is a field of Anthropic's Messages API and of OpenAI's Responses API.
     let own_metadata = anthropic_api || responses::is_responses(path);
     if let Some(name) = gateway_only_param(&body, own_metadata) {
@@ -366,11 +367,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     ) {
         return gemini(&shared, path, method, &body, script);
     }
-    let anthropic =
-        uri.starts_with("/v1/messages") || matches!(method, "rawPredict" | "streamRawPredict");
+    let anthropic = anthropic_api;
     let body = match method {
         // Anthropic on Vertex names the model in the URL, not the body.
-        "rawPredict" | "streamRawPredict" => {
+        "rawPredict" | "streamRawPredict" if anthropic => {
             let mut body = body;
             let model = path
                 .rsplit_once("/models/")
@@ -468,7 +468,7 @@ fn default_answer(uri: &str, body: &Value, answer: &str, anthropic: bool) -> Val
             "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -0.5, 0.75]}],
             "usage": {"prompt_tokens": USAGE.0, "total_tokens": USAGE.0}});
     }
-    if uri.contains("chat/completions") {
+    if uri.contains("chat/completions") || body.get("messages").is_some() {
         return json!({"id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
             "usage": usage});
@@ -495,7 +495,7 @@ fn default_stream(uri: &str, body: &Value, answer: &str, anthropic: bool) -> Vec
         events.push(json!({"type": "message_stop"}));
         return events.into_iter().map(|e| e.to_string()).collect();
     }
-    let chat = uri.contains("chat/completions");
+    let chat = uri.contains("chat/completions") || body.get("messages").is_some();
     let chunk = |choice: Value| {
         json!({"id": "chatcmpl-mock", "object": if chat {"chat.completion.chunk"} else {"text_completion"},
             "created": 1_700_000_000, "model": model, "choices": [choice]})

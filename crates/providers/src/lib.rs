@@ -65,6 +65,9 @@ pub fn build_request(
     want_usage: bool,
 ) -> Result<UpstreamRequest> {
     let include_usage = body.stream && want_usage && endpoint != Endpoint::Embeddings;
+    if deployment.provider == Provider::VertexAi && endpoint == Endpoint::ChatCompletions {
+        return vertex_openai_request(deployment, resolved, body, include_usage);
+    }
     let upstream_body = body.upstream_body(&deployment.upstream_model, include_usage);
     let uri = match deployment.provider {
         Provider::Azure => {
@@ -110,6 +113,27 @@ pub fn build_request(
             )));
         }
     };
+    post_json(deployment, resolved, uri, Bytes::from(upstream_body))
+}
+
+/// A chat request to a Vertex partner model that speaks OpenAI's API (Mistral, AI21, Model
+/// Garden's MaaS models), with the deployment's OAuth token. Mistral and AI21 stream their usage
+/// in the last chunk unasked, and might refuse `stream_options`.
+fn vertex_openai_request(
+    deployment: &Deployment,
+    resolved: &Resolved<'_>,
+    body: &ChatBody,
+    include_usage: bool,
+) -> Result<UpstreamRequest> {
+    let partner = vertex::Partner::of(&deployment.upstream_model);
+    let include_usage = include_usage && partner == vertex::Partner::OpenApi;
+    let model = partner.body_model(&deployment.upstream_model);
+    let upstream_body = body.upstream_body(model, include_usage);
+    let uri = vertex::url(
+        deployment,
+        resolved,
+        vertex::openai_method(partner, body.stream),
+    )?;
     post_json(deployment, resolved, uri, Bytes::from(upstream_body))
 }
 

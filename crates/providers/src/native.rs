@@ -65,10 +65,11 @@ fn translation(deployment: &Deployment, endpoint: Endpoint) -> Result<Option<Nat
         (Provider::Gemini, Endpoint::ChatCompletions) => Native::Gemini,
         (Provider::Gemini, Endpoint::Embeddings) => Native::GeminiEmbed,
         (Provider::VertexAi, Endpoint::ChatCompletions) => {
-            if vertex::is_claude(&deployment.upstream_model) {
-                Native::Anthropic
-            } else {
-                Native::Gemini
+            match vertex::Partner::of(&deployment.upstream_model) {
+                vertex::Partner::Anthropic => Native::Anthropic,
+                vertex::Partner::Google => Native::Gemini,
+                // Their bytes pass in OpenAI's shape (see `crate::build_request`).
+                vertex::Partner::RawPredictOpenAi(_) | vertex::Partner::OpenApi => return Ok(None),
             }
         }
         (Provider::VertexAi, Endpoint::Embeddings) => Native::VertexEmbed,

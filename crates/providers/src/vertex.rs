@@ -1,7 +1,10 @@
 //! Google Cloud's Vertex AI (`vertex_ai/`): Gemini models through the Gemini translation under
 //! `…/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent`, Anthropic's
 //! Claude models (`vertex_ai/claude-…`) through the Anthropic translation under
-//! `…/publishers/anthropic/models/{m}:rawPredict`, and text embeddings through `:predict`.
+//! `…/publishers/anthropic/models/{m}:rawPredict`, text embeddings through `:predict`, and the
+//! partner models whose API is OpenAI's: Model Garden's MaaS models (`vertex_ai/meta/…`,
+//! `deepseek-ai/…`, `qwen/…`, `openai/…`) through `…/endpoints/openapi/chat/completions`, and
+//! Mistral's and AI21's through their publishers' `:rawPredict` (see [`Partner`]).
 //! Requests carry an OAuth access token as a Bearer key: minted from a service account by
 //! [`auth`] (the caller sends the token request and caches the answer), or a ready one.
 
@@ -38,6 +41,8 @@ pub enum Method {
     RawPredict,
     StreamRawPredict,
     Predict,
+    /// Model Garden's OpenAI-compatible chat endpoint (the model is named in the body).
+    OpenApiChat,
 }
 
 impl Method {
@@ -48,6 +53,7 @@ impl Method {
             Self::RawPredict => "rawPredict",
             Self::StreamRawPredict => "streamRawPredict",
             Self::Predict => "predict",
+            Self::OpenApiChat => "chat/completions",
         }
     }
 
@@ -58,20 +64,71 @@ impl Method {
             Self::RawPredict => "vertex-raw",
             Self::StreamRawPredict => "vertex-raw-stream",
             Self::Predict => "vertex-predict",
+            Self::OpenApiChat => "vertex-openapi",
+        }
+    }
+}
+
+/// Who publishes a Vertex model, which decides the API its chat requests speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partner {
+    /// Google's Gemini models: the Gemini translation.
+    Google,
+    /// Anthropic's `claude-…` (`claude-3-5-sonnet-v2@20241022`): the Anthropic translation.
+    Anthropic,
+    /// Mistral's `mistral-…` and `codestral-…`, AI21's `jamba-…`: OpenAI's chat body, sent to
+    /// `…/publishers/{publisher}/models/{model}:rawPredict` with the version (`@2407`) left out
+    /// of the body's model.
+    RawPredictOpenAi(&'static str),
+    /// Model Garden's MaaS models, named with their publisher (`meta/llama-3.3-70b-instruct-maas`,
+    /// `deepseek-ai/…`, `qwen/…`, `openai/gpt-oss-…`): OpenAI's chat API as it is.
+    OpenApi,
+}
+
+impl Partner {
+    pub fn of(model: &str) -> Self {
+        if model.starts_with("claude") {
+            Self::Anthropic
+        } else if model.starts_with("mistral") || model.starts_with("codestral") {
+            Self::RawPredictOpenAi("mistralai")
+        } else if model.starts_with("jamba") {
+            Self::RawPredictOpenAi("ai21")
+        } else if model.contains('/') {
+            Self::OpenApi
+        } else {
+            Self::Google
+        }
+    }
+
+    /// Whether chat requests pass in OpenAI's shape (no translation).
+    pub fn speaks_openai(self) -> bool {
+        matches!(self, Self::RawPredictOpenAi(_) | Self::OpenApi)
+    }
+
+    /// The model named in an OpenAI-shaped body: Mistral and AI21 take it without its version.
+    pub fn body_model(self, model: &str) -> &str {
+        match self {
+            Self::RawPredictOpenAi(_) => model.split('@').next().unwrap_or(model),
+            _ => model,
         }
     }
 
     fn publisher(self) -> &'static str {
         match self {
-            Self::RawPredict | Self::StreamRawPredict => "anthropic",
-            _ => "google",
+            Self::Google | Self::OpenApi => "google",
+            Self::Anthropic => "anthropic",
+            Self::RawPredictOpenAi(publisher) => publisher,
         }
     }
 }
 
-/// Anthropic's models on Vertex are named `claude-…` (`claude-3-5-sonnet-v2@20241022`).
-pub fn is_claude(model: &str) -> bool {
-    model.starts_with("claude")
+/// The method an OpenAI-shaped chat request to a partner model calls.
+pub fn openai_method(partner: Partner, stream: bool) -> Method {
+    match (partner, stream) {
+        (Partner::OpenApi, _) => Method::OpenApiChat,
+        (_, true) => Method::StreamRawPredict,
+        (_, false) => Method::RawPredict,
+    }
 }
 
 /// `https://{location}-aiplatform.googleapis.com` (`https://aiplatform.googleapis.com` for the
@@ -93,8 +150,9 @@ pub fn location<'a>(resolved: &ResolvedVertex<'a>) -> &'a str {
         .unwrap_or(DEFAULT_LOCATION)
 }
 
-/// `{host}/v1/projects/{p}/locations/{l}/publishers/{publisher}/models/{m}:{method}`; an
-/// `api_base` takes the place of the host (a proxy, a private endpoint, a test double).
+/// `{host}/v1/projects/{p}/locations/{l}/publishers/{publisher}/models/{m}:{method}` (or
+/// `…/endpoints/openapi/chat/completions`); an `api_base` takes the place of the host (a proxy,
+/// a private endpoint, a test double).
 pub fn url(deployment: &Deployment, resolved: &Resolved<'_>, method: Method) -> Result<http::Uri> {
     let vertex = &resolved.vertex;
     let project = vertex
@@ -133,11 +191,18 @@ pub fn url(deployment: &Deployment, resolved: &Resolved<'_>, method: Method) -> 
                 || default_host(location),
                 |base| base.trim_end_matches('/').to_owned(),
             );
+            let model = &deployment.upstream_model;
+            let resource = if method == Method::OpenApiChat {
+                format!("endpoints/openapi/{}", method.path())
+            } else {
+                let publisher = match method {
+                    Method::RawPredict | Method::StreamRawPredict => Partner::of(model).publisher(),
+                    _ => "google",
+                };
+                format!("publishers/{publisher}/models/{model}:{}", method.path())
+            };
             parse_url(&format!(
-                "{host}/v1/projects/{project}/locations/{location}/publishers/{}/models/{}:{}",
-                method.publisher(),
-                deployment.upstream_model,
-                method.path()
+                "{host}/v1/projects/{project}/locations/{location}/{resource}"
             ))
         })
         .ok_or_else(|| bad_base(deployment))
@@ -168,6 +233,41 @@ mod tests {
         );
         assert_eq!(default_host("global"), "https://aiplatform.googleapis.com");
         assert_eq!(location(&ResolvedVertex::default()), DEFAULT_LOCATION);
+    }
+
+    #[test]
+    fn partners_are_told_apart_by_the_model_name() {
+        assert_eq!(Partner::of("gemini-2.5-flash"), Partner::Google);
+        assert_eq!(
+            Partner::of("claude-sonnet-4-5@20250929"),
+            Partner::Anthropic
+        );
+        assert_eq!(
+            Partner::of("mistral-large@2407"),
+            Partner::RawPredictOpenAi("mistralai")
+        );
+        assert_eq!(
+            Partner::of("codestral@2405"),
+            Partner::RawPredictOpenAi("mistralai")
+        );
+        assert_eq!(
+            Partner::of("jamba-1.5-large@001"),
+            Partner::RawPredictOpenAi("ai21")
+        );
+        assert_eq!(
+            Partner::of("meta/llama-3.3-70b-instruct-maas"),
+            Partner::OpenApi
+        );
+        assert_eq!(Partner::of("openai/gpt-oss-120b-maas"), Partner::OpenApi);
+        assert!(!Partner::of("claude-x").speaks_openai());
+        assert_eq!(
+            Partner::of("mistral-large@2407").body_model("mistral-large@2407"),
+            "mistral-large"
+        );
+        assert_eq!(
+            Partner::OpenApi.body_model("meta/llama-4-scout-17b-16e-instruct-maas"),
+            "meta/llama-4-scout-17b-16e-instruct-maas"
+        );
     }
 
     #[test]

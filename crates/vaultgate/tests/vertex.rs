@@ -1,8 +1,9 @@
 //! `vertex_ai/` end to end through the real binary, against the mock playing both Google's
 //! token endpoint (it verifies the RS256 signature of the service account's JWT with the test
 //! key pair's public key) and Vertex AI (it takes only tokens it issued): Gemini chat whole and
-//! streamed, embeddings through `:predict`, Claude through `:rawPredict`, tokens cached and
-//! refreshed before expiry, keys and ready tokens from Vault.
+//! streamed, embeddings through `:predict`, Claude through `:rawPredict`, the partner models
+//! that speak OpenAI's API (Model Garden's MaaS endpoint, Mistral's rawPredict), tokens cached
+//! and refreshed before expiry, keys and ready tokens from Vault.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -190,6 +191,101 @@ async fn a_service_account_key_is_exchanged_for_a_token_that_serves_gemini_claud
         "the private key reached the logs"
     );
     assert!(!logs.contains("ya29.mock-1"), "the token reached the logs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partner_models_that_speak_openai_pass_with_the_vertex_token() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.enable_google_auth(Duration::from_secs(3600));
+    let key = service_account_json(
+        &format!("{}/token", mock.url()),
+        TEST_PRIVATE_KEY,
+        "test-project",
+    );
+    let partners = r#"  - model_name: llama
+    litellm_params:
+      model: vertex_ai/meta/llama-3.3-70b-instruct-maas
+      api_base: '{url}'
+      vertex_credentials: os.environ/VERTEX_KEY
+  - model_name: mistral
+    litellm_params:
+      model: vertex_ai/mistral-large@2407
+      api_base: '{url}'
+      vertex_location: europe-west4
+      vertex_credentials: os.environ/VERTEX_KEY
+"#
+    .replace("{url}", &mock.url());
+    let gateway = Gateway::builder(
+        BIN,
+        &config(&mock.url(), "os.environ/VERTEX_KEY", &partners),
+    )
+    .env("VERTEX_KEY", &key)
+    .start()
+    .unwrap();
+
+    // Model Garden's OpenAI-compatible endpoint: the publisher/model id goes in the body as it is.
+    let response = post(&gateway, "/v1/chat/completions", chat("llama")).await;
+    assert_eq!(response.status(), 200, "{}", gateway.logs());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the mock upstream."
+    );
+    let seen = mock.last_request().unwrap();
+    assert_eq!(
+        seen.uri,
+        "/v1/projects/test-project/locations/us-central1/endpoints/openapi/chat/completions"
+    );
+    assert_eq!(seen.body["model"], "meta/llama-3.3-70b-instruct-maas");
+    assert_eq!(seen.body["messages"], chat("llama")["messages"]);
+    assert_eq!(seen.header("authorization"), Some("Bearer ya29.mock-1"));
+    let response = post(
+        &gateway,
+        "/v1/chat/completions",
+        json!({"model": "llama", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(
+        mock.last_request()
+            .unwrap()
+            .uri
+            .ends_with("/endpoints/openapi/chat/completions")
+    );
+
+    // Mistral: its publisher's rawPredict, OpenAI's body, the model without its version.
+    let response = post(&gateway, "/v1/chat/completions", chat("mistral")).await;
+    assert_eq!(response.status(), 200, "{}", gateway.logs());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the mock upstream."
+    );
+    let seen = mock.last_request().unwrap();
+    assert_eq!(
+        seen.uri,
+        "/v1/projects/test-project/locations/europe-west4/publishers/mistralai/models/mistral-large@2407:rawPredict"
+    );
+    assert_eq!(seen.body["model"], "mistral-large");
+    assert_eq!(seen.body.get("anthropic_version"), None);
+    let response = post(
+        &gateway,
+        "/v1/chat/completions",
+        json!({"model": "mistral", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("mock "));
+    let seen = mock.last_request().unwrap();
+    assert!(
+        seen.uri.ends_with("/mistral-large@2407:streamRawPredict"),
+        "{}",
+        seen.uri
+    );
+    assert_eq!(seen.body["stream"], true);
+    assert_eq!(mock.count("/token"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
