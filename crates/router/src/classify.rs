@@ -76,6 +76,9 @@ pub fn classify(error: &Error) -> FailureKind {
             }
         }
         Error::NotImplemented(_) => FailureKind::Unsupported,
+        // In the router, only a group whose every deployment is cooling down says this:
+        // another group (a fallback) may serve.
+        Error::RateLimited { .. } => FailureKind::Transient,
         _ => FailureKind::Final,
     }
 }

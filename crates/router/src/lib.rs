@@ -308,6 +308,9 @@ impl Router {
         {
             return finished(Err(no_deployment_in(group, region)), None, 0);
         }
+        if let Some(refusal) = all_cooling(group, request) {
+            return finished(Err(refusal), None, 0);
+        }
         let mock = if requested {
             request.mock
         } else {
@@ -422,10 +425,9 @@ impl Router {
     }
 
     /// The next deployment to try: the strategy's pick among untried, healthy deployments.
-    /// When every untried deployment is cooling down, the one whose cooldown ends first is
-    /// tried anyway: a cooled-down deployment may well answer, while refusing would turn a
-    /// partial outage (or a single-deployment group's bad minute) into a total one.
-    /// When every deployment was tried, the round starts over (the retry budget bounds it).
+    /// When every untried deployment is cooling down (during a request's retries, or in a group
+    /// of one, which [`all_cooling`] never refuses), the one whose cooldown ends first is tried
+    /// anyway. When every deployment was tried, the round starts over (the retry budget bounds it).
     /// Only deployments the request allows (its end user's region) are chosen.
     fn choose(
         &self,
@@ -471,6 +473,42 @@ impl Router {
         self.strategy
             .pick(&healthy, &group.cursor, &mut rand::rng())
     }
+}
+
+/// LiteLLM's `RouterRateLimitError` (429, with Retry-After) when every deployment of a group
+/// the request may use is cooling down, so clients back off and fallbacks start. A group with
+/// one such deployment is never refused: LiteLLM does not cool a group's only deployment down at
+/// ordinary traffic, and refusing would turn its bad minute into a total outage.
+fn all_cooling(group: &ModelGroup, request: &RequestRouting) -> Option<Error> {
+    let now = Instant::now();
+    let mut cooling = Vec::new();
+    let mut soonest: Option<Instant> = None;
+    for (deployment, state) in group.deployments.iter().zip(&group.states) {
+        if !request.allows(deployment) {
+            continue;
+        }
+        let until = state.cooling_until(now)?;
+        soonest = Some(soonest.map_or(until, |s| s.min(until)));
+        cooling.push(format!("'{}'", deployment.id));
+    }
+    if cooling.len() < 2 {
+        return None;
+    }
+    let wait = soonest.map_or(1, |until| {
+        let left = until.saturating_duration_since(now);
+        left.as_secs() + u64::from(left.subsec_nanos() > 0)
+    });
+    metrics::counter!("vaultgate_no_deployments_available_total", "model" => group.name.clone())
+        .increment(1);
+    Some(Error::RateLimited {
+        message: format!(
+            "No deployments available for selected model, Try again in {wait} seconds. Passed \
+             model={}. pre-call-checks=False, cooldown_list=[{}]",
+            group.name,
+            cooling.join(", ")
+        ),
+        retry_after: wait.max(1),
+    })
 }
 
 /// The answer to a model nobody routes.

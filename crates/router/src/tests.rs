@@ -181,13 +181,37 @@ fn cooling_deployments_are_skipped_unless_all_are_cooling() {
     let policy = router.cooldown;
     assert!(group.states[0].record_failure(&policy, Instant::now(), Duration::ZERO));
     assert_eq!(pick_counts(&router, "m", 50)["b"], 50);
-    // Both cooling: the one that comes back first (a, which failed first) is tried anyway.
+    // Both cooling: a request's retries try the one that comes back first (a, which failed
+    // first); a new request for the group is refused with LiteLLM's 429.
     assert!(group.states[1].record_failure(
         &policy,
         Instant::now() + Duration::from_secs(1),
         Duration::ZERO
     ));
     assert_eq!(pick_counts(&router, "m", 20)["a"], 20);
+    let Some(Error::RateLimited {
+        message,
+        retry_after,
+    }) = all_cooling(group, &RequestRouting::default())
+    else {
+        panic!("every deployment is cooling down: refused");
+    };
+    assert!((59..=60).contains(&retry_after), "{retry_after}");
+    assert!(
+        message.starts_with("No deployments available for selected model, Try again in "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("Passed model=m. pre-call-checks=False, cooldown_list=['a', 'b']"),
+        "{message}"
+    );
+    assert_eq!(
+        classify(&Error::RateLimited {
+            message,
+            retry_after
+        }),
+        FailureKind::Transient
+    );
 }
 
 #[test]

@@ -318,6 +318,60 @@ async fn when_every_deployment_cools_down_the_soonest_back_is_still_tried() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn when_every_deployment_of_a_group_cools_down_it_answers_litellm_s_429() {
+    let bad = MockUpstream::start().await.unwrap();
+    let backup = MockUpstream::start().await.unwrap();
+    let gateway = start(
+        &[
+            deployment("m", "m-1", &bad.url(), ""),
+            deployment("m", "m-2", &bad.url(), ""),
+            deployment("n", "n-1", &bad.url(), ""),
+            deployment("n", "n-2", &bad.url(), ""),
+            deployment("backup", "backup-1", &backup.url(), ""),
+        ],
+        "  num_retries: 1
+  allowed_fails: 0
+  cooldown_time: 600
+  fallbacks: [{n: [backup]}]
+",
+    );
+    for _ in 0..4 {
+        bad.push(fail(500));
+    }
+    // Both deployments of m fail (and cool down); the client gets the last error.
+    assert_eq!(chat(&gateway, "m", false).await.status(), 500);
+    let response = chat(&gateway, "m", false).await;
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = header(&response, "retry-after").parse().unwrap();
+    assert!((599..=600).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "No deployments available for selected model, Try again in {retry_after} seconds. \
+             Passed model=m."
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("cooldown_list=['m-1', 'm-2']"),
+        "{message}"
+    );
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(body["error"]["code"], "429");
+    assert_eq!(bad.requests().len(), 2, "a cooling group calls no upstream");
+    // With a fallback, a cooling group hands over to it at once.
+    let response = chat(&gateway, "n", false).await;
+    assert_eq!(response.status(), 200);
+    let response = chat(&gateway, "n", false).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-litellm-model-id"), "backup-1");
+    assert_eq!(header(&response, "x-litellm-attempted-fallbacks"), "1");
+    assert_eq!(bad.requests().len(), 4);
+    assert_eq!(backup.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn timeouts_answer_408_or_move_to_another_deployment() {
     let slow = MockUpstream::start().await.unwrap();
     let fast = MockUpstream::start().await.unwrap();
