@@ -53,7 +53,7 @@ pub mod vault_location;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use headers::key_from_headers;
-pub use limits::Admission;
+pub use limits::{Admission, KeyUse};
 pub use mirror::{
     CopyRead, CopyState, DriftKey, DriftReport, LocationReport, MirrorConfig, SecretMirror,
 };

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use smallvec::SmallVec;
 use vaultgate_config::ModelInfo;
 use vaultgate_core::{Error, Result};
-use vaultgate_quota::{Ask, Limiter, Limits as RateLimits, Permit, Quota};
+use vaultgate_quota::{Ask, Limiter, Limits as RateLimits, Permit, Quota, ScopeKind, WindowUse};
 
 use crate::clock::Clock;
 use crate::hot_metrics::hot_metrics;
@@ -81,6 +81,42 @@ impl Admission {
             }
         }
         (key, team)
+    }
+}
+
+/// Where the admitted key stands, for the answer's headers (LiteLLM's `x-litellm-key-*` and
+/// `x-ratelimit-*`): its live spend and its own limits with what its current minute used.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct KeyUse {
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
+    /// Requests and tokens of the key's current minute, this request included (`None` when
+    /// the key has neither an rpm nor a tpm limit).
+    pub used: Option<WindowUse>,
+}
+
+impl Admission {
+    /// The key's [`KeyUse`] now (its spend includes this request once recorded).
+    pub fn key_use(&self, now_ms: i64) -> KeyUse {
+        let key = &self.key;
+        let spend = self
+            .slots
+            .iter()
+            .flatten()
+            .find(|slot| slot.scope.is_none())
+            .map_or(key.spend, |slot| slot.live.lock().spend);
+        KeyUse {
+            spend,
+            max_budget: key.max_budget,
+            rpm_limit: key.rpm_limit,
+            tpm_limit: key.tpm_limit,
+            used: self
+                .permit
+                .as_ref()
+                .and_then(|permit| permit.used(ScopeKind::Key, now_ms)),
+        }
     }
 }
 

@@ -388,6 +388,11 @@ impl KeyService {
         )
     }
 
+    /// Where an admitted request's key stands now (spend, limits, this minute's use).
+    pub fn key_use(&self, admission: &Admission) -> crate::limits::KeyUse {
+        admission.key_use(self.inner.limits.clock.now_ms())
+    }
+
     // ---- management API --------------------------------------------------------------------
 
     /// `POST /key/generate`. The response holds the raw `key`, shown this once.

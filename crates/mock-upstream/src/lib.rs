@@ -58,7 +58,8 @@ pub struct Script {
     pub chunk_delay: Duration,
     /// Stop the stream (drop the connection) after this many chunks.
     pub cut_after: Option<usize>,
-    /// Extra headers of the answer (e.g. Bedrock's `x-amzn-ErrorType`).
+    /// Extra headers of the answer (e.g. Bedrock's `x-amzn-ErrorType`, OpenAI's
+    /// `x-ratelimit-*`): on failures, and on answers of the OpenAI and Anthropic routes.
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -301,21 +302,17 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         let message = format!("Unrecognized request argument supplied: {name}");
         return error(400, "invalid_request_error", &message);
     }
-    let script = lock(&shared.scripts).pop_front().unwrap_or_default();
+    let mut script = lock(&shared.scripts).pop_front().unwrap_or_default();
     if !script.delay.is_zero() {
         tokio::time::sleep(script.delay).await;
     }
+    let extra = std::mem::take(&mut script.headers);
     if let Some(status) = script.status {
-        let mut response = match script.body {
+        let response = match script.body {
             Some(text) => respond(status, "application/json", Body::from(text)),
             None => error(status, "mock_error", "scripted failure"),
         };
-        for (name, value) in &script.headers {
-            if let Ok(value) = http::HeaderValue::from_str(value) {
-                response.headers_mut().insert(*name, value);
-            }
-        }
-        return response;
+        return with_headers(response, &extra);
     }
     let answer = lock(&shared.answer).clone();
     if is_bedrock {
@@ -389,13 +386,25 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         let frames = script
             .stream
             .unwrap_or_else(|| default_stream(&uri, &body, &answer, anthropic));
-        return sse(shared, frames, script.chunk_delay, script.cut_after);
+        let response = sse(shared, frames, script.chunk_delay, script.cut_after);
+        return with_headers(response, &extra);
     }
     if let Some(text) = script.body {
-        return respond(200, "application/json", Body::from(text));
+        return with_headers(respond(200, "application/json", Body::from(text)), &extra);
     }
     let json = default_answer(&uri, &body, &answer, anthropic);
-    respond(200, "application/json", Body::from(json.to_string()))
+    let response = respond(200, "application/json", Body::from(json.to_string()));
+    with_headers(response, &extra)
+}
+
+/// The script's extra headers on an answer of the OpenAI-shaped routes (failures and answers).
+fn with_headers(mut response: Response, extra: &[(&'static str, String)]) -> Response {
+    for (name, value) in extra {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
+    }
+    response
 }
 
 /// A strict provider refuses fields it does not know: the gateway's own params (LiteLLM's

@@ -57,6 +57,9 @@ pub struct Deployment {
     pub vertex: Option<Box<VertexParams>>,
     /// Upstream URLs already parsed, so requests skip URL parsing (and IDNA).
     pub(crate) urls: UrlCache,
+    /// `x-litellm-model-api-base` of the base last answered from (see
+    /// [`Deployment::api_base_header`]).
+    base_header: std::sync::RwLock<Option<(Box<str>, Option<HeaderValue>)>>,
 }
 
 /// Values of the answer headers that name a deployment (`x-litellm-model-id`,
@@ -166,6 +169,7 @@ impl Deployment {
             bedrock,
             vertex: (spec.provider == Provider::VertexAi).then(|| Box::new(params.vertex.clone())),
             urls: UrlCache::default(),
+            base_header: Default::default(),
         })
     }
 
@@ -233,6 +237,23 @@ impl Deployment {
             self.spec.prefix,
             names.join(" or ")
         ))
+    }
+
+    /// The value of `x-litellm-model-api-base` for `base` (the resolved `api_base`, else the
+    /// provider's default): the URL without user name, password, query and fragment, where
+    /// credentials could hide. Built once per base (a base from a secret may change).
+    pub fn api_base_header(&self, base: &str) -> Option<HeaderValue> {
+        if let Ok(cached) = self.base_header.read()
+            && let Some((seen, value)) = cached.as_ref()
+            && **seen == *base
+        {
+            return value.clone();
+        }
+        let value = public_base(base).and_then(|text| HeaderValue::from_str(&text).ok());
+        if let Ok(mut cached) = self.base_header.write() {
+            *cached = Some((base.into(), value.clone()));
+        }
+        value
     }
 
     /// The base URL of a request: the resolved `api_base`, else the provider's default.
@@ -341,6 +362,20 @@ pub struct Resolved<'a> {
     /// Vertex AI's project, location and credentials (empty for other providers); the access
     /// token goes in `api_key`.
     pub vertex: crate::vertex::ResolvedVertex<'a>,
+}
+
+/// `base` without what may carry credentials (user info, query, fragment); `None` when it is
+/// no http(s) URL.
+fn public_base(base: &str) -> Option<String> {
+    let mut url = url::Url::parse(base.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return None;
+    }
+    url.set_username("").ok()?;
+    url.set_password(None).ok()?;
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// An absolute http(s) URL, normalised (IDNA, percent-encoding) by `url` first.

@@ -461,3 +461,28 @@ fn proxy_params_are_split_off() {
     let plain = body(r#"{"model":"m","n":2}"#);
     assert!(!plain.has_proxy_params());
 }
+
+#[test]
+fn the_api_base_header_leaves_credentials_out() {
+    let d = deployment(
+        "model_list:\n  - model_name: gpt\n    litellm_params: {model: openai/gpt-4o, api_key: k}\n",
+    );
+    let header = |base: &str| {
+        d.api_base_header(base)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        header("https://user:pw@llm.example.com/v1/?api-key=pw#pw").as_deref(),
+        Some("https://llm.example.com/v1")
+    );
+    assert_eq!(
+        header("http://127.0.0.1:8080/v1").as_deref(),
+        Some("http://127.0.0.1:8080/v1")
+    );
+    // Asked again with another base (a refreshed secret), the header follows it.
+    assert_eq!(
+        header("https://api.openai.com/v1").as_deref(),
+        Some("https://api.openai.com/v1")
+    );
+    assert_eq!(header("not a url"), None);
+}

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use vaultgate_core::Result;
 
 pub use local::LocalQuota;
-pub use permit::Permit;
+pub use permit::{Permit, WindowUse};
 pub use redis::{RedisOptions, RedisQuota};
 pub use settings::{RedisParts, RedisSettings};
 

@@ -137,6 +137,24 @@ mod tests {
     }
 
     #[test]
+    fn a_permit_reports_its_scope_s_use_of_the_minute() {
+        let key = Scope::new(ScopeKind::Key, "k1");
+        let limits = Limits {
+            rpm: Some(10),
+            tpm: Some(100),
+            ..Limits::default()
+        };
+        let first = LocalQuota.acquire_now(&[ask(&key, limits)], 0).unwrap();
+        first.record_tokens(30, 10);
+        let second = LocalQuota.acquire_now(&[ask(&key, limits)], 20).unwrap();
+        let used = second.used(ScopeKind::Key, 30).unwrap();
+        assert_eq!((used.requests, used.tokens), (2, 30));
+        assert_eq!(second.used(ScopeKind::Team, 30), None);
+        let next_minute = second.used(ScopeKind::Key, 60_000).unwrap();
+        assert_eq!((next_minute.requests, next_minute.tokens), (0, 0));
+    }
+
+    #[test]
     fn a_full_scope_refuses_the_request_in_every_scope() {
         let key = Scope::new(ScopeKind::Key, "k1");
         let team = Scope::new(ScopeKind::Team, "t1");

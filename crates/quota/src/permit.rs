@@ -1,11 +1,12 @@
 //! An admitted request's hold on its scopes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use smallvec::SmallVec;
 
 use crate::redis::Writer;
-use crate::{Ask, Scope};
+use crate::{Ask, Scope, ScopeKind};
 
 /// One scope an admitted request counts in.
 pub(crate) struct Held {
@@ -14,6 +15,8 @@ pub(crate) struct Held {
     pub tpm: bool,
     /// Whether it leases a shared parallel slot (released in Redis when the permit drops).
     pub slot: bool,
+    /// The shared counts as the admission saw them (none when counted in this process).
+    pub seen: Option<WindowUse>,
 }
 
 impl Held {
@@ -22,8 +25,16 @@ impl Held {
             scope: ask.scope.clone(),
             tpm: ask.limits.tpm.is_some(),
             slot,
+            seen: None,
         }
     }
+}
+
+/// Requests and tokens counted in a scope's current minute window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowUse {
+    pub requests: u64,
+    pub tokens: u64,
 }
 
 /// The leases an admission holds in Redis.
@@ -38,18 +49,47 @@ pub(crate) struct SharedLease {
 pub struct Permit {
     held: SmallVec<[Held; 2]>,
     shared: Option<SharedLease>,
+    /// Tokens recorded through this permit (added to the shared counts it was admitted with).
+    tokens: AtomicU64,
 }
 
 impl Permit {
     pub(crate) fn local(held: SmallVec<[Held; 2]>) -> Self {
-        Self { held, shared: None }
+        Self {
+            held,
+            shared: None,
+            tokens: AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn shared(held: SmallVec<[Held; 2]>, shared: SharedLease) -> Self {
         Self {
             held,
             shared: Some(shared),
+            tokens: AtomicU64::new(0),
         }
+    }
+
+    /// What the first scope of `kind` has used of its current minute, this request included:
+    /// the shared counts the admission saw (plus the tokens recorded since), else this
+    /// instance's. `None` when the request does not count in such a scope.
+    pub fn used(&self, kind: ScopeKind, now_ms: i64) -> Option<WindowUse> {
+        let held = self.held.iter().find(|h| h.scope.kind() == kind)?;
+        Some(match held.seen {
+            Some(seen) => WindowUse {
+                requests: seen.requests,
+                tokens: seen
+                    .tokens
+                    .saturating_add(self.tokens.load(Ordering::Relaxed)),
+            },
+            None => {
+                let mut counts = held.scope.local();
+                WindowUse {
+                    requests: *counts.rpm.at(now_ms),
+                    tokens: *counts.tpm.at(now_ms),
+                }
+            }
+        })
     }
 
     /// Counts the tokens the request used in each scope's tokens-per-minute window (locally at
@@ -58,6 +98,7 @@ impl Permit {
         if tokens == 0 {
             return;
         }
+        self.tokens.fetch_add(tokens, Ordering::Relaxed);
         for held in &self.held {
             held.scope.local().add_tokens(now_ms, tokens);
         }

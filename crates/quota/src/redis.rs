@@ -30,14 +30,15 @@ use crate::local::{admit_locally, count_locally};
 use crate::permit::{Permit, SharedLease};
 use crate::settings::RedisSettings;
 use crate::window::{Full, rejection};
-use crate::{Ask, Quota, QuotaHealth, Scope};
+use crate::{Ask, Quota, QuotaHealth, Scope, WindowUse};
 
 /// Checks and counts one request in every scope, or says which limit is full.
 ///
 /// KEYS[1]: the instances set; KEYS[2..]: the scopes' key prefixes.
 /// ARGV: instance, lease, instance_ttl_ms, max_lease_ms, window_ms, then rpm, tpm, parallel per scope
-/// (-1: no limit). Returns `{0}` when admitted, else `{1 rpm | 2 tpm | 3 parallel, scope
-/// index (1-based), ms until the window ends}`.
+/// (-1: no limit). Returns `{0, requests, tokens, …}` when admitted (each scope's counts in this
+/// minute, the request included; -1 where it has no such limit), else `{1 rpm | 2 tpm |
+/// 3 parallel, scope index (1-based), ms until the window ends}`.
 const ACQUIRE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -78,21 +79,29 @@ for i = 1, n do
     end
   end
 end
+local seen = {0}
 for i = 1, n do
   local base = KEYS[i + 1]
+  local requests, tokens = -1, -1
   if tonumber(ARGV[3 + 3 * i]) >= 0 then
     local key = base .. ':rpm:' .. minute
-    if redis.call('INCR', key) == 1 then
+    requests = redis.call('INCR', key)
+    if requests == 1 then
       redis.call('PEXPIRE', key, 2 * window)
     end
+  end
+  if tonumber(ARGV[4 + 3 * i]) >= 0 then
+    tokens = tonumber(redis.call('GET', base .. ':tpm:' .. minute) or '0')
   end
   if tonumber(ARGV[5 + 3 * i]) >= 0 then
     local slots = base .. ':par'
     redis.call('ZADD', slots, now, me .. ':' .. lease)
     redis.call('PEXPIRE', slots, max_lease)
   end
+  table.insert(seen, requests)
+  table.insert(seen, tokens)
 end
-return {0}
+return seen
 ";
 
 /// Adds tokens to a scope's current tpm window. KEYS[1]: the scope's prefix; ARGV: tokens,
@@ -273,12 +282,22 @@ impl RedisQuota {
             .await;
             match answer {
                 Ok(Ok(reply)) => match reply.as_slice() {
-                    [0, ..] => {
+                    [0, seen @ ..] => {
                         let lease = SharedLease {
                             writer: Arc::clone(&shared.writer),
                             lease,
                         };
-                        return Ok(Permit::shared(count_locally(asks, now_ms, true), lease));
+                        let mut held = count_locally(asks, now_ms, true);
+                        for (&i, counts) in limited.iter().zip(seen.chunks_exact(2)) {
+                            if let Some(h) = held.get_mut(i) {
+                                let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                                h.seen = Some(WindowUse {
+                                    requests: count(counts[0]),
+                                    tokens: count(counts[1]),
+                                });
+                            }
+                        }
+                        return Ok(Permit::shared(held, lease));
                     }
                     [code, index, retry_ms] => {
                         let full = match code {

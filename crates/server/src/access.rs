@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 use vaultgate_core::{Error, Result};
-use vaultgate_keys::{Admission, KeyService};
+use vaultgate_keys::{Admission, KeyService, KeyUse};
 use vaultgate_providers::{ChatBody, Deployment, Usage};
 use vaultgate_router::ModelGroup;
 
@@ -24,6 +24,13 @@ pub struct Access {
     log: Option<LogDraft>,
     /// When the upstream calls began (right after admission).
     upstream_started: Instant,
+}
+
+/// What a finished answer cost (USD) and where its virtual key stands after it, for the
+/// answer's headers.
+pub struct Charged {
+    pub cost: f64,
+    pub key: Option<KeyUse>,
 }
 
 impl AppState {
@@ -93,25 +100,35 @@ impl Access {
         self.grant.is_some()
     }
 
+    /// Where the virtual key stands now (before this request's cost: for a stream's headers).
+    pub fn key_use(&self) -> Option<KeyUse> {
+        self.grant
+            .as_ref()
+            .map(|(keys, admission)| keys.key_use(admission))
+    }
+
     /// Records the usage of a complete (non-streaming) answer body.
-    pub fn record_body(self, deployment: &Deployment, body: &[u8]) {
-        if self.grant.is_some() || self.log.is_some() {
-            let usage = usage_of(body).unwrap_or_default();
-            self.record_with(deployment, usage, Some(body));
-        }
+    pub fn record_body(self, deployment: &Deployment, body: &[u8]) -> Charged {
+        let usage = usage_of(body).unwrap_or_default();
+        self.record_with(deployment, usage, Some(body))
     }
 
     /// Records the usage of a complete answer whose usage the caller read (another API's
     /// shape); the body is kept for the spend log like [`Self::record_body`]'s.
-    pub fn record_answer(self, deployment: &Deployment, usage: Usage, body: &[u8]) {
-        self.record_with(deployment, usage, Some(body));
+    pub fn record_answer(self, deployment: &Deployment, usage: Usage, body: &[u8]) -> Charged {
+        self.record_with(deployment, usage, Some(body))
     }
 
-    pub fn record(self, deployment: &Deployment, usage: Usage) {
-        self.record_with(deployment, usage, None);
+    pub fn record(self, deployment: &Deployment, usage: Usage) -> Charged {
+        self.record_with(deployment, usage, None)
     }
 
-    fn record_with(self, deployment: &Deployment, usage: Usage, response: Option<&[u8]>) {
+    fn record_with(
+        self,
+        deployment: &Deployment,
+        usage: Usage,
+        response: Option<&[u8]>,
+    ) -> Charged {
         let Access {
             grant,
             log,
@@ -133,6 +150,9 @@ impl Access {
             )
             .unwrap_or(0.0),
         };
+        let key = grant
+            .as_ref()
+            .map(|(keys, admission)| keys.key_use(admission));
         if let Some(log) = log {
             log.finish(Ending {
                 deployment: Some(deployment),
@@ -144,6 +164,7 @@ impl Access {
                 admission: grant.as_ref().map(|(_, admission)| admission),
             });
         }
+        Charged { cost, key }
     }
 
     /// The request failed after admission (every attempt, or the stream before its start).

@@ -1,11 +1,19 @@
-//! The headers of a model answer that say how it was served: ours (`x-vaultgate-*`) and the
-//! `x-litellm-*` ones LiteLLM clients read. Values are built at start (per deployment) or taken
-//! from a small static table, so a request formats nothing.
+//! The headers of a model answer that say how it was served: ours (`x-vaultgate-*`), the
+//! `x-litellm-*` ones LiteLLM clients read, the key's `x-ratelimit-*`, and the provider's own
+//! headers as LiteLLM passes them on (`llm_provider-*`). Values naming a deployment are built at
+//! start (or once per base URL), small counts come from a static table; a request formats only
+//! its cost, its key's spend and the key's remaining limits.
+
+use std::sync::{LazyLock, RwLock};
 
 use axum::response::Response;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use vaultgate_core::FastMap;
+use vaultgate_keys::KeyUse;
 use vaultgate_providers::seconds_text;
 use vaultgate_router::{Outcome, RequestRouting};
+
+use crate::access::Charged;
 
 const MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
 const MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
@@ -15,6 +23,38 @@ const MAX_RETRIES: HeaderName = HeaderName::from_static("x-litellm-max-retries")
 const TIMEOUT: HeaderName = HeaderName::from_static("x-litellm-timeout");
 const VAULTGATE_MODEL_ID: HeaderName = HeaderName::from_static("x-vaultgate-model-id");
 const VAULTGATE_ATTEMPTS: HeaderName = HeaderName::from_static("x-vaultgate-attempts");
+const API_BASE: HeaderName = HeaderName::from_static("x-litellm-model-api-base");
+const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+const KEY_SPEND: HeaderName = HeaderName::from_static("x-litellm-key-spend");
+const KEY_MAX_BUDGET: HeaderName = HeaderName::from_static("x-litellm-key-max-budget");
+const KEY_RPM_LIMIT: HeaderName = HeaderName::from_static("x-litellm-key-rpm-limit");
+const KEY_TPM_LIMIT: HeaderName = HeaderName::from_static("x-litellm-key-tpm-limit");
+const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+const REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+const LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+
+/// OpenAI's rate-limit headers: LiteLLM passes a provider's on under their own names too.
+const OPENAI_RATE_LIMITS: [&str; 6] = [
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+];
+
+/// Anthropic's rate-limit headers and the OpenAI names LiteLLM gives them.
+static ANTHROPIC_RATE_LIMITS: [(&str, HeaderName); 4] = [
+    ("anthropic-ratelimit-requests-limit", LIMIT_REQUESTS),
+    ("anthropic-ratelimit-requests-remaining", REMAINING_REQUESTS),
+    ("anthropic-ratelimit-tokens-limit", LIMIT_TOKENS),
+    ("anthropic-ratelimit-tokens-remaining", REMAINING_TOKENS),
+];
+
+/// Prefixed names kept at most (providers send a few dozen distinct ones; a hostile upstream
+/// inventing names gets them built per answer instead of growing the table).
+const MAX_PREFIXED: usize = 512;
 
 /// `0`…`9` without formatting; larger counts are rare (retries and fallbacks are few).
 pub(crate) fn count(n: u32) -> HeaderValue {
@@ -58,10 +98,216 @@ pub(crate) fn with_outcome(
     response
 }
 
+/// What an answer cost and where its key stands, beside the deployment that served it.
+pub(crate) struct Served {
+    /// `x-litellm-model-api-base` (see `Deployment::api_base_header`).
+    pub api_base: Option<HeaderValue>,
+    /// This request's cost in USD; `None` for streams, whose headers leave before the usage
+    /// arrives (LiteLLM sends no cost on them either).
+    pub cost: Option<f64>,
+    /// The virtual key's spend (this request included where its cost is known) and limits.
+    pub key: Option<KeyUse>,
+}
+
+impl Served {
+    /// A whole answer, charged (`None` when no deployment answered).
+    pub fn answered(api_base: Option<HeaderValue>, charged: Option<Charged>) -> Self {
+        Self {
+            api_base,
+            cost: charged.as_ref().map(|c| c.cost),
+            key: charged.and_then(|c| c.key),
+        }
+    }
+
+    /// A stream, whose cost is not known yet: the key's spend is the one before it.
+    pub fn streaming(api_base: Option<HeaderValue>, key: Option<KeyUse>) -> Self {
+        Self {
+            api_base,
+            cost: None,
+            key,
+        }
+    }
+}
+
+/// Adds the provider's headers (`provider`, the upstream's own) and what [`Served`] says.
+/// A key with an rpm or tpm limit reports its own `x-ratelimit-*` (LiteLLM's parallel-request
+/// limiter does), replacing the provider's; otherwise the provider's stand.
+pub(crate) fn with_served(
+    mut response: Response,
+    provider: &HeaderMap,
+    served: Served,
+) -> Response {
+    let headers = response.headers_mut();
+    pass_on(headers, provider);
+    if let Some(base) = served.api_base {
+        headers.insert(API_BASE, base);
+    }
+    if let Some(cost) = served.cost {
+        insert_float(headers, RESPONSE_COST, cost);
+    }
+    let Some(key) = served.key else {
+        return response;
+    };
+    insert_float(headers, KEY_SPEND, key.spend);
+    if let Some(budget) = key.max_budget {
+        insert_float(headers, KEY_MAX_BUDGET, budget);
+    }
+    if let Some(rpm) = key.rpm_limit {
+        headers.insert(KEY_RPM_LIMIT, HeaderValue::from(rpm));
+    }
+    if let Some(tpm) = key.tpm_limit {
+        headers.insert(KEY_TPM_LIMIT, HeaderValue::from(tpm));
+    }
+    if let Some(used) = key.used {
+        if let Some(rpm) = key.rpm_limit {
+            headers.insert(LIMIT_REQUESTS, HeaderValue::from(rpm));
+            let left = rpm.saturating_sub(used.requests);
+            headers.insert(REMAINING_REQUESTS, HeaderValue::from(left));
+        }
+        if let Some(tpm) = key.tpm_limit {
+            headers.insert(LIMIT_TOKENS, HeaderValue::from(tpm));
+            let left = tpm.saturating_sub(used.tokens);
+            headers.insert(REMAINING_TOKENS, HeaderValue::from(left));
+        }
+    }
+    response
+}
+
+/// The provider's headers as LiteLLM passes them on: each as `llm_provider-{name}`, and its
+/// rate-limit headers under OpenAI's names. Cookies stay behind: they are the gateway's
+/// session with the provider, not the client's.
+fn pass_on(out: &mut HeaderMap, provider: &HeaderMap) {
+    for (name, value) in provider {
+        if name == header::SET_COOKIE {
+            continue;
+        }
+        if OPENAI_RATE_LIMITS.contains(&name.as_str()) {
+            out.append(name.clone(), value.clone());
+        } else if let Some((_, openai)) = ANTHROPIC_RATE_LIMITS
+            .iter()
+            .find(|(anthropic, _)| *anthropic == name.as_str())
+        {
+            out.append(openai.clone(), value.clone());
+        }
+        if let Some(prefixed) = prefixed(name) {
+            out.append(prefixed, value.clone());
+        }
+    }
+}
+
+/// `llm_provider-{name}`, made once per name (a `HeaderName` clone is a reference count).
+fn prefixed(name: &HeaderName) -> Option<HeaderName> {
+    static NAMES: LazyLock<RwLock<FastMap<HeaderName, HeaderName>>> =
+        LazyLock::new(Default::default);
+    if let Ok(names) = NAMES.read()
+        && let Some(found) = names.get(name)
+    {
+        return Some(found.clone());
+    }
+    let made = HeaderName::try_from(format!("llm_provider-{}", name.as_str())).ok()?;
+    if let Ok(mut names) = NAMES.write()
+        && names.len() < MAX_PREFIXED
+    {
+        names.insert(name.clone(), made.clone());
+    }
+    Some(made)
+}
+
+fn insert_float(headers: &mut HeaderMap, name: HeaderName, value: f64) {
+    if let Ok(value) = HeaderValue::try_from(python_float(value)) {
+        headers.insert(name, value);
+    }
+}
+
+/// A float as Python's `str()` writes it, as LiteLLM's headers carry it (`0.00015`, `3.5e-05`,
+/// `2.0`): the shortest digits that read back as the same number, in exponent form below 1e-4
+/// and from 1e16 up.
+pub(crate) fn python_float(value: f64) -> String {
+    if !value.is_finite() {
+        return match value {
+            v if v.is_nan() => "nan",
+            v if v > 0.0 => "inf",
+            _ => "-inf",
+        }
+        .to_owned();
+    }
+    if value == 0.0 {
+        return if value.is_sign_negative() {
+            "-0.0"
+        } else {
+            "0.0"
+        }
+        .to_owned();
+    }
+    let scientific = format!("{value:e}");
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .unwrap_or((scientific.as_str(), "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..16).contains(&exponent) {
+        let plain = value.to_string();
+        if plain.contains('.') {
+            plain
+        } else {
+            plain + ".0"
+        }
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn floats_are_written_as_python_writes_them() {
+        for (value, python) in [
+            (0.0, "0.0"),
+            (2.0, "2.0"),
+            (0.00015, "0.00015"),
+            (0.0001, "0.0001"),
+            (3.5e-5, "3.5e-05"),
+            (1.2345e-7, "1.2345e-07"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (123.456, "123.456"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1.5e300, "1.5e+300"),
+            (-0.5, "-0.5"),
+        ] {
+            assert_eq!(python_float(value), python, "{value}");
+        }
+    }
+
+    #[test]
+    fn provider_headers_pass_on_prefixed_with_rate_limits_under_openai_names() {
+        let mut provider = HeaderMap::new();
+        provider.insert("x-ratelimit-remaining-requests", "99".parse().unwrap());
+        provider.insert("openai-processing-ms", "12".parse().unwrap());
+        provider.insert(
+            "anthropic-ratelimit-tokens-remaining",
+            "500".parse().unwrap(),
+        );
+        provider.insert("set-cookie", "__cf_bm=secret".parse().unwrap());
+        let mut out = HeaderMap::new();
+        pass_on(&mut out, &provider);
+        let get = |name: &str| out.get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(get("x-ratelimit-remaining-requests").as_deref(), Some("99"));
+        assert_eq!(
+            get("llm_provider-x-ratelimit-remaining-requests").as_deref(),
+            Some("99")
+        );
+        assert_eq!(
+            get("llm_provider-openai-processing-ms").as_deref(),
+            Some("12")
+        );
+        assert_eq!(get("x-ratelimit-remaining-tokens").as_deref(), Some("500"));
+        assert_eq!(get("openai-processing-ms"), None);
+        assert_eq!(get("llm_provider-set-cookie"), None);
+    }
 
     #[test]
     fn counts_are_decimal() {

@@ -21,6 +21,7 @@ mod litellm_metrics;
 mod messages;
 mod model_info;
 mod proxy;
+mod reply;
 mod request_body;
 mod request_id;
 mod request_params;

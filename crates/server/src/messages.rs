@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::anthropic;
 
-use crate::proxy::{Admitted, admit, json_response, sse_response, with_outcome};
+use crate::answer_headers::{Served, with_served};
+use crate::proxy::{Admitted, admit, api_base_header, json_response, sse_response, with_outcome};
 use crate::sse::{self, UsageFormat, anthropic_usage};
 use crate::state::AppState;
 use crate::upstream::{MessagesRequest, Reply, attempt_messages};
@@ -76,20 +77,33 @@ async fn forward(
         }
     };
     let deployment = outcome.as_ref().map(|o| Arc::clone(&o.deployment));
+    let api_base = deployment.as_deref().and_then(|d| api_base_header(app, d));
     let response = match reply {
-        Reply::Full { status, body, .. } => {
-            if let Some(deployment) = &deployment {
+        Reply::Full {
+            status,
+            body,
+            headers,
+            ..
+        } => {
+            let charged = deployment.as_deref().map(|deployment| {
                 let usage = serde_json::from_slice::<Value>(&body)
                     .ok()
                     .and_then(|answer| answer.get("usage").map(anthropic_usage))
                     .unwrap_or_default();
-                access.record(deployment, usage);
-            }
-            json_response(status, None, body)
+                access.record(deployment, usage)
+            });
+            let served = Served::answered(api_base, charged);
+            with_served(json_response(status, None, body), &headers, served)
         }
-        Reply::Stream { status, body } => {
+        Reply::Stream {
+            status,
+            body,
+            headers,
+        } => {
+            let served = Served::streaming(api_base, access.key_use());
             let sink = deployment.and_then(|d| access.into_sink(d, request.body));
-            sse_response(status, sse::tap(body, UsageFormat::Anthropic, sink))
+            let response = sse_response(status, sse::tap(body, UsageFormat::Anthropic, sink));
+            with_served(response, &headers, served)
         }
     };
     Ok(with_outcome(response, outcome.as_ref(), routing))

@@ -9,11 +9,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use vaultgate_core::{Error, Result};
-use vaultgate_providers::{ChatBody, Endpoint};
+use vaultgate_providers::{ChatBody, Deployment, Endpoint};
 use vaultgate_router::{GroupRef, unknown_model};
 
 use crate::access::Access;
 pub(crate) use crate::answer_headers::with_outcome;
+use crate::answer_headers::{Served, with_served};
 use crate::error_shape::litellm_shape;
 use crate::request_params::{self, RequestParams};
 use crate::spend_log;
@@ -221,26 +222,40 @@ async fn forward(
         }
     };
     let deployment = outcome.as_ref().map(|o| Arc::clone(&o.deployment));
+    let api_base = deployment.as_deref().and_then(|d| api_base_header(app, d));
     let response = match reply {
         Reply::Full {
             status,
             content_type,
             body,
+            headers,
         } => {
-            if let Some(deployment) = &deployment {
-                access.record_body(deployment, &body);
-            }
-            json_response(status, content_type, body)
+            let charged = deployment
+                .as_deref()
+                .map(|deployment| access.record_body(deployment, &body));
+            let served = Served::answered(api_base, charged);
+            with_served(json_response(status, content_type, body), &headers, served)
         }
-        Reply::Stream { status, body } => {
+        Reply::Stream {
+            status,
+            body,
+            headers,
+        } => {
+            let served = Served::streaming(api_base, access.key_use());
             let sink = deployment.and_then(|d| access.into_sink(d, request));
             let format = UsageFormat::OpenAi {
                 hide_usage_chunk: !client_wants_usage,
             };
-            sse_response(status, sse::tap(body, format, sink))
+            let response = sse_response(status, sse::tap(body, format, sink));
+            with_served(response, &headers, served)
         }
     };
     Ok(with_outcome(response, outcome.as_ref(), routing))
+}
+
+/// `x-litellm-model-api-base` of the deployment as it is called now.
+pub(crate) fn api_base_header(app: &AppState, deployment: &Deployment) -> Option<HeaderValue> {
+    crate::upstream::public_api_base(&app.secrets, deployment)
 }
 
 pub(crate) fn json_response(

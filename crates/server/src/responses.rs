@@ -19,8 +19,9 @@ use vaultgate_providers::responses::{
 use vaultgate_providers::{ChatBody, Deployment, Endpoint};
 use vaultgate_router::{ModelGroup, RequestRouting};
 
+use crate::answer_headers::{Served, with_served};
 use crate::error_shape::litellm_shape;
-use crate::proxy::{Admitted, admit, json_response, sse_response, with_outcome};
+use crate::proxy::{Admitted, admit, api_base_header, json_response, sse_response, with_outcome};
 use crate::request_params::RequestParams;
 use crate::sse::{self, UsageFormat};
 use crate::state::AppState;
@@ -86,24 +87,33 @@ async fn forward(
         }
     };
     let deployment = outcome.as_ref().map(|o| Arc::clone(&o.deployment));
+    let api_base = deployment.as_deref().and_then(|d| api_base_header(app, d));
     let response = match reply {
         Reply::Full {
             status,
             content_type,
             body,
+            headers,
         } => {
-            if let Some(deployment) = &deployment {
+            let charged = deployment.as_deref().map(|deployment| {
                 let usage = serde_json::from_slice::<Value>(&body)
                     .ok()
                     .and_then(|answer| answer.get("usage").map(responses::usage))
                     .unwrap_or_default();
-                access.record_answer(deployment, usage, &body);
-            }
-            json_response(status, content_type, body)
+                access.record_answer(deployment, usage, &body)
+            });
+            let response = json_response(status, content_type, body);
+            with_served(response, &headers, Served::answered(api_base, charged))
         }
-        Reply::Stream { status, body } => {
+        Reply::Stream {
+            status,
+            body,
+            headers,
+        } => {
+            let served = Served::streaming(api_base, access.key_use());
             let sink = deployment.and_then(|d| access.into_sink(d, request.body));
-            sse_response(status, sse::tap(body, UsageFormat::Responses, sink))
+            let response = sse_response(status, sse::tap(body, UsageFormat::Responses, sink));
+            with_served(response, &headers, served)
         }
     };
     Ok(with_outcome(response, outcome.as_ref(), routing))
@@ -199,17 +209,25 @@ async fn attempt_responses(
     let fields = request.body.fields()?;
     let model = &request.body.model;
     Ok(match reply {
-        Reply::Full { status, body, .. } => {
+        Reply::Full {
+            status,
+            body,
+            headers,
+            ..
+        } => {
             let json = parse_answer(&body, "chat completion")?;
             let upstream = json.get("id").and_then(Value::as_str).unwrap_or("chatcmpl");
             let id = encode_id(provider, &deployment.id, upstream);
-            json_reply(
-                status,
-                &chat_response_to_responses(&json, fields, model, &id),
-            )
+            let answer = chat_response_to_responses(&json, fields, model, &id);
+            json_reply(status, &answer, headers)
         }
-        Reply::Stream { status, body } => Reply::Stream {
+        Reply::Stream {
             status,
+            body,
+            headers,
+        } => Reply::Stream {
+            status,
+            headers,
             body: translate_stream(
                 body,
                 Box::new(ResponsesStreamTranslator::new(
@@ -255,13 +273,20 @@ fn with_our_id(reply: Reply, deployment: &Deployment) -> Reply {
             status,
             content_type,
             body,
+            headers,
         } => Reply::Full {
             status,
             content_type,
             body: rewrite_answer_id(&body, provider, &deployment.id),
+            headers,
         },
-        Reply::Stream { status, body } => Reply::Stream {
+        Reply::Stream {
             status,
+            body,
+            headers,
+        } => Reply::Stream {
+            status,
+            headers,
             body: translate_stream(body, Box::new(IdRewriter::new(provider, &deployment.id))),
         },
     }
@@ -359,7 +384,8 @@ async fn stored(
             status,
             content_type,
             body,
+            ..
         } => json_response(status, content_type, body),
-        Reply::Stream { status, body } => sse_response(status, body),
+        Reply::Stream { status, body, .. } => sse_response(status, body),
     })
 }

@@ -205,25 +205,11 @@ pub(crate) fn error_class(error: &Error) -> &'static str {
     }
 }
 
-/// A deployment's base URL without credentials or query (they may hold secrets).
-pub(crate) fn public_base(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or_default();
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}{}", &url[..scheme_end + 3], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// The deployment's base URL as it is called now.
+/// The deployment's base URL as it is called now, without credentials (see
+/// [`crate::upstream::public_api_base`]).
 pub(crate) fn api_base_of(secrets: &LiveSecrets, deployment: &Deployment) -> String {
-    let snapshot = secrets.snapshot();
-    let resolved = crate::upstream::resolve(&snapshot, deployment);
-    resolved
-        .api_base
-        .or(deployment.spec.default_base)
-        .map(public_base)
+    crate::upstream::public_api_base(secrets, deployment)
+        .and_then(|value| value.to_str().ok().map(str::to_owned))
         .unwrap_or_default()
 }
 
@@ -347,18 +333,6 @@ impl LogDraft {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bases_lose_credentials_and_queries() {
-        assert_eq!(
-            public_base("https://user:pw@api.example.com/v1?key=secret"),
-            "https://api.example.com/v1"
-        );
-        assert_eq!(
-            public_base("http://127.0.0.1:9/v1"),
-            "http://127.0.0.1:9/v1"
-        );
-    }
 
     #[test]
     fn tags_are_bounded_and_unique() {

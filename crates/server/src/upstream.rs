@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
@@ -16,29 +16,18 @@ use vaultgate_config::{ConfigValue, Provider};
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::anthropic::{self, TranslateOptions};
 use vaultgate_providers::{
-    ChatBody, Deployment, Endpoint, Native, Resolved, TranslateStream, UpstreamRequest, Usage,
-    build_anthropic_request, build_request, mock, native_request,
+    ChatBody, Deployment, Endpoint, Native, Resolved, UpstreamRequest, build_anthropic_request,
+    build_request, native_request,
 };
-use vaultgate_router::{HoldsSlot, InFlight};
-use vaultgate_secrets::SecretMap;
+use vaultgate_secrets::{LiveSecrets, SecretMap};
 
 use crate::http_client::{UpstreamBody, read_all};
+pub use crate::reply::Reply;
+use crate::reply::mock_reply;
+pub(crate) use crate::reply::{json_reply, translate_stream};
 use crate::request_params::{RequestParams, mock_failure};
 use crate::sse::ByteStream;
 use crate::state::AppState;
-
-/// What one successful upstream attempt produced.
-pub enum Reply {
-    Full {
-        status: StatusCode,
-        content_type: Option<HeaderValue>,
-        body: Bytes,
-    },
-    Stream {
-        status: StatusCode,
-        body: ByteStream,
-    },
-}
 
 /// How long we wait for an upstream's error body before giving up on it.
 const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -162,13 +151,23 @@ pub async fn attempt_messages(
     )
     .await?;
     Ok(match reply {
-        Reply::Full { status, body, .. } => {
+        Reply::Full {
+            status,
+            body,
+            headers,
+            ..
+        } => {
             let json = parse_answer(&body, "chat completion")?;
             let message = anthropic::chat_response_to_messages(&json, &request.body.model);
-            json_reply(status, &message)
+            json_reply(status, &message, headers)
         }
-        Reply::Stream { status, body } => Reply::Stream {
+        Reply::Stream {
             status,
+            body,
+            headers,
+        } => Reply::Stream {
+            status,
+            headers,
             body: translate_stream(
                 body,
                 Box::new(anthropic::MessagesStreamTranslator::new(
@@ -261,7 +260,7 @@ pub(crate) fn resolve<'a>(secrets: &'a SecretMap, deployment: &'a Deployment) ->
         |v: &'a Option<vaultgate_config::ConfigValue>| v.as_ref().and_then(|v| secrets.value(v));
     let default = |names: &[&str]| names.iter().find_map(|name| secrets.get(name));
     Resolved {
-        api_base: value(&deployment.api_base).or_else(|| default(deployment.spec.base_env)),
+        api_base: api_base(secrets, deployment),
         api_key: value(&deployment.api_key).or_else(|| default(deployment.spec.key_env)),
         api_version: value(&deployment.api_version),
         organization: value(&deployment.organization),
@@ -292,6 +291,30 @@ pub(crate) fn resolve<'a>(secrets: &'a SecretMap, deployment: &'a Deployment) ->
             None => Default::default(),
         },
     }
+}
+
+/// The deployment's `api_base` resolved from the live secrets, else its provider's base names.
+pub(crate) fn api_base<'a>(secrets: &'a SecretMap, deployment: &'a Deployment) -> Option<&'a str> {
+    let configured = deployment.api_base.as_ref().and_then(|v| secrets.value(v));
+    configured.or_else(|| {
+        deployment
+            .spec
+            .base_env
+            .iter()
+            .find_map(|name| secrets.get(name))
+    })
+}
+
+/// The deployment's base URL as it is called now (its resolved `api_base`, else its provider's
+/// default), without user name, password, query or fragment: for `x-litellm-model-api-base`,
+/// spend logs and metrics. Built once per base.
+pub(crate) fn public_api_base(
+    secrets: &LiveSecrets,
+    deployment: &Deployment,
+) -> Option<HeaderValue> {
+    let snapshot = secrets.snapshot();
+    let base = api_base(&snapshot, deployment).or(deployment.spec.default_base)?;
+    deployment.api_base_header(base)
 }
 
 /// How an upstream's error answer reaches the client.
@@ -348,14 +371,24 @@ async fn call_openai_shaped(
     )
     .await?;
     Ok(match reply {
-        Reply::Full { status, body, .. } => {
+        Reply::Full {
+            status,
+            body,
+            headers,
+            ..
+        } => {
             let json = parse_answer(&body, "answer")?;
-            json_reply(status, &native.answer(&json, &request.model))
+            json_reply(status, &native.answer(&json, &request.model), headers)
         }
         // The translators always add the usage chunk: spend tracking reads it and `sse::tap`
         // hides it from clients that did not ask.
-        Reply::Stream { status, body } => Reply::Stream {
+        Reply::Stream {
             status,
+            body,
+            headers,
+        } => Reply::Stream {
+            status,
+            headers,
             body: translate_stream(body, native.stream(&request.model)),
         },
     })
@@ -410,7 +443,8 @@ pub(crate) async fn send(
         if !status.is_success() {
             return Err(upstream_error(response, errors).await);
         }
-        let mut chunks = response.into_body().into_data_stream();
+        let (parts, body) = response.into_parts();
+        let mut chunks = body.into_data_stream();
         let first = match tokio::time::timeout_at(deadline, chunks.next())
             .await
             .map_err(|_| timed_out())?
@@ -427,7 +461,11 @@ pub(crate) async fn send(
         let rest = chunks.map(|chunk| chunk.map_err(std::io::Error::other));
         let rest = idle_timeout(Box::pin(rest), limit, id);
         let body: ByteStream = Box::pin(futures_util::stream::iter(first).chain(rest));
-        return Ok(Reply::Stream { status, body });
+        return Ok(Reply::Stream {
+            status,
+            body,
+            headers: parts.headers,
+        });
     }
     let timeout = deployment.timeout;
     tokio::time::timeout(timeout, async {
@@ -436,14 +474,14 @@ pub(crate) async fn send(
         if !status.is_success() {
             return Err(upstream_error(response, errors).await);
         }
-        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-        let body = read_all(response.into_body())
-            .await
-            .map_err(|e| broken_body(id, &*e))?;
+        let (parts, body) = response.into_parts();
+        let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+        let body = read_all(body).await.map_err(|e| broken_body(id, &*e))?;
         Ok(Reply::Full {
             status,
             content_type,
             body,
+            headers: parts.headers,
         })
     })
     .await
@@ -563,95 +601,5 @@ fn stream_opened_with_error(first: &[u8], shape: ErrorShape) -> Option<Error> {
 pub(crate) fn parse_answer(body: &[u8], what: &str) -> Result<Value> {
     serde_json::from_slice(body).map_err(|e| {
         Error::UpstreamUnreachable(format!("the upstream sent a malformed {what}: {e}"))
-    })
-}
-
-pub(crate) fn json_reply(status: StatusCode, json: &Value) -> Reply {
-    Reply::Full {
-        status,
-        content_type: Some(HeaderValue::from_static("application/json")),
-        body: Bytes::from(json.to_string()),
-    }
-}
-
-/// Feeds an upstream stream through `translator`. A broken upstream ends the translation with
-/// the translator's own error frame (the client sees a well-formed, visibly truncated stream);
-/// once the translator is done, the upstream is dropped (which cancels it).
-pub(crate) fn translate_stream(
-    upstream: ByteStream,
-    translator: Box<dyn TranslateStream>,
-) -> ByteStream {
-    Box::pin(futures_util::stream::unfold(
-        Some((upstream, translator)),
-        |state| async move {
-            let (mut upstream, mut translator) = state?;
-            loop {
-                if translator.is_done() {
-                    return None;
-                }
-                let frames = match upstream.next().await {
-                    Some(Ok(chunk)) => translator.push(&chunk),
-                    end => {
-                        if let Some(Err(error)) = end {
-                            tracing::warn!(%error, "upstream stream broke off");
-                        }
-                        let frames = translator.finish();
-                        return (!frames.is_empty()).then(|| (Ok(concat(frames)), None));
-                    }
-                };
-                if !frames.is_empty() {
-                    return Some((Ok(concat(frames)), Some((upstream, translator))));
-                }
-            }
-        },
-    ))
-}
-
-fn concat(frames: Vec<Bytes>) -> Bytes {
-    if frames.len() == 1 {
-        return frames.into_iter().next().unwrap_or_default();
-    }
-    let mut out = BytesMut::new();
-    for frame in frames {
-        out.extend_from_slice(&frame);
-    }
-    out.freeze()
-}
-
-/// A stream keeps its deployment's in-flight count raised for as long as it is read.
-impl HoldsSlot for Reply {
-    fn hold(&mut self, slot: InFlight) {
-        if let Reply::Stream { body, .. } = self {
-            let inner = std::mem::replace(body, Box::pin(futures_util::stream::empty()));
-            *body = Box::pin(inner.map(move |item| {
-                let _held = &slot;
-                item
-            }));
-        }
-    }
-}
-
-fn mock_reply(
-    endpoint: Endpoint,
-    deployment: &Deployment,
-    request: &ChatBody,
-    text: &str,
-) -> Result<Reply> {
-    let model = &deployment.upstream_model;
-    Ok(if request.stream {
-        let (frames, _usage): (Vec<Bytes>, Usage) =
-            mock::stream(endpoint, model, text, request.fields()?, true);
-        let body: ByteStream = Box::pin(futures_util::stream::iter(frames.into_iter().map(Ok)));
-        Reply::Stream {
-            status: StatusCode::OK,
-            body,
-        }
-    } else {
-        let (json, _usage) = mock::response(endpoint, model, text, request.fields()?);
-        Reply::Full {
-            status: StatusCode::OK,
-            content_type: None,
-            body: Bytes::from(json.to_string()),
-        }
     })
 }

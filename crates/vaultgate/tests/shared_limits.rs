@@ -27,11 +27,16 @@ async fn an_rpm_limit_holds_across_two_instances() {
     let key = key(&pair.a, json!({"rpm_limit": 20})).await;
     pair.wait_for_minute_room();
     let (mut admitted, mut refused) = (0, 0);
+    let mut remaining: Vec<u64> = Vec::new();
     for i in 0..60 {
         let gateway = if i % 2 == 0 { &pair.a } else { &pair.b };
         let response = chat(gateway, &key).await;
         match response.status().as_u16() {
-            200 => admitted += 1,
+            200 => {
+                admitted += 1;
+                let header = &response.headers()["x-ratelimit-remaining-requests"];
+                remaining.push(header.to_str().unwrap().parse().unwrap());
+            }
             429 => {
                 refused += 1;
                 let retry_after: u64 = response.headers()["retry-after"]
@@ -55,6 +60,11 @@ async fn an_rpm_limit_holds_across_two_instances() {
     assert!(
         (18..=22).contains(&admitted),
         "{admitted} admitted, {refused} refused"
+    );
+    // Each answer says what the pair has left (two windows of their own would repeat values).
+    assert!(
+        remaining.windows(2).all(|w| w[1] < w[0]) && remaining[0] <= 19,
+        "{remaining:?}"
     );
 }
 
