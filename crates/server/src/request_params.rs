@@ -10,6 +10,10 @@ use vaultgate_core::{Error, Result};
 use vaultgate_providers::{CLIENT_CREDENTIALS, ChatBody};
 use vaultgate_router::{MockFailures, RequestRouting, mock_error};
 
+/// The most retries a request may ask for: one request must not keep an upstream (and the
+/// key's parallel slot) busy for ever with a failing call and its backoff.
+const MAX_CLIENT_RETRIES: u32 = 10;
+
 /// What a request asked of the gateway beyond its provider params.
 #[derive(Debug, Default)]
 pub(crate) struct RequestParams {
@@ -56,9 +60,19 @@ fn read(params: &Map<String, Value>) -> Result<RequestParams> {
         Some(value) => Some(
             value
                 .as_u64()
-                .and_then(|n| u32::try_from(n).ok())
                 .ok_or_else(|| {
                     Error::bad_param("num_retries", "`num_retries` must be a whole number")
+                })
+                .and_then(|n| {
+                    u32::try_from(n)
+                        .ok()
+                        .filter(|n| *n <= MAX_CLIENT_RETRIES)
+                        .ok_or_else(|| {
+                            Error::bad_param(
+                                "num_retries",
+                                format!("`num_retries` may be at most {MAX_CLIENT_RETRIES}"),
+                            )
+                        })
                 })?,
         ),
     };
@@ -288,6 +302,11 @@ mod tests {
             (json!({"model": "m", "api_key": "sk-x"}), "api_key"),
             (json!({"model": "m", "user_config": {}}), "user_config"),
             (json!({"model": "m", "num_retries": -1}), "num_retries"),
+            (json!({"model": "m", "num_retries": 11}), "num_retries"),
+            (
+                json!({"model": "m", "max_retries": 4_000_000_000_u64}),
+                "num_retries",
+            ),
             (json!({"model": "m", "timeout": 0}), "timeout"),
             (json!({"model": "m", "fallbacks": "a"}), "fallbacks"),
             (

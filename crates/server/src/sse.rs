@@ -38,9 +38,16 @@ pub enum UsageFormat {
     Responses,
 }
 
+/// The longest event an upstream may send: the providers' stream readers' cap. A longer one is
+/// a broken or hostile upstream, and buffering it would grow without bound.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
 struct Tap {
     inner: ByteStream,
     buffer: BytesMut,
+    /// How much of `buffer` is known to hold no frame end, so each chunk is searched once
+    /// rather than the whole partial event again (quadratic on an event sent byte by byte).
+    scanned: usize,
     format: UsageFormat,
     end: StreamEnd,
     /// Holds the caller's admission (a parallel-request slot) until the stream ends or the
@@ -52,12 +59,16 @@ impl Tap {
     /// Splits off complete frames, notes usage, drops the usage-only chunk if hidden.
     fn complete_frames(&mut self) -> Bytes {
         let mut out = BytesMut::new();
-        while let Some(end) = frame_end(&self.buffer) {
-            let frame = self.buffer.split_to(end);
+        // A frame end (`\r\n\r\n` at the longest) may straddle the scanned part and the new bytes.
+        let mut from = self.scanned.saturating_sub(3);
+        while let Some(end) = frame_end(&self.buffer[from..]) {
+            let frame = self.buffer.split_to(from + end);
+            from = 0;
             if self.inspect(&frame) {
                 out.extend_from_slice(&frame);
             }
         }
+        self.scanned = self.buffer.len();
         out.freeze()
     }
 
@@ -152,6 +163,7 @@ pub fn tap(inner: ByteStream, format: UsageFormat, sink: Option<UsageSink>) -> B
     let state = Tap {
         inner,
         buffer: BytesMut::new(),
+        scanned: 0,
         format,
         end: StreamEnd::default(),
         sink,
@@ -165,6 +177,19 @@ pub fn tap(inner: ByteStream, format: UsageFormat, sink: Option<UsageSink>) -> B
                     Some(Ok(chunk)) => {
                         tap.buffer.extend_from_slice(&chunk);
                         let out = tap.complete_frames();
+                        if tap.buffer.len() > MAX_EVENT_BYTES {
+                            tracing::warn!(
+                                bytes = tap.buffer.len(),
+                                "upstream stream event too large; ending the stream"
+                            );
+                            let oversized = std::io::Error::other(format!(
+                                "the upstream sent a stream event over {} MiB",
+                                MAX_EVENT_BYTES >> 20
+                            ));
+                            let mut out = BytesMut::from(out);
+                            out.extend_from_slice(&error_frame(tap.format, &oversized));
+                            return Some((Ok(out.freeze()), None));
+                        }
                         if !out.is_empty() {
                             return Some((Ok(out), Some(tap)));
                         }
@@ -383,6 +408,49 @@ mod tests {
             );
             assert!(*called.lock().unwrap(), "the stream's charge was not made");
         }
+    }
+
+    #[tokio::test]
+    async fn frames_split_anywhere_are_found_once_and_an_endless_event_is_cut_off() {
+        // Byte by byte, the frame ends straddle chunks in every position.
+        let text = "data: {\"a\":1}\r\n\r\ndata: {\"b\":2}\n\ndata: [DONE]\n\n";
+        let chunks: Vec<Result<Bytes, std::io::Error>> = text
+            .bytes()
+            .map(|b| Ok(Bytes::copy_from_slice(&[b])))
+            .collect();
+        let stream = tap(
+            Box::pin(futures_util::stream::iter(chunks)),
+            UsageFormat::OpenAi {
+                hide_usage_chunk: false,
+            },
+            None,
+        );
+        let frames: Vec<Bytes> = stream.map(Result::unwrap).collect().await;
+        assert_eq!(frames.len(), 3, "{frames:?}");
+        assert_eq!(frames.concat(), text.as_bytes());
+
+        // An upstream that never ends its event: the stream ends with an error frame once the
+        // event passes the cap, instead of buffering for ever.
+        let piece = Bytes::from(vec![b'x'; 1024 * 1024]);
+        let endless = futures_util::stream::repeat_with(move || Ok(piece.clone())).take(64);
+        let stream = tap(
+            Box::pin(
+                futures_util::stream::iter(vec![Ok(Bytes::from_static(b"data: {}\n\n"))])
+                    .chain(endless),
+            ),
+            UsageFormat::OpenAi {
+                hide_usage_chunk: false,
+            },
+            None,
+        );
+        let frames: Vec<Bytes> = stream.map(Result::unwrap).collect().await;
+        let last = String::from_utf8_lossy(frames.last().unwrap()).into_owned();
+        assert!(last.starts_with("data: {\"error\""), "{last}");
+        assert!(last.contains("over 16 MiB"), "{last}");
+        assert!(
+            frames.iter().map(Bytes::len).sum::<usize>() < 1024,
+            "the partial event is not sent"
+        );
     }
 
     #[tokio::test]
