@@ -107,19 +107,13 @@ impl Access {
             .map(|(keys, admission)| keys.key_use(admission))
     }
 
-    /// Records the usage of a complete (non-streaming) answer body.
-    pub fn record_body(self, deployment: &Deployment, body: &[u8]) -> Charged {
-        let usage = usage_of(body).unwrap_or_default();
-        self.record_with(deployment, usage, Some(body))
-    }
-
-    /// Records the usage of a complete answer whose usage the caller read (another API's
-    /// shape); the body is kept for the spend log like [`Self::record_body`]'s.
+    /// Records the usage of a complete (non-streaming) answer; the body is kept for the spend
+    /// log.
     pub fn record_answer(self, deployment: &Deployment, usage: Usage, body: &[u8]) -> Charged {
         self.record_with(deployment, usage, Some(body))
     }
 
-    pub fn record(self, deployment: &Deployment, usage: Usage) -> Charged {
+    fn record(self, deployment: &Deployment, usage: Usage) -> Charged {
         self.record_with(deployment, usage, None)
     }
 
@@ -226,6 +220,11 @@ impl From<Counts> for Usage {
 /// The `usage` of an OpenAI-shaped answer. OpenAI-compatible servers put it last, so the last
 /// `"usage":` member is read on its own first (an unescaped `"usage"` followed by `:` can only be
 /// a member name); the whole answer is parsed only when that fails.
+/// The token counts of a whole OpenAI answer (none counted when it has no `usage`).
+pub(crate) fn openai_usage(body: &[u8]) -> Usage {
+    usage_of(body).unwrap_or_default()
+}
+
 fn usage_of(body: &[u8]) -> Option<Usage> {
     const NAME: &[u8] = b"\"usage\"";
     let tail = body

@@ -12,11 +12,10 @@ use serde_json::{Value, json};
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::anthropic;
 
-use crate::answer_headers::{Served, with_served};
-use crate::proxy::{Admitted, admit, api_base_header, json_response, sse_response, with_outcome};
-use crate::sse::{self, UsageFormat, anthropic_usage};
+use crate::proxy::{Admitted, AnswerFormat, AnswerUsage, admit, answer};
+use crate::sse::{UsageFormat, anthropic_usage};
 use crate::state::AppState;
-use crate::upstream::{MessagesRequest, Reply, attempt_messages};
+use crate::upstream::{MessagesRequest, attempt_messages};
 
 const ROUTE: &str = "messages";
 
@@ -65,48 +64,20 @@ async fn forward(
             attempt_messages(app, &request, &params, deployment)
         })
         .await;
-    let reply = match result {
-        Ok(reply) => reply,
-        Err(error) => {
-            access.fail(outcome.as_ref().map(|o| &*o.deployment), &error);
-            return Ok(with_outcome(
-                anthropic_error(error),
-                outcome.as_ref(),
-                routing,
-            ));
-        }
+    let format = AnswerFormat {
+        error: anthropic_error,
+        usage: AnswerUsage::Member(anthropic_usage),
+        stream: UsageFormat::Anthropic,
     };
-    let deployment = outcome.as_ref().map(|o| Arc::clone(&o.deployment));
-    let api_base = deployment.as_deref().and_then(|d| api_base_header(app, d));
-    let response = match reply {
-        Reply::Full {
-            status,
-            body,
-            headers,
-            ..
-        } => {
-            let charged = deployment.as_deref().map(|deployment| {
-                let usage = serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .and_then(|answer| answer.get("usage").map(anthropic_usage))
-                    .unwrap_or_default();
-                access.record(deployment, usage)
-            });
-            let served = Served::answered(api_base, charged);
-            with_served(json_response(status, None, body), &headers, served)
-        }
-        Reply::Stream {
-            status,
-            body,
-            headers,
-        } => {
-            let served = Served::streaming(api_base, access.key_use());
-            let sink = deployment.and_then(|d| access.into_sink(d, request.body));
-            let response = sse_response(status, sse::tap(body, UsageFormat::Anthropic, sink));
-            with_served(response, &headers, served)
-        }
-    };
-    Ok(with_outcome(response, outcome.as_ref(), routing))
+    Ok(answer(
+        app,
+        access,
+        request.body,
+        result,
+        outcome,
+        routing,
+        &format,
+    ))
 }
 
 /// Anthropic's error shape `{"type":"error","error":{"type","message"}}`, since Anthropic SDKs

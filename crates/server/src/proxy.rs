@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use vaultgate_core::{Error, Result};
-use vaultgate_providers::{ChatBody, Deployment, Endpoint};
-use vaultgate_router::{GroupRef, unknown_model};
+use vaultgate_providers::{ChatBody, Deployment, Endpoint, Usage};
+use vaultgate_router::{GroupRef, Outcome, RequestRouting, unknown_model};
 
 use crate::access::Access;
 pub(crate) use crate::answer_headers::with_outcome;
@@ -204,6 +204,59 @@ async fn forward(
             )
         })
         .await;
+    let format = AnswerFormat {
+        error: |error| litellm_shape(error).into_response(),
+        usage: AnswerUsage::OpenAi,
+        stream: UsageFormat::OpenAi {
+            hide_usage_chunk: !client_wants_usage,
+        },
+    };
+    Ok(answer(
+        app, access, request, result, outcome, routing, &format,
+    ))
+}
+
+/// How a model route reads its answers and shapes its errors.
+pub(crate) struct AnswerFormat {
+    /// The error body the route's clients read (LiteLLM's, Anthropic's).
+    pub error: fn(Error) -> Response,
+    /// Where a whole answer has its token counts, for its charge.
+    pub usage: AnswerUsage,
+    /// Where a stream carries its usage.
+    pub stream: UsageFormat,
+}
+
+/// Where a whole answer has its token counts.
+pub(crate) enum AnswerUsage {
+    /// OpenAI's `usage`, found by a scan rather than parsing the whole answer.
+    OpenAi,
+    /// The answer's `usage` member in another API's shape, read by this function.
+    Member(fn(&serde_json::Value) -> Usage),
+}
+
+impl AnswerUsage {
+    fn of(&self, body: &[u8]) -> Usage {
+        match self {
+            Self::OpenAi => crate::access::openai_usage(body),
+            Self::Member(read) => serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|answer| answer.get("usage").map(read))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The client's answer to a routed request: the upstream's reply, charged (a stream when it
+/// ends) and with LiteLLM's headers, or the last error in the route's shape.
+pub(crate) fn answer(
+    app: &AppState,
+    access: Access,
+    request: ChatBody,
+    result: Result<Reply>,
+    outcome: Option<Outcome>,
+    routing: &RequestRouting,
+    format: &AnswerFormat,
+) -> Response {
     let reply = match result {
         Ok(reply) => reply,
         Err(error) => {
@@ -214,11 +267,7 @@ async fn forward(
                 .increment(1);
             }
             access.fail(outcome.as_ref().map(|o| &*o.deployment), &error);
-            return Ok(with_outcome(
-                litellm_shape(error).into_response(),
-                outcome.as_ref(),
-                routing,
-            ));
+            return with_outcome((format.error)(error), outcome.as_ref(), routing);
         }
     };
     let deployment = outcome.as_ref().map(|o| Arc::clone(&o.deployment));
@@ -232,7 +281,7 @@ async fn forward(
         } => {
             let charged = deployment
                 .as_deref()
-                .map(|deployment| access.record_body(deployment, &body));
+                .map(|deployment| access.record_answer(deployment, format.usage.of(&body), &body));
             let served = Served::answered(api_base, charged);
             with_served(json_response(status, content_type, body), &headers, served)
         }
@@ -243,14 +292,11 @@ async fn forward(
         } => {
             let served = Served::streaming(api_base, access.key_use());
             let sink = deployment.and_then(|d| access.into_sink(d, request));
-            let format = UsageFormat::OpenAi {
-                hide_usage_chunk: !client_wants_usage,
-            };
-            let response = sse_response(status, sse::tap(body, format, sink));
+            let response = sse_response(status, sse::tap(body, format.stream, sink));
             with_served(response, &headers, served)
         }
     };
-    Ok(with_outcome(response, outcome.as_ref(), routing))
+    with_outcome(response, outcome.as_ref(), routing)
 }
 
 /// `x-litellm-model-api-base` of the deployment as it is called now.

@@ -19,11 +19,12 @@ use vaultgate_providers::responses::{
 use vaultgate_providers::{ChatBody, Deployment, Endpoint};
 use vaultgate_router::{ModelGroup, RequestRouting};
 
-use crate::answer_headers::{Served, with_served};
 use crate::error_shape::litellm_shape;
-use crate::proxy::{Admitted, admit, api_base_header, json_response, sse_response, with_outcome};
+use crate::proxy::{
+    Admitted, AnswerFormat, AnswerUsage, admit, answer, json_response, sse_response,
+};
 use crate::request_params::RequestParams;
-use crate::sse::{self, UsageFormat};
+use crate::sse::UsageFormat;
 use crate::state::AppState;
 use crate::upstream::{
     ErrorShape, Reply, attempt, copy_error, drop_params, json_reply, parse_answer, resolve, send,
@@ -75,48 +76,20 @@ async fn forward(
             attempt_responses(app, &request, &params, deployment)
         })
         .await;
-    let reply = match result {
-        Ok(reply) => reply,
-        Err(error) => {
-            access.fail(outcome.as_ref().map(|o| &*o.deployment), &error);
-            return Ok(with_outcome(
-                litellm_shape(error).into_response(),
-                outcome.as_ref(),
-                routing,
-            ));
-        }
+    let format = AnswerFormat {
+        error: |error| litellm_shape(error).into_response(),
+        usage: AnswerUsage::Member(responses::usage),
+        stream: UsageFormat::Responses,
     };
-    let deployment = outcome.as_ref().map(|o| Arc::clone(&o.deployment));
-    let api_base = deployment.as_deref().and_then(|d| api_base_header(app, d));
-    let response = match reply {
-        Reply::Full {
-            status,
-            content_type,
-            body,
-            headers,
-        } => {
-            let charged = deployment.as_deref().map(|deployment| {
-                let usage = serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .and_then(|answer| answer.get("usage").map(responses::usage))
-                    .unwrap_or_default();
-                access.record_answer(deployment, usage, &body)
-            });
-            let response = json_response(status, content_type, body);
-            with_served(response, &headers, Served::answered(api_base, charged))
-        }
-        Reply::Stream {
-            status,
-            body,
-            headers,
-        } => {
-            let served = Served::streaming(api_base, access.key_use());
-            let sink = deployment.and_then(|d| access.into_sink(d, request.body));
-            let response = sse_response(status, sse::tap(body, UsageFormat::Responses, sink));
-            with_served(response, &headers, served)
-        }
-    };
-    Ok(with_outcome(response, outcome.as_ref(), routing))
+    Ok(answer(
+        app,
+        access,
+        request.body,
+        result,
+        outcome,
+        routing,
+        &format,
+    ))
 }
 
 /// A Responses request as admitted, and its chat translation once a chat deployment needs it.
