@@ -6,6 +6,7 @@
 //! answers, else retried with backoff by a worker until done (also across restarts).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -20,7 +21,7 @@ use crate::cluster::Cluster;
 use crate::mirror::MirrorConfig;
 use crate::model::hash_key;
 use crate::options::KeyServiceOptions;
-use crate::store::{self, Store, db_err};
+use crate::store::{self, OutboxEntry, Store, db_err};
 use crate::vault_copy::{find_version, secret_metadata};
 
 /// How a repair ended.
@@ -44,7 +45,14 @@ pub(crate) struct Outbox {
     retry_min: Duration,
     retry_max: Duration,
     poll_interval: Duration,
+    /// When a queued repair was last tried (clock ms), for [`PROBE_EVERY`].
+    last_try: AtomicI64,
 }
+
+/// While repairs are queued, one is tried at least this often whatever its backoff: Vault
+/// comes back long before a backoff of up to `outbox_retry_max` ends, and the copies should
+/// follow within seconds.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 impl Outbox {
     pub fn new(
@@ -63,6 +71,7 @@ impl Outbox {
             retry_min: options.outbox_retry_min,
             retry_max: options.outbox_retry_max,
             poll_interval: options.outbox_poll_interval,
+            last_try: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -156,15 +165,50 @@ impl Outbox {
         Ok(Repaired::Done)
     }
 
-    /// Retries the due repairs once. Returns how many are done.
+    /// Retries the due repairs once, or, when none is due and none was tried for
+    /// [`PROBE_EVERY`], the oldest queued one: if it works Vault is back, and the others go at
+    /// once rather than after their backoff. Returns how many are done.
     pub async fn process(&self) -> Result<usize> {
         let Some(mirror) = &self.mirror else {
             return Ok(0);
         };
-        let due = self.store.outbox_due(self.now()).await?;
+        let now = self.now();
+        let mut due = self.store.outbox_due(now).await?;
         let mut done = 0;
-        for entry in due {
+        let probe_due = self.last_try.load(Ordering::Relaxed) <= now - duration_ms(PROBE_EVERY);
+        if due.is_empty()
+            && probe_due
+            && let Some(oldest) = self.store.outbox_due(i64::MAX).await?.into_iter().next()
+        {
+            self.last_try.store(now, Ordering::Relaxed);
+            let repaired = {
+                let _admin = self.admin.lock().await;
+                self.repair(mirror, &oldest.secret_name).await
+            };
+            match repaired {
+                Ok(_) => {
+                    self.store.outbox_remove(&oldest.secret_name).await?;
+                    tracing::info!(secret = %oldest.secret_name, "queued Vault repair done; the rest of the queue follows at once");
+                    done = 1;
+                    due = self.store.outbox_due(i64::MAX).await?;
+                }
+                // Its own backoff stays as it was: the probe is an extra try.
+                Err(e) => {
+                    tracing::debug!(secret = %oldest.secret_name, error = %e, "Vault repair probe failed");
+                }
+            }
+        }
+        done += self.retry(mirror, due).await?;
+        self.report_pending().await;
+        Ok(done)
+    }
+
+    /// Tries each of `entries`, removing those done and pushing the others' next attempt back.
+    async fn retry(&self, mirror: &MirrorConfig, entries: Vec<OutboxEntry>) -> Result<usize> {
+        let mut done = 0;
+        for entry in entries {
             let _admin = self.admin.lock().await;
+            self.last_try.store(self.now(), Ordering::Relaxed);
             match self.repair(mirror, &entry.secret_name).await {
                 Ok(_) => {
                     self.store.outbox_remove(&entry.secret_name).await?;
@@ -188,6 +232,10 @@ impl Outbox {
                 }
             }
         }
+        Ok(done)
+    }
+
+    async fn report_pending(&self) {
         #[allow(clippy::cast_precision_loss)]
         let pending = self
             .store
@@ -196,7 +244,6 @@ impl Outbox {
             .map(|p| p.len() as f64)
             .unwrap_or(0.0);
         metrics::gauge!("vaultgate_vault_outbox_pending").set(pending);
-        Ok(done)
     }
 
     /// Names of Vault copies still waiting for deletion or repair.
@@ -236,6 +283,7 @@ impl Outbox {
                             let ms = due.saturating_sub(outbox.now()).max(0);
                             Duration::from_millis(u64::try_from(ms).unwrap_or(0))
                                 .min(outbox.poll_interval)
+                                .min(PROBE_EVERY)
                         }
                         Ok(None) => outbox.poll_interval,
                         Err(_) => outbox.retry_min,

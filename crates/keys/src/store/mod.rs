@@ -21,7 +21,7 @@ pub(crate) use self::keys::{
     AnyQuery, ListFilter, delete_key, from_row as key_from_row, insert_key, json_text, set_blocked,
     set_budget_reset, set_spend, to_i64, update_key,
 };
-pub(crate) use self::outbox::{outbox_add, outbox_cancel};
+pub(crate) use self::outbox::{OutboxEntry, outbox_add, outbox_cancel};
 pub(crate) use self::spend::UsageSum;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -311,12 +311,21 @@ pub fn test_options(
 
 impl Harness {
     pub async fn new(db: Db, with_mirror: bool) -> Self {
+        Self::with_options(db, with_mirror, |_| {}).await
+    }
+
+    /// A harness whose [`test_options`] `tweak` changes first.
+    pub async fn with_options(
+        db: Db,
+        with_mirror: bool,
+        tweak: impl FnOnce(&mut KeyServiceOptions),
+    ) -> Self {
         let db = TestDb::new(db).await;
         let clock = Arc::new(ManualClock::starting_now());
         let mirror = with_mirror.then(|| Arc::new(FakeMirror::default()));
-        let service = KeyService::open(test_options(&db.url, clock.clone(), mirror.clone()))
-            .await
-            .unwrap();
+        let mut options = test_options(&db.url, clock.clone(), mirror.clone());
+        tweak(&mut options);
+        let service = KeyService::open(options).await.unwrap();
         let router = vaultgate_keys::routes(service.clone())
             .layer(axum::Extension(vaultgate_keys::Caller::Master));
         Self {

@@ -164,6 +164,53 @@ async fn failed_vault_delete_revokes_at_once_and_outbox_retries() {
     h.finish().await;
 }
 
+#[tokio::test]
+async fn once_vault_is_back_the_queue_is_worked_within_seconds_whatever_the_backoff() {
+    // The default backoff: 1 s doubling up to 5 min.
+    let h = Harness::with_options(Db::Sqlite, true, |options| {
+        options.outbox_retry_min = std::time::Duration::from_secs(1);
+        options.outbox_retry_max = std::time::Duration::from_secs(300);
+    })
+    .await;
+    let first = h.generate(json!({"key_alias": "first"})).await;
+    let second = h.generate(json!({"key_alias": "second"})).await;
+    h.mirror().set_failing(false, true);
+    for key in [&first, &second] {
+        let (status, _) = h
+            .post("/key/delete", json!({"keys": [s(&key["token"])]}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // A long outage: each failed retry doubles the entries' backoff, to over a minute.
+    for _ in 0..7 {
+        h.clock.advance_ms(300_000);
+        assert_eq!(h.service.process_outbox().await.unwrap(), 0);
+    }
+    assert_eq!(h.service.pending_vault_deletions().await.unwrap().len(), 2);
+
+    // Vault is back. Two seconds later, long before any backoff ends, the oldest entry is
+    // tried, and its success takes the rest of the queue with it.
+    h.mirror().set_failing(false, false);
+    h.clock.advance_ms(1_000);
+    assert_eq!(
+        h.service.process_outbox().await.unwrap(),
+        0,
+        "tried at most every 2 s"
+    );
+    h.clock.advance_ms(1_500);
+    assert_eq!(h.service.process_outbox().await.unwrap(), 2);
+    assert!(h.mirror().value("first").is_none());
+    assert!(h.mirror().value("second").is_none());
+    assert!(
+        h.service
+            .pending_vault_deletions()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    h.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_worker_retries_until_vault_works() {
     let h = Harness::new(Db::Sqlite, true).await;
