@@ -40,6 +40,36 @@ impl HoldsSlot for Reply {
     }
 }
 
+/// A chat completion's reply answered in another API's shape (Anthropic's Messages, the
+/// Responses API): a whole answer through `answer`, a stream through the translator `stream`
+/// makes.
+pub(crate) fn reshape_chat_reply(
+    reply: Reply,
+    answer: impl FnOnce(&Value) -> Value,
+    stream: impl FnOnce() -> Box<dyn TranslateStream>,
+) -> Result<Reply> {
+    Ok(match reply {
+        Reply::Full {
+            status,
+            body,
+            headers,
+            ..
+        } => {
+            let json = crate::upstream::parse_answer(&body, "chat completion")?;
+            json_reply(status, &answer(&json), headers)
+        }
+        Reply::Stream {
+            status,
+            body,
+            headers,
+        } => Reply::Stream {
+            status,
+            headers,
+            body: translate_stream(body, stream()),
+        },
+    })
+}
+
 pub(crate) fn json_reply(status: StatusCode, json: &Value, headers: HeaderMap) -> Reply {
     Reply::Full {
         status,

@@ -23,12 +23,13 @@ use crate::error_shape::litellm_shape;
 use crate::proxy::{
     Admitted, AnswerFormat, AnswerUsage, admit, answer, json_response, sse_response,
 };
+use crate::reply::reshape_chat_reply;
 use crate::request_params::RequestParams;
 use crate::sse::UsageFormat;
 use crate::state::AppState;
 use crate::upstream::{
-    ErrorShape, Reply, attempt, copy_error, drop_params, json_reply, parse_answer, resolve, send,
-    translate_stream, with_key_reread,
+    ErrorShape, Reply, attempt, copy_error, drop_params, resolve, send, translate_stream,
+    with_key_reread,
 };
 
 const ROUTE: &str = "responses";
@@ -181,37 +182,22 @@ async fn attempt_responses(
     .await?;
     let fields = request.body.fields()?;
     let model = &request.body.model;
-    Ok(match reply {
-        Reply::Full {
-            status,
-            body,
-            headers,
-            ..
-        } => {
-            let json = parse_answer(&body, "chat completion")?;
+    reshape_chat_reply(
+        reply,
+        |json| {
             let upstream = json.get("id").and_then(Value::as_str).unwrap_or("chatcmpl");
             let id = encode_id(provider, &deployment.id, upstream);
-            let answer = chat_response_to_responses(&json, fields, model, &id);
-            json_reply(status, &answer, headers)
-        }
-        Reply::Stream {
-            status,
-            body,
-            headers,
-        } => Reply::Stream {
-            status,
-            headers,
-            body: translate_stream(
-                body,
-                Box::new(ResponsesStreamTranslator::new(
-                    fields,
-                    model,
-                    provider,
-                    &deployment.id,
-                )),
-            ),
+            chat_response_to_responses(json, fields, model, &id)
         },
-    })
+        || {
+            Box::new(ResponsesStreamTranslator::new(
+                fields,
+                model,
+                provider,
+                &deployment.id,
+            ))
+        },
+    )
 }
 
 /// One pass-through call to an OpenAI or Azure deployment, its settings resolved now.

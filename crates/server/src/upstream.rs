@@ -23,8 +23,8 @@ use vaultgate_secrets::{LiveSecrets, SecretMap};
 
 use crate::http_client::{UpstreamBody, read_all};
 pub use crate::reply::Reply;
-use crate::reply::mock_reply;
 pub(crate) use crate::reply::{json_reply, translate_stream};
+use crate::reply::{mock_reply, reshape_chat_reply};
 use crate::request_params::{RequestParams, mock_failure};
 use crate::sse::ByteStream;
 use crate::state::AppState;
@@ -150,32 +150,12 @@ pub async fn attempt_messages(
         deployment,
     )
     .await?;
-    Ok(match reply {
-        Reply::Full {
-            status,
-            body,
-            headers,
-            ..
-        } => {
-            let json = parse_answer(&body, "chat completion")?;
-            let message = anthropic::chat_response_to_messages(&json, &request.body.model);
-            json_reply(status, &message, headers)
-        }
-        Reply::Stream {
-            status,
-            body,
-            headers,
-        } => Reply::Stream {
-            status,
-            headers,
-            body: translate_stream(
-                body,
-                Box::new(anthropic::MessagesStreamTranslator::new(
-                    &request.body.model,
-                )),
-            ),
-        },
-    })
+    let model = &request.body.model;
+    reshape_chat_reply(
+        reply,
+        |json| anthropic::chat_response_to_messages(json, model),
+        || Box::new(anthropic::MessagesStreamTranslator::new(model)),
+    )
 }
 
 /// The translation of a native request failed once, the same way for every deployment.
