@@ -113,8 +113,9 @@ pub struct VertexParams {
     pub vertex_project: Option<ConfigValue>,
     /// The region (`us-central1`, LiteLLM's default) or `global`.
     pub vertex_location: Option<ConfigValue>,
-    /// A service-account key: its JSON text (also base64-encoded, as Vault's GCP engine hands
-    /// it out), the path of its file, or a ready OAuth access token.
+    /// A service-account key or gcloud's user credentials (`authorized_user`): its JSON text
+    /// (also base64-encoded, as Vault's GCP engine hands it out), the path of its file, or a
+    /// ready OAuth access token. Unset: application default credentials.
     pub vertex_credentials: Option<ConfigValue>,
 }
 

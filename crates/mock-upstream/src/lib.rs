@@ -184,12 +184,20 @@ impl MockUpstream {
     }
 
     /// Plays Google's token endpoint at `/token` (assertions signed with
-    /// [`google::TEST_PRIVATE_KEY`] get tokens of `lifetime`) and refuses Vertex calls
+    /// [`google::TEST_PRIVATE_KEY`] and the test user's refresh token get tokens of
+    /// `lifetime`), the metadata server at `/computeMetadata/v1/`, and refuses Vertex calls
     /// (`/v1/projects/…`) without a token it issued.
     pub fn enable_google_auth(&self, lifetime: Duration) {
         let mut auth = google::GoogleAuth::new(format!("{}/token", self.url()));
         auth.lifetime = lifetime;
         *lock(&self.shared.google) = Some(auth);
+    }
+
+    /// While `failing`, Google's token endpoint and the metadata server's token answer 500.
+    pub fn fail_google_tokens(&self, failing: bool) {
+        if let Some(auth) = lock(&self.shared.google).as_mut() {
+            auth.failing = failing;
+        }
     }
 
     /// A token Vertex calls are taken with besides the issued ones (a ready token from Vault).
@@ -268,6 +276,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if let Some(auth) = lock(&shared.google).as_mut() {
         if parts.method == http::Method::POST && uri == "/token" {
             return google::token_answer(auth, &bytes);
+        }
+        if parts.method == http::Method::GET
+            && let Some(answer) = google::metadata_answer(auth, path, &parts.headers)
+        {
+            return answer;
         }
         if uri.starts_with("/v1/projects/") && !auth.authorized(&parts.headers) {
             return google::google_error(

@@ -212,15 +212,20 @@ impl Deployment {
     /// Why this deployment cannot be called with these resolved values, if it cannot: a
     /// provider without a default base needs an `api_base` (or one of its base variables).
     pub fn missing_setting(&self, resolved: &Resolved<'_>) -> Option<String> {
-        if self.vertex.is_some() && self.mock_response.is_none() {
-            return resolved.vertex.credentials.is_none().then(|| {
-                format!(
-                    "deployment {} (vertex_ai/) has no credentials: set \
-                     litellm_params.vertex_credentials (a service-account key, its path, or an \
-                     access token) or GOOGLE_APPLICATION_CREDENTIALS",
-                    self.id
-                )
-            });
+        // Without `vertex_credentials`, application default credentials serve (found at start,
+        // their absence a readiness problem); a set reference must resolve.
+        if let Some(vertex) = self.vertex.as_deref()
+            && self.mock_response.is_none()
+        {
+            return (vertex.vertex_credentials.is_some() && resolved.vertex.credentials.is_none())
+                .then(|| {
+                    format!(
+                        "deployment {} (vertex_ai/): vertex_credentials has no value: set it (a \
+                         service-account key, gcloud's user credentials, a path to either, or an \
+                         access token), or leave it out for application default credentials",
+                        self.id
+                    )
+                });
         }
         if self.mock_response.is_some()
             || resolved.api_base.is_some()

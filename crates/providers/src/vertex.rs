@@ -6,8 +6,10 @@
 //! `deepseek-ai/…`, `qwen/…`, `openai/…`) through `…/endpoints/openapi/chat/completions`, and
 //! Mistral's and AI21's through their publishers' `:rawPredict` (see [`Partner`]).
 //! Requests carry an OAuth access token as a Bearer key: minted from a service account by
-//! [`auth`] (the caller sends the token request and caches the answer), or a ready one.
+//! [`auth`], from gcloud's user credentials or the metadata server by [`adc`] (the caller
+//! sends the token request and caches the answer), or a ready one.
 
+pub mod adc;
 pub mod auth;
 mod embed;
 

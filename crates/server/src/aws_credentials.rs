@@ -72,12 +72,12 @@ impl Fetcher {
                 return;
             };
             let wait = match result {
-                Ok(credentials) => {
+                Ok((credentials, from)) => {
                     backoff = RETRY_MIN;
                     let wait = refresh_after(credentials.expires());
-                    tracing::info!(deployment = %self.deployment, source = ?self.source,
+                    tracing::info!(deployment = %self.deployment, source = from,
                         refresh_in_secs = wait.as_secs(), "AWS credentials obtained");
-                    slot.store(credentials);
+                    slot.store(credentials, from);
                     wait
                 }
                 Err(error) => {
@@ -94,7 +94,8 @@ impl Fetcher {
         }
     }
 
-    async fn fetch(&self) -> Result<AwsCredentials> {
+    /// The credentials and where they came from (see [`CredentialSlot::obtained`]).
+    async fn fetch(&self) -> Result<(AwsCredentials, &'static str)> {
         let secrets = self.secrets.snapshot();
         let region = resolved(&secrets, &self.aws.aws_region_name)
             .unwrap_or(vaultgate_providers::bedrock::DEFAULT_REGION);
@@ -117,7 +118,7 @@ impl Fetcher {
                 resolved(&secrets, &self.aws.aws_session_token),
                 None,
             ),
-            _ => self.default_chain(&endpoint).await?,
+            _ => self.default_chain(&endpoint).await?.0,
         };
         let assume = sts::AssumeRole {
             endpoint: &endpoint,
@@ -128,20 +129,21 @@ impl Fetcher {
             external_id: resolved(&secrets, &self.aws.aws_external_id),
         };
         let request = sts::assume_role_request(&assume, &base, SystemTime::now())?;
-        self.call_sts(request).await
+        Ok((self.call_sts(request).await?, "assume_role"))
     }
 
-    async fn default_chain(&self, endpoint: &str) -> Result<AwsCredentials> {
-        if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-            return Ok(AwsCredentials::new(
-                &id,
-                &secret,
-                env("AWS_SESSION_TOKEN").as_deref(),
-                None,
-            ));
+    async fn default_chain(&self, endpoint: &str) -> Result<(AwsCredentials, &'static str)> {
+        let step = ChainStep::now();
+        if step == ChainStep::Environment
+            && let (Some(id), Some(secret)) =
+                (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+        {
+            let keys = AwsCredentials::new(&id, &secret, env("AWS_SESSION_TOKEN").as_deref(), None);
+            return Ok((keys, step.name()));
         }
-        if let (Some(file), Some(role_arn)) =
-            (env("AWS_WEB_IDENTITY_TOKEN_FILE"), env("AWS_ROLE_ARN"))
+        if step == ChainStep::WebIdentity
+            && let (Some(file), Some(role_arn)) =
+                (env("AWS_WEB_IDENTITY_TOKEN_FILE"), env("AWS_ROLE_ARN"))
         {
             // Read at every fetch: the platform rotates the token in place.
             let token = tokio::fs::read_to_string(&file).await.map_err(|e| {
@@ -156,14 +158,17 @@ impl Fetcher {
                 session.as_deref().unwrap_or(DEFAULT_SESSION_NAME),
                 token.trim(),
             )?;
-            return self.call_sts(request).await;
+            return Ok((self.call_sts(request).await?, step.name()));
         }
         let secrets = self.secrets.snapshot();
         let profile = resolved(&secrets, &self.aws.aws_profile_name)
             .map(str::to_owned)
             .or_else(|| env("AWS_PROFILE"))
             .unwrap_or_else(|| "default".to_owned());
-        shared_file_credentials(&profile).await
+        Ok((
+            shared_file_credentials(&profile).await?,
+            ChainStep::SharedFile.name(),
+        ))
     }
 
     async fn call_sts(&self, request: UpstreamRequest) -> Result<AwsCredentials> {
@@ -175,6 +180,39 @@ impl Fetcher {
         let status = response.status();
         let body = response.bytes().await.map_err(unreachable)?;
         sts::parse_response(status, &body)
+    }
+}
+
+/// The step of the default chain that serves now, as the AWS SDKs pick it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChainStep {
+    /// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY`.
+    Environment,
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (STS AssumeRoleWithWebIdentity).
+    WebIdentity,
+    /// A profile of the shared credentials file.
+    SharedFile,
+}
+
+impl ChainStep {
+    pub(crate) fn now() -> Self {
+        let both = |a, b| env(a).is_some() && env(b).is_some();
+        if both("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") {
+            Self::Environment
+        } else if both("AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN") {
+            Self::WebIdentity
+        } else {
+            Self::SharedFile
+        }
+    }
+
+    /// Its name in readiness and `vaultgate check`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Environment => "environment",
+            Self::WebIdentity => "web_identity",
+            Self::SharedFile => "shared_file",
+        }
     }
 }
 

@@ -1,21 +1,24 @@
-//! OAuth access tokens of Vertex AI deployments, minted from their service accounts and cached
-//! by credential (deployments that share a key share its token, wildcard ones included). A
-//! background task replaces each token a third of its lifetime before it expires, so requests
-//! find a valid token in the cache; only the first request of a key (or one after every
-//! refresh failed until expiry) waits for the token endpoint, once for all callers.
+//! OAuth access tokens of Vertex AI deployments, minted from their service accounts or gcloud
+//! user credentials, or taken from the metadata server, and cached by credential (deployments
+//! that share a key share its token, wildcard ones included; those without
+//! `vertex_credentials` share the application default credentials, found once at start). The
+//! tokens of the deployments are first fetched at start, and a background task replaces each
+//! a third of its lifetime before it expires, so requests find a valid token in the cache;
+//! only a request of a key not seen at start (or one after every refresh failed until
+//! expiry) waits for the token endpoint, once for all callers.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use vaultgate_core::{Error, FastMap, Result};
-use vaultgate_providers::vertex::auth::{
-    AccessToken, Credential, ServiceAccount, parse_token_response,
-};
+use vaultgate_providers::vertex::adc::{self, AdcSource};
+use vaultgate_providers::vertex::auth::{AccessToken, Credential, GoogleKey, parse_token_response};
 
 use vaultgate_providers::{Deployment, Resolved};
 
+use crate::credentials_health::CredentialStatus;
 use crate::http_client::{HttpClient, read_all};
 use crate::state::AppState;
 
@@ -25,6 +28,8 @@ const TOKEN_TIMEOUT: Duration = Duration::from_secs(20);
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// Shortest sleep, so a failing endpoint is not hammered.
 const MIN_SLEEP: Duration = Duration::from_secs(1);
+/// Longest wait between tries of a failing source (1 s, doubling).
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A key no request used for this long is forgotten (a rotated key's old entry).
 const IDLE_LIMIT: Duration = Duration::from_secs(2 * 3600);
 
@@ -32,7 +37,7 @@ const IDLE_LIMIT: Duration = Duration::from_secs(2 * 3600);
 pub enum Bearer {
     /// `vertex_credentials` is a ready token: sent as it is.
     AsConfigured,
-    /// A token minted from a service account (and the account's project, the default one).
+    /// A token minted or fetched (and the credentials' project, the default one).
     Minted {
         token: Arc<AccessToken>,
         project: Option<Arc<str>>,
@@ -47,24 +52,39 @@ struct Inner {
     http: Arc<HttpClient>,
     /// By the credential value as configured (key JSON, base64 of it, or a file path).
     entries: RwLock<FastMap<Box<str>, Arc<Entry>>>,
+    /// The application default credentials of deployments without `vertex_credentials`.
+    adc: OnceLock<Arc<Entry>>,
     refresher: std::sync::Once,
 }
 
 struct Entry {
-    /// Where the account comes from: parsed once, or a file re-read at every refresh.
+    /// Where the token comes from: a key parsed once, a file re-read at every refresh, or the
+    /// metadata server.
     source: Source,
+    /// A project that wins over the credentials' own (`GOOGLE_CLOUD_PROJECT` for ADC).
+    project_override: Option<Arc<str>>,
     token: ArcSwapOption<AccessToken>,
     project: Mutex<Option<Arc<str>>>,
     /// One token request at a time per key.
     fetching: tokio::sync::Mutex<()>,
     last_used: AtomicU64,
-    /// Why the last refresh failed (shown in logs; cleared by a success).
+    /// Why the last refresh failed (readiness and logs; cleared by a success).
     error: Mutex<Option<String>>,
+    /// Failed fetches in a row, and when the refresher tries again.
+    failures: AtomicU32,
+    retry_at: Mutex<Option<SystemTime>>,
 }
 
 enum Source {
-    Account(Box<ServiceAccount>),
-    File(String),
+    Key(GoogleKey),
+    /// A credentials file; `setting` names who pointed at it, for errors.
+    File {
+        path: String,
+        setting: &'static str,
+    },
+    Metadata {
+        host: String,
+    },
 }
 
 fn now_secs() -> u64 {
@@ -80,95 +100,48 @@ impl GoogleTokens {
             inner: Arc::new(Inner {
                 http,
                 entries: RwLock::default(),
+                adc: OnceLock::new(),
                 refresher: std::sync::Once::new(),
             }),
         }
     }
 
+    /// The entry of `credentials` (`None`: the application default credentials), if known.
+    fn entry(&self, credentials: Option<&str>) -> Option<Arc<Entry>> {
+        match credentials {
+            None => self.inner.adc.get().cloned(),
+            Some(credentials) => self.inner.entries.read().ok()?.get(credentials).cloned(),
+        }
+    }
+
     /// The cached token of `credentials`, if one is usable now (the request path's lookup).
-    pub fn cached(&self, credentials: &str) -> Option<Bearer> {
-        let entries = self.inner.entries.read().ok()?;
-        let entry = entries.get(credentials)?;
+    pub fn cached(&self, credentials: Option<&str>) -> Option<Bearer> {
+        let entry = self.entry(credentials)?;
         let token = entry
             .token
             .load_full()
             .filter(|t| t.usable_at(SystemTime::now()))?;
         entry.last_used.store(now_secs(), Ordering::Relaxed);
-        Some(Bearer::Minted {
-            token,
-            project: entry.project.lock().ok().and_then(|p| p.clone()),
-        })
+        Some(entry.bearer(token))
     }
 
-    /// The bearer for `credentials`: cached, a ready token, or minted now (once for all
-    /// concurrent callers of the same key).
-    pub async fn bearer(&self, deployment: &str, credentials: &str) -> Result<Bearer> {
-        if let Some(bearer) = self.cached(credentials) {
-            return Ok(bearer);
+    /// The entry of `credentials`, made if new; `None` for a ready token.
+    fn entry_or_insert(&self, credentials: Option<&str>) -> Result<Option<Arc<Entry>>> {
+        if let Some(entry) = self.entry(credentials) {
+            return Ok(Some(entry));
         }
-        let entry = {
-            let existing = self
-                .inner
-                .entries
-                .read()
-                .ok()
-                .and_then(|e| e.get(credentials).cloned());
-            match existing {
-                Some(entry) => entry,
-                None => {
-                    let source = match Credential::classify(credentials)
-                        .map_err(|e| Error::Config(format!("deployment {deployment}: {e}")))?
-                    {
-                        Credential::Token => return Ok(Bearer::AsConfigured),
-                        Credential::ServiceAccount(account) => Source::Account(account),
-                        Credential::File(path) => Source::File(path),
-                    };
-                    self.insert(credentials, source)
-                }
-            }
+        let Some(credentials) = credentials else {
+            return Ok(Some(self.adc()));
         };
-        let _one = entry.fetching.lock().await;
-        if let Some(token) = entry
-            .token
-            .load_full()
-            .filter(|t| t.usable_at(SystemTime::now()))
-        {
-            return Ok(Bearer::Minted {
-                token,
-                project: entry.project.lock().ok().and_then(|p| p.clone()),
-            });
-        }
-        let token = self.inner.fetch(&entry).await.map_err(|e| {
-            Error::Unavailable(format!(
-                "deployment {deployment}: no Google access token: {e}"
-            ))
-        })?;
-        entry.last_used.store(now_secs(), Ordering::Relaxed);
-        Ok(Bearer::Minted {
-            token,
-            project: entry.project.lock().ok().and_then(|p| p.clone()),
-        })
-    }
-
-    /// Drops the cached token of `credentials` (the upstream refused it); true if there was one.
-    pub fn forget(&self, credentials: &str) -> bool {
-        let Ok(entries) = self.inner.entries.read() else {
-            return false;
+        let source = match Credential::classify(credentials)? {
+            Credential::Token => return Ok(None),
+            Credential::Key(key) => Source::Key(key),
+            Credential::File(path) => Source::File {
+                path,
+                setting: "vertex_credentials",
+            },
         };
-        entries
-            .get(credentials)
-            .is_some_and(|entry| entry.token.swap(None).is_some())
-    }
-
-    fn insert(&self, credentials: &str, source: Source) -> Arc<Entry> {
-        let entry = Arc::new(Entry {
-            source,
-            token: ArcSwapOption::empty(),
-            project: Mutex::new(None),
-            fetching: tokio::sync::Mutex::new(()),
-            last_used: AtomicU64::new(now_secs()),
-            error: Mutex::new(None),
-        });
+        let entry = Arc::new(Entry::new(source, None));
         let entry = match self.inner.entries.write() {
             Ok(mut entries) => Arc::clone(
                 entries
@@ -177,57 +150,274 @@ impl GoogleTokens {
             ),
             Err(_) => entry,
         };
+        self.start_refresher();
+        Ok(Some(entry))
+    }
+
+    /// The application default credentials, found on first use (at start): google-auth's
+    /// chain, and `GOOGLE_CLOUD_PROJECT` (or `GCLOUD_PROJECT`) as their project if set.
+    fn adc(&self) -> Arc<Entry> {
+        let entry = self.inner.adc.get_or_init(|| {
+            let env = |name: &str| std::env::var(name).ok();
+            let found = adc::application_default(env, std::path::Path::is_file);
+            tracing::info!(source = %found,
+                "Vertex AI deployments without vertex_credentials use application default credentials");
+            let source = match found {
+                AdcSource::File { path, from } => Source::File {
+                    path: path.display().to_string(),
+                    setting: from,
+                },
+                AdcSource::Metadata { host } => Source::Metadata { host },
+            };
+            let project = ["GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT"]
+                .iter()
+                .find_map(|name| env(name).filter(|p| !p.trim().is_empty()));
+            Arc::new(Entry::new(source, project.map(Arc::from)))
+        });
+        self.start_refresher();
+        Arc::clone(entry)
+    }
+
+    fn start_refresher(&self) {
         let weak = Arc::downgrade(&self.inner);
         self.inner
             .refresher
             .call_once(|| drop(tokio::spawn(refresh_loop(weak))));
-        entry
+    }
+
+    /// Makes the entry of a deployment's credentials at start, so its first token is fetched
+    /// in the background (and a failure is logged and shown in readiness) before any request.
+    pub(crate) fn prepare(&self, deployment: &str, credentials: Option<&str>) {
+        if let Err(error) = self.entry_or_insert(credentials) {
+            tracing::warn!(%deployment, %error, "the Vertex AI credentials cannot be used");
+        }
+    }
+
+    /// The bearer for `credentials` (`None`: application default credentials): cached, a
+    /// ready token, or fetched now (once for all concurrent callers of the same key).
+    pub async fn bearer(&self, deployment: &str, credentials: Option<&str>) -> Result<Bearer> {
+        if let Some(bearer) = self.cached(credentials) {
+            return Ok(bearer);
+        }
+        let Some(entry) = self
+            .entry_or_insert(credentials)
+            .map_err(|e| Error::Config(format!("deployment {deployment}: {e}")))?
+        else {
+            return Ok(Bearer::AsConfigured);
+        };
+        let _one = entry.fetching.lock().await;
+        if let Some(token) = entry
+            .token
+            .load_full()
+            .filter(|t| t.usable_at(SystemTime::now()))
+        {
+            return Ok(entry.bearer(token));
+        }
+        let token = self.inner.fetch(&entry).await.map_err(|e| {
+            Error::Unavailable(format!(
+                "deployment {deployment}: no Google access token: {e}"
+            ))
+        })?;
+        entry.last_used.store(now_secs(), Ordering::Relaxed);
+        Ok(entry.bearer(token))
+    }
+
+    /// Drops the cached token of `credentials` (the upstream refused it); true if there was one.
+    pub fn forget(&self, credentials: Option<&str>) -> bool {
+        self.entry(credentials)
+            .is_some_and(|entry| entry.token.swap(None).is_some())
+    }
+
+    /// What readiness shows of `credentials` (`None`: application default credentials).
+    pub(crate) fn status(&self, credentials: Option<&str>) -> CredentialStatus {
+        let mut status = CredentialStatus {
+            source: "token",
+            detail: None,
+            fixed: true,
+            obtained: None,
+            expires: None,
+            usable: true,
+            error: None,
+        };
+        let entry = match credentials {
+            None => self.adc(),
+            Some(value) => match self.entry(Some(value)) {
+                Some(entry) => entry,
+                None => {
+                    match Credential::classify(value) {
+                        Ok(Credential::Token) => {}
+                        // Not fetched yet (a value Vault changed since start): the next
+                        // request fetches it.
+                        Ok(_) => {
+                            status.source = "pending";
+                            (status.fixed, status.usable) = (false, false);
+                        }
+                        Err(error) => {
+                            status.source = "invalid";
+                            (status.fixed, status.usable) = (false, false);
+                            status.error = Some(error.to_string());
+                        }
+                    }
+                    return status;
+                }
+            },
+        };
+        (status.source, status.detail) = match (&entry.source, credentials) {
+            (Source::Key(key), _) => (key.kind(), None),
+            (Source::File { path, .. }, Some(_)) => ("key_file", Some(path.clone())),
+            (Source::File { path, setting }, None) => {
+                ("application_default", Some(format!("{path} ({setting})")))
+            }
+            (Source::Metadata { host }, _) => (
+                "application_default",
+                Some(format!("the metadata server at {host}")),
+            ),
+        };
+        let token = entry.token.load_full();
+        status.fixed = false;
+        status.obtained = token.as_ref().map(|t| t.issued);
+        status.expires = token.as_ref().map(|t| t.expires);
+        status.usable = token.is_some_and(|t| t.usable_at(SystemTime::now()));
+        status.error = entry.error.lock().ok().and_then(|e| e.clone());
+        status
+    }
+}
+
+impl Entry {
+    fn new(source: Source, project_override: Option<Arc<str>>) -> Self {
+        Self {
+            source,
+            project: Mutex::new(project_override.clone()),
+            project_override,
+            token: ArcSwapOption::empty(),
+            fetching: tokio::sync::Mutex::new(()),
+            last_used: AtomicU64::new(now_secs()),
+            error: Mutex::new(None),
+            failures: AtomicU32::new(0),
+            retry_at: Mutex::new(None),
+        }
+    }
+
+    fn bearer(&self, token: Arc<AccessToken>) -> Bearer {
+        Bearer::Minted {
+            token,
+            project: self.project.lock().ok().and_then(|p| p.clone()),
+        }
+    }
+
+    fn set_project(&self, project: Option<Arc<str>>) {
+        if let Ok(mut slot) = self.project.lock() {
+            *slot = self.project_override.clone().or(project);
+        }
+    }
+
+    /// Records a fetch's outcome; after a failure the refresher waits 1 s, 2 s, 4 s … 30 s.
+    fn record(&self, error: Option<String>) {
+        let failures = match error {
+            None => {
+                self.failures.store(0, Ordering::Relaxed);
+                0
+            }
+            Some(_) => self.failures.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        if let Ok(mut retry_at) = self.retry_at.lock() {
+            *retry_at = (failures > 0).then(|| {
+                let backoff = Duration::from_secs(1 << failures.min(6).saturating_sub(1));
+                SystemTime::now() + backoff.min(MAX_BACKOFF)
+            });
+        }
+        if let Ok(mut slot) = self.error.lock() {
+            *slot = error;
+        }
     }
 }
 
 impl Inner {
-    /// Mints a token for the entry's account and stores it.
+    /// Fetches a token for the entry and stores it.
     async fn fetch(&self, entry: &Entry) -> Result<Arc<AccessToken>> {
         let result = self.try_fetch(entry).await;
-        if let Ok(mut error) = entry.error.lock() {
-            *error = result.as_ref().err().map(ToString::to_string);
-        }
+        entry.record(result.as_ref().err().map(ToString::to_string));
         result
     }
 
     async fn try_fetch(&self, entry: &Entry) -> Result<Arc<AccessToken>> {
-        let from_file;
-        let account = match &entry.source {
-            Source::Account(account) => account.as_ref(),
-            Source::File(path) => {
-                let text = tokio::fs::read_to_string(path).await.map_err(|e| {
-                    Error::Config(format!("vertex_credentials: cannot read {path}: {e}"))
-                })?;
-                from_file = ServiceAccount::from_json(&text)?;
-                &from_file
+        let now = SystemTime::now();
+        let token = match &entry.source {
+            Source::Key(key) => {
+                entry.set_project(key.project().map(Arc::from));
+                self.exchange("google-oauth", key.token_request(now)?, now)
+                    .await?
+            }
+            Source::File { path, setting } => {
+                let text = tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|e| Error::Config(format!("{setting}: cannot read {path}: {e}")))?;
+                let key = GoogleKey::from_json(&text)
+                    .map_err(|e| Error::Config(format!("{path} ({setting}): {e}")))?;
+                entry.set_project(key.project().map(Arc::from));
+                self.exchange("google-oauth", key.token_request(now)?, now)
+                    .await?
+            }
+            Source::Metadata { host } => {
+                let fetched = self
+                    .exchange("google-metadata", adc::metadata_token_request(host)?, now)
+                    .await
+                    .map_err(|e| {
+                        Error::Unavailable(format!(
+                            "no application default credentials: GOOGLE_APPLICATION_CREDENTIALS \
+                             is not set, gcloud's application_default_credentials.json was not \
+                             found, and the metadata server at {host} gave no token: {e}"
+                        ))
+                    })?;
+                let known = entry.project.lock().ok().is_some_and(|p| p.is_some());
+                if !known {
+                    entry.set_project(self.metadata_project(host).await.map(Arc::from));
+                }
+                fetched
             }
         };
-        if let Ok(mut project) = entry.project.lock() {
-            *project = account.project_id.as_deref().map(Arc::from);
-        }
-        let now = SystemTime::now();
-        let request = account.token_request(now)?;
+        let token = Arc::new(token);
+        entry.token.store(Some(Arc::clone(&token)));
+        Ok(token)
+    }
+
+    /// Sends a token request and reads the answer, within [`TOKEN_TIMEOUT`].
+    async fn exchange(
+        &self,
+        label: &str,
+        request: vaultgate_providers::UpstreamRequest,
+        now: SystemTime,
+    ) -> Result<AccessToken> {
         let exchange = async {
-            let response = self.http.send("google-oauth", request).await?;
+            let response = self.http.send(label, request).await?;
             let status = response.status();
             let body = read_all(response.into_body())
                 .await
                 .map_err(|e| Error::UpstreamUnreachable(format!("token answer broke off: {e}")))?;
             parse_token_response(status, &body, now)
         };
-        let token = tokio::time::timeout(TOKEN_TIMEOUT, exchange)
+        tokio::time::timeout(TOKEN_TIMEOUT, exchange)
             .await
-            .map_err(|_| {
-                Error::UpstreamTimeout(format!("no token answer in {TOKEN_TIMEOUT:?}"))
-            })??;
-        let token = Arc::new(token);
-        entry.token.store(Some(Arc::clone(&token)));
-        Ok(token)
+            .map_err(|_| Error::UpstreamTimeout(format!("no token answer in {TOKEN_TIMEOUT:?}")))?
+    }
+
+    /// The metadata server's project id, if it gives one.
+    async fn metadata_project(&self, host: &str) -> Option<String> {
+        let request = adc::metadata_project_request(host).ok()?;
+        let ask = async {
+            let response = self.http.send("google-metadata", request).await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            let body = read_all(response.into_body()).await.ok()?;
+            let project = String::from_utf8(body.to_vec()).ok()?;
+            let project = project.trim();
+            (!project.is_empty()).then(|| project.to_owned())
+        };
+        tokio::time::timeout(TOKEN_TIMEOUT, ask)
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -237,37 +427,43 @@ async fn refresh_loop(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        let entries: Vec<(Box<str>, Arc<Entry>)> = match inner.entries.read() {
+        let mut entries: Vec<(Option<Box<str>>, Arc<Entry>)> = match inner.entries.read() {
             Ok(entries) => entries
                 .iter()
-                .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                .map(|(k, v)| (Some(k.clone()), Arc::clone(v)))
                 .collect(),
             Err(_) => return,
         };
+        entries.extend(inner.adc.get().map(|adc| (None, Arc::clone(adc))));
         let mut next = SystemTime::now() + MAX_SLEEP;
         for (key, entry) in entries {
             let idle = now_secs().saturating_sub(entry.last_used.load(Ordering::Relaxed));
-            if idle > IDLE_LIMIT.as_secs() {
+            if let Some(key) = &key
+                && idle > IDLE_LIMIT.as_secs()
+            {
                 if let Ok(mut map) = inner.entries.write() {
-                    map.remove(&key);
+                    map.remove(key);
                 }
                 continue;
             }
+            let retry_at = entry.retry_at.lock().ok().and_then(|r| *r);
             let due = || {
                 let at = entry.token.load().as_ref().map(|t| t.refresh_at());
-                at.is_none_or(|at| at <= SystemTime::now())
+                let now = SystemTime::now();
+                at.is_none_or(|at| at <= now) && retry_at.is_none_or(|at| at <= now)
             };
             if due() {
                 let _one = entry.fetching.lock().await;
-                // A request may have minted one meanwhile.
+                // A request may have fetched one meanwhile.
                 if due()
                     && let Err(error) = inner.fetch(&entry).await
                 {
                     tracing::warn!(%error, "refreshing a Vertex AI access token failed; retrying");
-                    continue;
                 }
             }
-            if let Some(at) = entry.token.load().as_ref().map(|t| t.refresh_at()) {
+            let retry_at = entry.retry_at.lock().ok().and_then(|r| *r);
+            let refresh_at = entry.token.load().as_ref().map(|t| t.refresh_at());
+            for at in [retry_at, refresh_at].into_iter().flatten() {
                 next = next.min(at);
             }
         }
@@ -282,7 +478,7 @@ async fn refresh_loop(inner: Weak<Inner>) {
 
 impl Bearer {
     /// Puts the bearer in a request's resolved settings: the token as the Bearer key, the
-    /// account's project where the deployment names none.
+    /// credentials' project where the deployment names none.
     pub fn apply<'a>(&'a self, resolved: &mut Resolved<'a>) {
         match self {
             Self::AsConfigured => resolved.api_key = resolved.vertex.credentials,
@@ -293,6 +489,24 @@ impl Bearer {
                 }
             }
         }
+    }
+}
+
+/// The `vertex_credentials` value of a Vertex deployment now: `Ok(None)` when it names none
+/// (application default credentials), an error when its reference has no value.
+fn credentials_of<'a>(
+    secrets: &'a vaultgate_secrets::SecretMap,
+    deployment: &Deployment,
+    vertex: &'a vaultgate_config::VertexParams,
+) -> Result<Option<&'a str>> {
+    match &vertex.vertex_credentials {
+        None => Ok(None),
+        Some(value) => secrets.value(value).map(Some).ok_or_else(|| {
+            Error::Unavailable(format!(
+                "deployment {}: vertex_credentials has no value",
+                deployment.id
+            ))
+        }),
     }
 }
 
@@ -307,38 +521,60 @@ pub(crate) async fn vertex_bearer(
     };
     let credentials = {
         let secrets = app.secrets.snapshot();
-        let Some(credentials) = vertex
-            .vertex_credentials
-            .as_ref()
-            .and_then(|v| secrets.value(v))
-        else {
-            return Err(Error::Unavailable(format!(
-                "deployment {}: vertex_credentials has no value",
-                deployment.id
-            )));
-        };
+        let credentials = credentials_of(&secrets, deployment, vertex)?;
         if let Some(bearer) = app.google_tokens.cached(credentials) {
             return Ok(Some(bearer));
         }
-        credentials.to_owned()
+        credentials.map(str::to_owned)
     };
     app.google_tokens
-        .bearer(&deployment.id, &credentials)
+        .bearer(&deployment.id, credentials.as_deref())
         .await
         .map(Some)
 }
 
 /// The upstream refused a Vertex deployment's token: forget it, so the next try mints anew.
 pub(crate) fn forget_vertex_token(app: &AppState, deployment: &Deployment) -> bool {
-    let Some(value) = deployment
-        .vertex
-        .as_deref()
-        .and_then(|v| v.vertex_credentials.as_ref())
-    else {
+    let Some(vertex) = deployment.vertex.as_deref() else {
         return false;
     };
     let secrets = app.secrets.snapshot();
-    secrets
-        .value(value)
-        .is_some_and(|credentials| app.google_tokens.forget(credentials))
+    credentials_of(&secrets, deployment, vertex)
+        .is_ok_and(|credentials| app.google_tokens.forget(credentials))
+}
+
+/// Starts fetching the tokens of the router's Vertex deployments (see [`GoogleTokens::prepare`]).
+pub(crate) fn prepare_vertex(app: &AppState) {
+    let secrets = app.secrets.snapshot();
+    for deployment in app.router.deployments() {
+        let Some(vertex) = deployment.vertex.as_deref() else {
+            continue;
+        };
+        if deployment.mock_response.is_some() {
+            continue;
+        }
+        if let Ok(credentials) = credentials_of(&secrets, deployment, vertex) {
+            app.google_tokens.prepare(&deployment.id, credentials);
+        }
+    }
+}
+
+/// What readiness shows of a Vertex deployment's credentials.
+pub(crate) fn vertex_status(app: &AppState, deployment: &Deployment) -> CredentialStatus {
+    let secrets = app.secrets.snapshot();
+    let credentials = deployment.vertex.as_deref().map_or(Ok(None), |vertex| {
+        credentials_of(&secrets, deployment, vertex)
+    });
+    match credentials {
+        Ok(credentials) => app.google_tokens.status(credentials),
+        Err(error) => CredentialStatus {
+            source: "missing",
+            detail: None,
+            fixed: false,
+            obtained: None,
+            expires: None,
+            usable: false,
+            error: Some(error.to_string()),
+        },
+    }
 }

@@ -58,10 +58,12 @@ pub async fn readiness(State(app): State<Arc<AppState>>, request: Request) -> Re
         .keys
         .as_ref()
         .map_or_else(|| json!({"status": "disabled"}), redis_readiness);
+    let (credentials, credentials_unavailable) = crate::credentials_health::readiness(&app);
     let degraded = vault.status == "degraded"
         || db["status"] == "disconnected"
         || spend_failing
-        || redis["status"] == "degraded";
+        || redis["status"] == "degraded"
+        || credentials_unavailable;
     let status = if degraded { "degraded" } else { "healthy" };
     if !(app.health.public_readiness_details || app.is_operator(request.headers())) {
         return Json(json!({"status": status})).into_response();
@@ -91,6 +93,7 @@ pub async fn readiness(State(app): State<Arc<AppState>>, request: Request) -> Re
         "vault": vault,
         "database": db,
         "redis": redis,
+        "credentials": credentials,
     }))
     .into_response()
 }

@@ -10,6 +10,7 @@ mod auth;
 mod aws_credentials;
 mod charge;
 mod console;
+mod credentials_health;
 mod error_shape;
 mod framing_errors;
 mod google_tokens;
@@ -36,6 +37,7 @@ mod upstream;
 mod vault_mirror;
 
 pub use console::console_enabled;
+pub use credentials_health::credential_sources;
 pub use routes::app;
 pub use starting::{DetailsAccess, Starting};
 pub use state::{AppState, Options};

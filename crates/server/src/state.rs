@@ -62,7 +62,7 @@ impl AppState {
         let router = Router::from_config(config)?;
         check_deployments(&router, &secrets)?;
         let http = Arc::new(crate::http_client::HttpClient::new()?);
-        Ok(Self {
+        let state = Self {
             router,
             secrets,
             google_tokens: crate::google_tokens::GoogleTokens::new(Arc::clone(&http)),
@@ -85,7 +85,9 @@ impl AppState {
             rate_samples: Default::default(),
             request_metrics: Default::default(),
             catalog: crate::model_info::ModelCatalog::new(config),
-        })
+        };
+        crate::google_tokens::prepare_vertex(&state);
+        Ok(state)
     }
 }
 

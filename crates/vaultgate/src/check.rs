@@ -39,6 +39,10 @@ pub async fn check(path: &Path, allow_unauthenticated: bool, verbose: bool) -> R
     let report = vaultgate_secrets::check(&config, &Env::from_config(&config)).await;
     println!("{report}");
     ok &= report.ok;
+    // Where cloud credentials will come from (nothing is fetched; never a value).
+    for (level, line) in vaultgate_server::credential_sources(&config) {
+        println!("{level:<4} credentials {line}");
+    }
     if ok
         && config
             .general_settings

@@ -36,6 +36,27 @@ async fn chat(gateway: &Gateway) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// The readiness line of the `claude` deployment's credentials, and the instance's status.
+async fn credentials_readiness(gateway: &Gateway) -> (Value, String) {
+    let ready: Value = reqwest::Client::new()
+        .get(format!("{}/health/readiness", gateway.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let line = ready["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["model_name"] == "claude")
+        .cloned()
+        .unwrap_or_else(|| panic!("no credentials line: {ready}"));
+    (line, ready.to_string())
+}
+
 /// The first answer once the background fetch had its chance (bounded).
 async fn first_answer(gateway: &Gateway) -> (u16, Value) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -110,6 +131,18 @@ async fn a_role_is_assumed_with_the_deployments_keys_and_its_session_signs() {
         !logs.contains(BASE_SECRET) && !logs.contains(secret),
         "a secret reached the logs"
     );
+    // Readiness: the source, the time left and the last refresh, no secret.
+    let (line, shown) = credentials_readiness(&gateway).await;
+    assert_eq!(line["provider"], "bedrock");
+    assert_eq!(line["source"], "assume_role");
+    assert_eq!(line["status"], "ok");
+    assert!(line["expires_in_secs"].as_i64().unwrap() > 0, "{line}");
+    assert!(line["refreshed_secs_ago"].as_i64().unwrap() >= 0, "{line}");
+    assert_eq!(line["last_error"], Value::Null);
+    let session_token = session["session_token"].as_str().unwrap_or("no token");
+    for secret in [BASE_SECRET, secret, session_token] {
+        assert!(!shown.contains(secret), "readiness shows a secret");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,6 +202,12 @@ async fn a_shared_credentials_file_profile_signs() {
     assert_eq!(status, 200, "{body}\n{}", gateway.logs());
     let verified = mock.last_request().unwrap().signature.unwrap().unwrap();
     assert_eq!(verified.access_key_id, "AKIAPROFILEKEY00001");
+    // The default chain's step that served, keys that do not expire.
+    let (line, shown) = credentials_readiness(&gateway).await;
+    assert_eq!(line["source"], "shared_file", "{line}");
+    assert_eq!(line["status"], "ok");
+    assert_eq!(line["expires_in_secs"], Value::Null);
+    assert!(!shown.contains("profile-secret-9e8d"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,4 +232,16 @@ async fn sts_unreachable_is_a_503_that_says_why_and_calls_no_one() {
     assert!(message.contains("STS unreachable"), "{message}");
     assert!(!message.contains(BASE_SECRET));
     assert_eq!(mock.requests().len(), 0, "nothing reached Bedrock");
+    // Readiness is degraded and names the deployment.
+    let (line, shown) = credentials_readiness(&gateway).await;
+    assert!(shown.contains(r#""status":"degraded""#), "{shown}");
+    assert_eq!(line["deployment"], "claude-0");
+    assert_eq!(line["status"], "unavailable");
+    assert!(
+        line["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("STS unreachable"),
+        "{line}"
+    );
 }

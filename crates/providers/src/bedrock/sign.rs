@@ -71,6 +71,9 @@ impl fmt::Debug for AwsCredentials {
 pub struct CredentialSlot {
     current: ArcSwapOption<AwsCredentials>,
     error: std::sync::Mutex<Option<String>>,
+    /// When the credentials in use were obtained, and from where (`assume_role`,
+    /// `environment`, `web_identity`, `shared_file`).
+    obtained: std::sync::Mutex<Option<(SystemTime, &'static str)>>,
 }
 
 impl CredentialSlot {
@@ -78,8 +81,12 @@ impl CredentialSlot {
         self.current.load_full()
     }
 
-    pub fn store(&self, credentials: AwsCredentials) {
+    /// Puts new credentials from `source` in use, clearing the error.
+    pub fn store(&self, credentials: AwsCredentials, source: &'static str) {
         self.current.store(Some(Arc::new(credentials)));
+        if let Ok(mut obtained) = self.obtained.lock() {
+            *obtained = Some((SystemTime::now(), source));
+        }
         self.set_error(None);
     }
 
@@ -92,6 +99,11 @@ impl CredentialSlot {
     /// The last failure to fetch credentials, cleared on success.
     pub fn error(&self) -> Option<String> {
         self.error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// When and from where the credentials in use were obtained.
+    pub fn obtained(&self) -> Option<(SystemTime, &'static str)> {
+        self.obtained.lock().ok().and_then(|o| *o)
     }
 }
 

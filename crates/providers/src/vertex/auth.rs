@@ -1,6 +1,7 @@
 //! Google OAuth 2.0 for service accounts (RFC 7523): a JWT signed with the account's RSA key
-//! (RS256) is exchanged at its `token_uri` for an access token. The request is built and the
-//! answer parsed here; the caller sends it, caches the token and refreshes it before expiry.
+//! (RS256) is exchanged at its `token_uri` for an access token. gcloud's user credentials and
+//! the metadata server are in [`crate::vertex::adc`]. The request is built and the answer
+//! parsed here; the caller sends it, caches the token and refreshes it before expiry.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +16,7 @@ use vaultgate_core::{Error, Result};
 
 use crate::UpstreamRequest;
 use crate::deployment::parse_url;
+pub use crate::vertex::adc::AuthorizedUser;
 
 /// The scope Vertex AI needs.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -29,10 +31,10 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// What a `vertex_credentials` value is.
 #[derive(Debug)]
 pub enum Credential {
-    /// A service-account key (JSON text, or base64 of it as Vault's GCP engine returns
-    /// `private_key_data`).
-    ServiceAccount(Box<ServiceAccount>),
-    /// The path of a service-account key file (read by the caller, off the request path).
+    /// A service-account key or gcloud's user credentials (JSON text, or base64 of it as
+    /// Vault's GCP engine returns `private_key_data`).
+    Key(GoogleKey),
+    /// The path of such a file (read by the caller, off the request path).
     File(String),
     /// A ready OAuth access token (Vault's GCP engine `…/token`), sent as it is.
     Token,
@@ -40,11 +42,11 @@ pub enum Credential {
 
 impl Credential {
     /// Reads what `value` is. A value that is neither JSON, base64 of JSON nor a path is taken
-    /// as a ready token; JSON that is not a usable service-account key is an error.
+    /// as a ready token; JSON that is not a usable key is an error.
     pub fn classify(value: &str) -> Result<Self> {
         let value = value.trim();
         if value.starts_with('{') {
-            return ServiceAccount::from_json(value).map(|a| Self::ServiceAccount(Box::new(a)));
+            return GoogleKey::from_json(value).map(Self::Key);
         }
         if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(value)
             && decoded.first() == Some(&b'{')
@@ -52,12 +54,73 @@ impl Credential {
             let text = String::from_utf8(decoded).map_err(|_| {
                 Error::Config("vertex_credentials: the base64 value is not UTF-8 JSON".into())
             })?;
-            return ServiceAccount::from_json(&text).map(|a| Self::ServiceAccount(Box::new(a)));
+            return GoogleKey::from_json(&text).map(Self::Key);
         }
         if value.contains(['/', '\\']) || value.ends_with(".json") {
             return Ok(Self::File(value.to_owned()));
         }
         Ok(Self::Token)
+    }
+}
+
+/// A credentials file Google's libraries read: a service-account key or gcloud's
+/// `application_default_credentials.json` (an `authorized_user`).
+#[derive(Debug)]
+pub enum GoogleKey {
+    ServiceAccount(Box<ServiceAccount>),
+    AuthorizedUser(Box<AuthorizedUser>),
+}
+
+impl GoogleKey {
+    /// Parses a credentials file's JSON by its `type` (a key without one is a service
+    /// account's); other kinds of Google credentials are refused by name.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            Error::Config(format!(
+                "vertex_credentials is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        match value.get("type").and_then(Value::as_str) {
+            Some("service_account") | None => {
+                ServiceAccount::from_value(value).map(|a| Self::ServiceAccount(Box::new(a)))
+            }
+            Some("authorized_user") => {
+                AuthorizedUser::from_value(value).map(|u| Self::AuthorizedUser(Box::new(u)))
+            }
+            Some(other) => Err(Error::Config(format!(
+                "vertex_credentials: credentials of type '{other}' are not supported; use a \
+                 service-account key (type service_account), gcloud's user credentials (type \
+                 authorized_user) or an access token"
+            ))),
+        }
+    }
+
+    /// The token request of these credentials at `now`.
+    pub fn token_request(&self, now: SystemTime) -> Result<UpstreamRequest> {
+        match self {
+            Self::ServiceAccount(account) => account.token_request(now),
+            Self::AuthorizedUser(user) => user.token_request(),
+        }
+    }
+
+    /// The project requests go to when the deployment names none: the account's
+    /// `project_id`, or the user's `quota_project_id` (as LiteLLM takes it).
+    pub fn project(&self) -> Option<&str> {
+        match self {
+            Self::ServiceAccount(account) => account.project_id.as_deref(),
+            Self::AuthorizedUser(user) => user.quota_project_id.as_deref(),
+        }
+        .filter(|p| !p.trim().is_empty())
+    }
+
+    /// `service_account` or `authorized_user`, for readiness.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ServiceAccount(_) => "service_account",
+            Self::AuthorizedUser(_) => "authorized_user",
+        }
     }
 }
 
@@ -85,24 +148,7 @@ impl fmt::Debug for ServiceAccount {
 }
 
 impl ServiceAccount {
-    /// Parses a key file's JSON; other kinds of Google credentials are refused by name.
-    pub fn from_json(text: &str) -> Result<Self> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            Error::Config(format!(
-                "vertex_credentials is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
-        match value.get("type").and_then(Value::as_str) {
-            Some("service_account") | None => {}
-            Some(other) => {
-                return Err(Error::Config(format!(
-                    "vertex_credentials: credentials of type '{other}' are not supported; use a \
-                     service-account key (type service_account) or an access token"
-                )));
-            }
-        }
+    fn from_value(value: Value) -> Result<Self> {
         let account: Self = serde_json::from_value(value).map_err(|e| {
             // serde names the missing field; the message never quotes values.
             Error::Config(format!(
@@ -118,10 +164,7 @@ impl ServiceAccount {
 
     /// Where tokens of this account are minted.
     pub fn token_uri(&self) -> &str {
-        self.token_uri
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
-            .unwrap_or(DEFAULT_TOKEN_URI)
+        token_uri_or_default(self.token_uri.as_deref())
     }
 
     /// The signed assertion (`iss`, `scope`, `aud`, `iat`, `exp`), valid from `now` for an hour.
@@ -162,18 +205,30 @@ impl ServiceAccount {
             .append_pair("grant_type", JWT_BEARER)
             .append_pair("assertion", &self.assertion(now)?)
             .finish();
-        let uri = parse_url(self.token_uri()).ok_or_else(|| {
-            Error::Config("vertex_credentials: token_uri is not an http(s) URL".into())
-        })?;
-        let mut request = http::Request::post(uri)
-            .body(Bytes::from(body))
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        request.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        Ok(request)
+        form_request(self.token_uri(), body)
     }
+}
+
+/// `token_uri` as given, else Google's.
+pub(crate) fn token_uri_or_default(token_uri: Option<&str>) -> &str {
+    token_uri
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or(DEFAULT_TOKEN_URI)
+}
+
+/// A form POST to a token endpoint.
+pub(crate) fn form_request(token_uri: &str, body: String) -> Result<UpstreamRequest> {
+    let uri = parse_url(token_uri).ok_or_else(|| {
+        Error::Config("vertex_credentials: token_uri is not an http(s) URL".into())
+    })?;
+    let mut request = http::Request::post(uri)
+        .body(Bytes::from(body))
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    request.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    Ok(request)
 }
 
 /// An OAuth access token and when it stops working. Never printed.
@@ -270,8 +325,28 @@ mod tests {
             Credential::classify("/etc/keys/vertex.json").unwrap(),
             Credential::File(_)
         ));
+        // gcloud's user credentials are a key of their own; without a refresh token, an error
+        // naming the field.
         let error = Credential::classify(r#"{"type": "authorized_user"}"#).unwrap_err();
-        assert!(error.to_string().contains("authorized_user"), "{error}");
+        assert!(error.to_string().contains("client_id"), "{error}");
+        let user = r#"{"type": "authorized_user", "client_id": "1.apps", "client_secret": "d-secret", "refresh_token": "1//refresh-secret", "quota_project_id": "quota-p"}"#;
+        let Credential::Key(key) = Credential::classify(user).unwrap() else {
+            panic!("not a key")
+        };
+        assert_eq!(key.kind(), "authorized_user");
+        assert_eq!(key.project(), Some("quota-p"));
+        let shown = format!("{key:?}");
+        assert!(
+            !shown.contains("d-secret") && !shown.contains("refresh-secret"),
+            "{shown}"
+        );
+        let encoded = base64::engine::general_purpose::STANDARD.encode(user);
+        assert!(matches!(
+            Credential::classify(&encoded).unwrap(),
+            Credential::Key(GoogleKey::AuthorizedUser(_))
+        ));
+        let error = Credential::classify(r#"{"type": "external_account"}"#).unwrap_err();
+        assert!(error.to_string().contains("'external_account'"), "{error}");
         let error = Credential::classify(r#"{"type": "service_account"}"#).unwrap_err();
         assert!(error.to_string().contains("client_email"), "{error}");
         let encoded = base64::engine::general_purpose::STANDARD.encode(r#"{"type": "x"}"#);
