@@ -245,3 +245,59 @@ async fn sts_unreachable_is_a_503_that_says_why_and_calls_no_one() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_degraded_while_no_credentials_can_be_fetched_and_recovers_when_they_can() {
+    let moto = Moto::start().unwrap();
+    let mock = MockUpstream::start().await.unwrap();
+    mock.set_aws_keys(AwsKeys::Moto(moto.url()));
+    let dir = tempfile::tempdir().unwrap();
+    // The platform has not written the web identity token yet.
+    let token_file = dir.path().join("token");
+    let gateway = Gateway::builder(BIN, &config(&mock, ""))
+        .env("TEST_MASTER_KEY", MASTER)
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap())
+        .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/irsa-late")
+        .env("AWS_ENDPOINT_URL_STS", &moto.url())
+        .start()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let (line, shown) = credentials_readiness(&gateway).await;
+        if line["status"] == "unavailable" {
+            assert!(shown.contains(r#""status":"degraded""#), "{shown}");
+            break line;
+        }
+        assert!(Instant::now() < deadline, "{line}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(line["deployment"], "claude-0");
+    let error = line["last_error"].as_str().unwrap();
+    assert!(error.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "{error}");
+    assert_eq!(chat(&gateway).await.0, 503);
+
+    // The token appears: the next retry (backoff) gets credentials and readiness recovers.
+    std::fs::write(
+        &token_file,
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsYXRlIn0.c2ln\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let line = loop {
+        let (line, shown) = credentials_readiness(&gateway).await;
+        if line["status"] == "ok" {
+            assert!(shown.contains(r#""status":"healthy""#), "{shown}");
+            break line;
+        }
+        assert!(Instant::now() < deadline, "{line}\n{}", gateway.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(line["source"], "web_identity");
+    assert_eq!(line["last_error"], Value::Null);
+    let (status, body) = chat(&gateway).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        signing_session(&mock, &moto).await["role_arn"],
+        "arn:aws:iam::123456789012:role/irsa-late"
+    );
+}

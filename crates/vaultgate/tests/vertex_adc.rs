@@ -361,3 +361,41 @@ async fn without_any_credentials_the_gateway_starts_degraded_and_refuses_with_a_
         gateway.logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_token_is_refreshed_before_it_expires_and_the_new_one_is_used() {
+    let mock = MockUpstream::start().await.unwrap();
+    // Tokens of 12 s are due for replacement after 8 s.
+    mock.enable_google_auth(Duration::from_secs(12));
+    let gcloud = tempfile::tempdir().unwrap();
+    std::fs::write(
+        gcloud.path().join("application_default_credentials.json"),
+        authorized_user_json(
+            Some(&format!("{}/token", mock.url())),
+            TEST_REFRESH_TOKEN,
+            "q",
+        ),
+    )
+    .unwrap();
+    let config = config(&mock.url(), &[("adc", "")]);
+    let gateway = isolated(&config, gcloud.path(), "127.0.0.1:9")
+        .start()
+        .unwrap();
+    let (status, body) = chat(&gateway, "adc").await;
+    assert_eq!(status, 200, "{body}\n{}", gateway.logs());
+    let (_, first) = vertex_call(&mock);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while mock.count("/token") < 2 {
+        assert!(Instant::now() < deadline, "no refresh: {}", gateway.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Past the first token's lifetime (the mock refuses it then), the refreshed one serves.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (status, body) = chat(&gateway, "adc").await;
+    assert_eq!(status, 200, "{body}\n{}", gateway.logs());
+    let (_, token) = vertex_call(&mock);
+    assert!(
+        token.starts_with("Bearer ya29.user-") && token != first,
+        "{token}"
+    );
+}
