@@ -8,7 +8,7 @@
 //! expiry) waits for the token endpoint, once for all callers.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
@@ -17,6 +17,8 @@ use vaultgate_providers::vertex::adc::{self, AdcSource};
 use vaultgate_providers::vertex::auth::{AccessToken, Credential, GoogleKey, parse_token_response};
 
 use vaultgate_providers::{Deployment, Resolved};
+
+mod refresher;
 
 use crate::credentials_health::CredentialStatus;
 use crate::http_client::{HttpClient, read_all};
@@ -182,7 +184,7 @@ impl GoogleTokens {
         let weak = Arc::downgrade(&self.inner);
         self.inner
             .refresher
-            .call_once(|| drop(tokio::spawn(refresh_loop(weak))));
+            .call_once(|| drop(tokio::spawn(refresher::refresh_loop(weak))));
     }
 
     /// Makes the entry of a deployment's credentials at start, so its first token is fetched
@@ -205,6 +207,15 @@ impl GoogleTokens {
         else {
             return Ok(Bearer::AsConfigured);
         };
+        let unavailable = |e: &dyn std::fmt::Display| {
+            Error::Unavailable(format!(
+                "deployment {deployment}: no Google access token: {e}"
+            ))
+        };
+        // While the source fails, requests get its error at once; the refresher retries.
+        if let Some(error) = entry.failing() {
+            return Err(unavailable(&error));
+        }
         let _one = entry.fetching.lock().await;
         if let Some(token) = entry
             .token
@@ -213,11 +224,14 @@ impl GoogleTokens {
         {
             return Ok(entry.bearer(token));
         }
-        let token = self.inner.fetch(&entry).await.map_err(|e| {
-            Error::Unavailable(format!(
-                "deployment {deployment}: no Google access token: {e}"
-            ))
-        })?;
+        if let Some(error) = entry.failing() {
+            return Err(unavailable(&error));
+        }
+        let token = self
+            .inner
+            .fetch(&entry)
+            .await
+            .map_err(|e| unavailable(&e))?;
         entry.last_used.store(now_secs(), Ordering::Relaxed);
         Ok(entry.bearer(token))
     }
@@ -311,6 +325,19 @@ impl Entry {
         }
     }
 
+    /// The last fetch's error while the refresher waits to try again.
+    fn failing(&self) -> Option<String> {
+        let waiting = self
+            .retry_at
+            .lock()
+            .ok()
+            .and_then(|r| *r)
+            .is_some_and(|at| at > SystemTime::now());
+        waiting
+            .then(|| self.error.lock().ok().and_then(|e| e.clone()))
+            .flatten()
+    }
+
     /// Records a fetch's outcome; after a failure the refresher waits 1 s, 2 s, 4 s … 30 s.
     fn record(&self, error: Option<String>) {
         let failures = match error {
@@ -318,7 +345,10 @@ impl Entry {
                 self.failures.store(0, Ordering::Relaxed);
                 0
             }
-            Some(_) => self.failures.fetch_add(1, Ordering::Relaxed) + 1,
+            Some(_) => self
+                .failures
+                .fetch_add(1, Ordering::Relaxed)
+                .saturating_add(1),
         };
         if let Ok(mut retry_at) = self.retry_at.lock() {
             *retry_at = (failures > 0).then(|| {
@@ -418,61 +448,6 @@ impl Inner {
             .await
             .ok()
             .flatten()
-    }
-}
-
-/// Replaces tokens when they are due, forgets idle keys; ends when the cache is dropped.
-async fn refresh_loop(inner: Weak<Inner>) {
-    loop {
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        let mut entries: Vec<(Option<Box<str>>, Arc<Entry>)> = match inner.entries.read() {
-            Ok(entries) => entries
-                .iter()
-                .map(|(k, v)| (Some(k.clone()), Arc::clone(v)))
-                .collect(),
-            Err(_) => return,
-        };
-        entries.extend(inner.adc.get().map(|adc| (None, Arc::clone(adc))));
-        let mut next = SystemTime::now() + MAX_SLEEP;
-        for (key, entry) in entries {
-            let idle = now_secs().saturating_sub(entry.last_used.load(Ordering::Relaxed));
-            if let Some(key) = &key
-                && idle > IDLE_LIMIT.as_secs()
-            {
-                if let Ok(mut map) = inner.entries.write() {
-                    map.remove(key);
-                }
-                continue;
-            }
-            let retry_at = entry.retry_at.lock().ok().and_then(|r| *r);
-            let due = || {
-                let at = entry.token.load().as_ref().map(|t| t.refresh_at());
-                let now = SystemTime::now();
-                at.is_none_or(|at| at <= now) && retry_at.is_none_or(|at| at <= now)
-            };
-            if due() {
-                let _one = entry.fetching.lock().await;
-                // A request may have fetched one meanwhile.
-                if due()
-                    && let Err(error) = inner.fetch(&entry).await
-                {
-                    tracing::warn!(%error, "refreshing a Vertex AI access token failed; retrying");
-                }
-            }
-            let retry_at = entry.retry_at.lock().ok().and_then(|r| *r);
-            let refresh_at = entry.token.load().as_ref().map(|t| t.refresh_at());
-            for at in [retry_at, refresh_at].into_iter().flatten() {
-                next = next.min(at);
-            }
-        }
-        drop(inner);
-        let sleep = next
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
-            .clamp(MIN_SLEEP, MAX_SLEEP);
-        tokio::time::sleep(sleep).await;
     }
 }
 
@@ -576,5 +551,42 @@ pub(crate) fn vertex_status(app: &AppState, deployment: &Deployment) -> Credenti
             usable: false,
             error: Some(error.to_string()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_source_waits_out_a_growing_backoff_and_its_error_answers_meanwhile() {
+        let entry = Entry::new(
+            Source::Metadata {
+                host: "127.0.0.1:9".into(),
+            },
+            Some(Arc::from("p")),
+        );
+        assert!(entry.failing().is_none());
+        assert_eq!(entry.project.lock().unwrap().as_deref(), Some("p"));
+        let wait = |entry: &Entry| {
+            let at = entry.retry_at.lock().unwrap().unwrap();
+            at.duration_since(SystemTime::now()).unwrap_or_default()
+        };
+        entry.record(Some("refused".into()));
+        assert_eq!(entry.failing().as_deref(), Some("refused"));
+        assert!(wait(&entry) <= Duration::from_secs(1));
+        entry.record(Some("refused".into()));
+        entry.record(Some("refused".into()));
+        assert!(wait(&entry) > Duration::from_secs(2), "4 s after the third");
+        for _ in 0..40 {
+            entry.record(Some("refused".into()));
+        }
+        assert!(wait(&entry) <= MAX_BACKOFF);
+        entry.record(None);
+        assert!(entry.failing().is_none() && entry.retry_at.lock().unwrap().is_none());
+        assert!(entry.error.lock().unwrap().is_none());
+        // The override wins over the credentials' project.
+        entry.set_project(Some(Arc::from("from-key")));
+        assert_eq!(entry.project.lock().unwrap().as_deref(), Some("p"));
     }
 }
