@@ -409,6 +409,7 @@ pub const SETTINGS: &[(&str, Support)] = &[
     ("general_settings.store_prompts_in_spend_logs", Implemented),
     ("general_settings.maximum_spend_logs_retention_period", Implemented),
     ("general_settings.maximum_spend_logs_retention_interval", Implemented),
+    ("general_settings.responses_retention_period", Implemented),
     ("general_settings.proxy_batch_write_at", Implemented),
     ("general_settings.disable_adding_master_key_hash_to_db", Ignored(SPEND_LOGS)),
     ("general_settings.disable_reset_budget", Ignored(BUDGETS)),

@@ -347,6 +347,9 @@ pub struct GeneralSettings {
     pub maximum_spend_logs_retention_period: Option<String>,
     /// How often the retention deletion runs (default `1d`).
     pub maximum_spend_logs_retention_interval: Option<String>,
+    /// How long Responses translated for non-OpenAI deployments are kept for `GET` and
+    /// `previous_response_id` (vaultgate's own setting; default `30d`, as OpenAI keeps its own).
+    pub responses_retention_period: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

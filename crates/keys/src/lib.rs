@@ -24,6 +24,7 @@
 //! reservation is per instance.
 
 mod admin;
+mod batch;
 mod budget_reset;
 mod cache;
 mod clock;
@@ -42,6 +43,7 @@ mod pricing;
 mod principals;
 mod query;
 mod request;
+mod responses;
 mod routes;
 mod service;
 mod spend;
@@ -66,6 +68,7 @@ pub use principals::model::{
     TeamRole, UserRecord,
 };
 pub use query::{DailySpend, ListQuery};
+pub use responses::{MAX_STORED_RESPONSE_BYTES, StoredResponse};
 pub use routes::routes;
 pub use service::KeyService;
 pub use spend::SpendStatus;

@@ -50,6 +50,8 @@ pub struct KeyServiceOptions {
     pub directory_reload_interval: Duration,
     /// Per-request spend logs (`/spend/logs`): on or off, bodies, retention, queue bounds.
     pub spend_logs: crate::spend_logs::SpendLogOptions,
+    /// How long stored Responses (those translated for non-OpenAI deployments) are kept.
+    pub responses_retention: std::time::Duration,
     /// How often the store is scanned for budgets to reset (by the one instance that runs
     /// the background jobs), plus a random part of up to `budget_reset_jitter`.
     pub budget_reset_interval: Duration,
@@ -82,6 +84,7 @@ impl KeyServiceOptions {
             spend_backlog_max: 100_000,
             spend_shutdown_timeout: Duration::from_secs(10),
             spend_logs: crate::spend_logs::SpendLogOptions::default(),
+            responses_retention: Duration::from_secs(30 * 86_400),
             budget_reset_interval: Duration::from_secs(60),
             budget_reset_jitter: Duration::ZERO,
             directory_reload_interval: Duration::from_secs(60),

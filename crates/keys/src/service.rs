@@ -14,6 +14,7 @@ use vaultgate_config::ModelInfo;
 use vaultgate_core::Result;
 use vaultgate_quota::{Quota, QuotaHealth};
 
+use crate::batch::{LogQueue, LogWriter};
 use crate::cache::{CacheSettings, KeyCache};
 use crate::cluster::{self, Cluster};
 use crate::limits::{Admission, Limits};
@@ -25,11 +26,18 @@ use crate::outbox::Outbox;
 use crate::principals::access::{Actor, Caller};
 use crate::principals::directory::Directory;
 use crate::query::{DailySpend, ListQuery};
+use crate::responses::{Pending, StoredResponse, StoredResponses, on_written};
 use crate::spend::{SpendStatus, SpendWriter};
 use crate::spend_logs::SpendLogRow;
 use crate::state::Inner;
 use crate::store::{Backend, Store};
 use crate::{admin, budget_reset, drift, query};
+
+/// Stored Responses waiting for the writer (also bounded in bytes), and per write.
+const RESPONSES_QUEUE_MAX: usize = 10_000;
+const RESPONSES_BATCH_MAX: usize = 100;
+/// How often expired stored Responses are deleted.
+const RESPONSES_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Time given to the tasks and the database beyond the spend flush at shutdown.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(3);
@@ -75,14 +83,39 @@ impl KeyService {
             &options,
             cluster.announcer.clone(),
         );
-        let (log_writer, logs) = crate::spend_logs::LogWriter::new(
+        let bounds = |queue_max, backlog_max| crate::batch::Bounds {
+            queue_max,
+            backlog_max,
+        };
+        let spend_logs = &options.spend_logs;
+        let (log_writer, logs) = if spend_logs.enabled {
+            let (writer, queue) = LogWriter::new(
+                store.clone(),
+                stop.clone(),
+                bounds(spend_logs.queue_max, spend_logs.backlog_max),
+                options.spend_flush_interval,
+                options.spend_batch_max,
+                options.spend_shutdown_timeout,
+            );
+            (Some(writer), queue)
+        } else {
+            (None, LogQueue::disabled())
+        };
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let (responses_writer, responses_queue) = LogWriter::new(
             store.clone(),
             stop.clone(),
-            &options.spend_logs,
+            bounds(RESPONSES_QUEUE_MAX, RESPONSES_QUEUE_MAX),
             options.spend_flush_interval,
-            options.spend_batch_max,
+            RESPONSES_BATCH_MAX,
             options.spend_shutdown_timeout,
         );
+        let responses_writer = responses_writer.on_written(on_written(Arc::clone(&pending)));
+        let responses = StoredResponses {
+            queue: responses_queue,
+            pending,
+            retention: options.responses_retention,
+        };
         let limits = Limits {
             live: live.clone(),
             directory: directory.clone(),
@@ -108,6 +141,7 @@ impl KeyService {
             spend,
             spend_status,
             logs,
+            responses,
             outbox,
             admin: admin_lock,
             clock: options.clock.clone(),
@@ -122,7 +156,7 @@ impl KeyService {
         let cluster_tasks = cluster::spawn(&inner).await;
         let log_task = log_writer.map(|w| tokio::spawn(w.run()));
         let retention_task = inner.options.spend_logs.retention.map(|period| {
-            tokio::spawn(crate::spend_logs::retention(
+            tokio::spawn(crate::batch::retention::<SpendLogRow>(
                 inner.store.clone(),
                 inner.clock.clone(),
                 period,
@@ -130,9 +164,19 @@ impl KeyService {
                 inner.stop.clone(),
             ))
         });
+        let responses_task = tokio::spawn(responses_writer.run());
+        let responses_retention = tokio::spawn(crate::batch::retention::<Arc<StoredResponse>>(
+            inner.store.clone(),
+            inner.clock.clone(),
+            inner.options.responses_retention,
+            RESPONSES_PURGE_INTERVAL.min(inner.options.responses_retention),
+            inner.stop.clone(),
+        ));
         if let Ok(mut tasks) = inner.tasks.lock() {
             tasks.extend(log_task);
             tasks.extend(retention_task);
+            tasks.push(responses_task);
+            tasks.push(responses_retention);
             tasks.push(writer_task);
             tasks.push(reset_task);
             tasks.push(reload_task);
@@ -238,10 +282,44 @@ impl KeyService {
     pub async fn purge_spend_logs(&self) -> Result<u64> {
         match self.inner.options.spend_logs.retention {
             Some(period) => {
-                crate::spend_logs::purge(&self.inner.store, self.inner.clock.as_ref(), period).await
+                crate::batch::purge::<SpendLogRow>(
+                    &self.inner.store,
+                    self.inner.clock.as_ref(),
+                    period,
+                )
+                .await
             }
             None => Ok(0),
         }
+    }
+
+    // ---- stored Responses --------------------------------------------------------------------
+
+    /// Queues a translated response for storing; never waits. `false` when it is not stored
+    /// (larger than [`crate::MAX_STORED_RESPONSE_BYTES`], or too many waiting), counted in
+    /// `vaultgate_stored_responses_dropped_total`.
+    pub fn keep_response(&self, response: StoredResponse) -> bool {
+        self.inner.responses.keep(response)
+    }
+
+    /// A stored response by id: from memory while it waits for the writer, else from the
+    /// store; `None` when unknown, deleted or past the retention period. The caller checks
+    /// its owner.
+    pub async fn stored_response(&self, id: &str) -> Result<Option<Arc<StoredResponse>>> {
+        self.inner
+            .responses
+            .get(&self.inner.store, self.inner.clock.as_ref(), id)
+            .await
+    }
+
+    /// Deletes a stored response; whether there was one.
+    pub async fn delete_stored_response(&self, id: &str) -> Result<bool> {
+        self.inner.responses.delete(&self.inner.store, id).await
+    }
+
+    /// Writes every queued response to the store (tests).
+    pub async fn flush_stored_responses(&self) -> Result<()> {
+        self.inner.responses.queue.flush().await
     }
 
     /// A team's alias, as this instance knows it (for logs and metrics labels).

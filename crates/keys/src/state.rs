@@ -30,7 +30,9 @@ pub(crate) struct Inner {
     pub spend: SpendQueue,
     pub spend_status: Arc<Mutex<SpendStatus>>,
     /// The spend-log rows' queue (takes nothing under `disable_spend_logs`).
-    pub logs: crate::spend_logs::LogQueue,
+    pub logs: crate::batch::LogQueue<crate::spend_logs::SpendLogRow>,
+    /// Translated Responses, kept for retrieval and `previous_response_id`.
+    pub responses: crate::responses::StoredResponses,
     pub outbox: Arc<Outbox>,
     /// Serialises key-management writes and outbox processing on this instance.
     pub admin: Arc<tokio::sync::Mutex<()>>,

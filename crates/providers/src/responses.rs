@@ -10,6 +10,7 @@
 //! [`chat_response_to_responses`] (or [`ResponsesStreamTranslator`] when streaming).
 
 mod answer;
+mod items;
 mod passthrough;
 mod request;
 mod stream;
@@ -26,6 +27,7 @@ use crate::deployment::{Target, bad_base, parse_url};
 use crate::{Deployment, Resolved, UpstreamRequest, Usage, post_json};
 
 pub use answer::chat_response_to_responses;
+pub use items::{continued, conversation, input_items};
 pub use passthrough::{IdRewriter, rewrite_answer_id};
 pub use request::responses_to_chat_request;
 pub use stream::ResponsesStreamTranslator;
@@ -57,6 +59,13 @@ pub struct ResponseId {
     pub deployment: String,
     /// The id the upstream gave the response.
     pub upstream: String,
+}
+
+/// A new id for a response translated for `deployment`: the upstream part is made here (a
+/// chat id need not be unique), so a stored response's id names it alone.
+pub fn translated_id(provider: &str, deployment: &str) -> String {
+    let own = format!("resp_{}", uuid::Uuid::new_v4().simple());
+    encode_id(provider, deployment, &own)
 }
 
 /// Which deployment a response id belongs to, for clients that send it back.
@@ -213,7 +222,9 @@ const ECHOED: &[&str] = &[
     "max_output_tokens",
     "metadata",
     "parallel_tool_calls",
+    "previous_response_id",
     "reasoning",
+    "store",
     "temperature",
     "text",
     "tool_choice",
@@ -224,7 +235,7 @@ const ECHOED: &[&str] = &[
 ];
 
 /// The members of `request` a response object echoes (not the input, which may be large).
-fn echoed(request: &Map<String, Value>) -> Map<String, Value> {
+pub fn echoed(request: &Map<String, Value>) -> Map<String, Value> {
     ECHOED
         .iter()
         .filter_map(|name| Some(((*name).to_owned(), request.get(*name)?.clone())))
@@ -232,8 +243,9 @@ fn echoed(request: &Map<String, Value>) -> Map<String, Value> {
 }
 
 /// The response object around a translated answer, echoing what the request asked for as
-/// OpenAI does; `output` and `usage` are filled by the caller. Translated responses are not
-/// stored (`store: false`).
+/// OpenAI does; `output` and `usage` are filled by the caller. `store` and
+/// `previous_response_id` are the request's as the caller set them (the gateway decides
+/// whether it stores the response): `false` and `null` when absent.
 fn response_object(
     request: &Map<String, Value>,
     id: &str,
@@ -268,12 +280,15 @@ fn response_object(
         "parallel_tool_calls".into(),
         echo("parallel_tool_calls", json!(true)),
     );
-    object.insert("previous_response_id".into(), Value::Null);
+    object.insert(
+        "previous_response_id".into(),
+        echo("previous_response_id", Value::Null),
+    );
     object.insert(
         "reasoning".into(),
         echo("reasoning", json!({"effort": null, "summary": null})),
     );
-    object.insert("store".into(), json!(false));
+    object.insert("store".into(), echo("store", json!(false)));
     object.insert("temperature".into(), echo("temperature", json!(1.0)));
     object.insert(
         "text".into(),

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 use vaultgate_core::Error;
 use vaultgate_providers::TranslateStream;
 use vaultgate_providers::responses::{
-    IdRewriter, ResponsesStreamTranslator, chat_response_to_responses, decode_id, encode_id,
-    responses_to_chat_request, rewrite_answer_id,
+    IdRewriter, ResponsesStreamTranslator, chat_response_to_responses, continued, conversation,
+    decode_id, encode_id, input_items, responses_to_chat_request, rewrite_answer_id,
 };
 
 fn object(value: Value) -> Map<String, Value> {
@@ -274,7 +274,12 @@ fn a_chat_stream_becomes_response_events_with_text_then_a_tool_call() {
         (decoded.provider.as_str(), decoded.deployment.as_str()),
         ("anthropic", "claude-0")
     );
-    assert_eq!(decoded.upstream, "chatcmpl-9");
+    // The id's own part is made by the gateway (a chat id need not be unique).
+    assert!(
+        decoded.upstream.starts_with("resp_"),
+        "{}",
+        decoded.upstream
+    );
     assert_eq!(created["status"], "in_progress");
     assert_eq!(events[6].1["text"], "Hello");
     assert_eq!(events[6].1["output_index"], 0);
@@ -293,6 +298,8 @@ fn a_chat_stream_becomes_response_events_with_text_then_a_tool_call() {
     assert_eq!(done["usage"]["input_tokens"], 5);
     assert_eq!(done["usage"]["output_tokens"], 7);
     assert_eq!(done["usage"]["total_tokens"], 12);
+    assert_eq!(translator.take_completed().as_ref(), Some(done));
+    assert_eq!(translator.take_completed(), None, "taken once");
 }
 
 #[test]
@@ -312,6 +319,7 @@ fn a_cut_or_failing_chat_stream_ends_with_response_failed() {
             .contains("ended before")
     );
     assert_eq!(last["response"]["output"][0]["content"][0]["text"], "Hel");
+    assert_eq!(cut.take_completed(), None, "a failed response is not kept");
 
     let mut failing = ResponsesStreamTranslator::new(&request, "m", "gemini", "g-0");
     let frames = failing
@@ -415,4 +423,45 @@ fn passed_through_answers_and_streams_get_the_gateways_id_and_keep_their_bytes()
     let last = String::from_utf8(out.last().unwrap().to_vec()).unwrap();
     assert!(last.starts_with("event: error\ndata: {"), "{last}");
     assert!(last.contains("ended before"), "{last}");
+}
+
+#[test]
+fn a_follow_up_sends_the_stored_turns_before_its_own_input() {
+    let first = object(json!({"model": "m", "instructions": "Be brief.", "input": "Call look."}));
+    let items = input_items(&first);
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["type"], "message");
+    assert_eq!(items[0]["role"], "user");
+    assert_eq!(items[0]["status"], "completed");
+    assert_eq!(
+        items[0]["content"],
+        json!([{"type": "input_text", "text": "Call look."}])
+    );
+    assert!(items[0]["id"].as_str().unwrap().starts_with("msg_"));
+    let answer = json!({"output": [
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "look",
+            "arguments": "{}", "status": "completed"}]});
+    let history = conversation(Vec::new(), items, &answer);
+    assert_eq!(history.len(), 3);
+    let next = object(
+        json!({"model": "m", "previous_response_id": "resp_x", "input": [
+        {"type": "function_call_output", "call_id": "c1", "output": "a cat"}]}),
+    );
+    let request = continued(&next, history);
+    assert!(request.get("previous_response_id").is_none());
+    let chat = responses_to_chat_request(&request, false).unwrap();
+    let messages = chat["messages"].as_array().unwrap();
+    // No system message: instructions belong to the turn that sent them, as on OpenAI.
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert_eq!(
+        messages[0],
+        json!({"role": "user", "content": "Call look."})
+    );
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["tool_calls"][0]["id"], "c1");
+    assert_eq!(
+        messages[2],
+        json!({"role": "tool", "tool_call_id": "c1", "content": "a cat"})
+    );
 }

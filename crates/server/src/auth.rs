@@ -10,6 +10,7 @@ use vaultgate_keys::{KeyRecord, key_from_headers};
 use crate::state::AppState;
 
 /// The authenticated caller of one request.
+#[derive(Clone)]
 pub enum Principal {
     /// The master key: every model, every admin route.
     Master,

@@ -32,6 +32,7 @@ mod spend_log;
 mod sse;
 mod starting;
 mod state;
+mod stored_responses;
 pub mod telemetry;
 mod upstream;
 mod vault_mirror;

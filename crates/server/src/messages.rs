@@ -47,6 +47,7 @@ async fn forward(
         access,
         group,
         params,
+        ..
     } = admit(
         app,
         headers,

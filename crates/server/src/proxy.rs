@@ -108,6 +108,8 @@ pub(crate) struct Admitted<'a> {
     pub group: GroupRef<'a>,
     /// LiteLLM's request-level params, split off the body.
     pub params: RequestParams,
+    /// Who calls (for what depends on the caller beyond access, such as stored responses).
+    pub principal: crate::auth::Principal,
 }
 
 /// Authenticates, reads and parses the body, splits LiteLLM's own params off it (`keep`: those
@@ -151,6 +153,7 @@ pub(crate) async fn admit<'a>(
             access,
             group,
             params,
+            principal: principal.clone(),
         })
     }
     .await;
@@ -180,6 +183,7 @@ async fn forward(
         access,
         group,
         params,
+        ..
     } = admit(
         app,
         headers,

@@ -10,15 +10,16 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::HeaderMap;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use vaultgate_core::{Error, Result};
 use vaultgate_providers::responses::{
     self, Call, IdRewriter, ResponsesStreamTranslator, chat_response_to_responses, decode_id,
-    encode_id, passes_through, rewrite_answer_id,
+    passes_through, rewrite_answer_id, translated_id,
 };
 use vaultgate_providers::{ChatBody, Deployment, Endpoint};
 use vaultgate_router::{ModelGroup, RequestRouting};
 
+use crate::auth::Principal;
 use crate::error_shape::litellm_shape;
 use crate::proxy::{
     Admitted, AnswerFormat, AnswerUsage, admit, answer, json_response, sse_response,
@@ -27,6 +28,7 @@ use crate::reply::reshape_chat_reply;
 use crate::request_params::RequestParams;
 use crate::sse::UsageFormat;
 use crate::state::AppState;
+use crate::stored_responses::{self, Ask, Keep, Keeping};
 use crate::upstream::{
     ErrorShape, Reply, attempt, copy_error, drop_params, resolve, send, translate_stream,
     with_key_reread,
@@ -62,14 +64,16 @@ async fn forward(
         access,
         group,
         mut params,
+        principal,
     } = admit(app, headers, body, OWN_PARAMS, "aresponses", model_label).await?;
-    let request = match ResponsesRequest::new(request, &group, &mut params.routing) {
-        Ok(request) => request,
-        Err(error) => {
-            access.fail(None, &error);
-            return Err(error);
-        }
-    };
+    let request =
+        match ResponsesRequest::new(app, &principal, request, &group, &mut params.routing).await {
+            Ok(request) => request,
+            Err(error) => {
+                access.fail(None, &error);
+                return Err(error);
+            }
+        };
     let routing = &params.routing;
     let (result, outcome) = app
         .router
@@ -97,48 +101,100 @@ async fn forward(
 struct ResponsesRequest {
     /// The client's body; a `previous_response_id` the gateway issued is the upstream's again.
     body: ChatBody,
+    /// What translated response objects echo: the request's settings, with `store` as the
+    /// gateway keeps it and the client's `previous_response_id`.
+    echo: Map<String, Value>,
+    /// What a chat deployment gets translated, when it is not the body: the request with the
+    /// stored conversation of its `previous_response_id` in front of its input.
+    continued: Option<Map<String, Value>>,
+    /// Where a translated response is stored (`None`: not stored).
+    keep: Option<Keep>,
     /// The chat request, without and with `drop_params` (built on first use of each).
     as_chat: [std::sync::OnceLock<Result<ChatBody>>; 2],
 }
 
 impl ResponsesRequest {
-    /// A `previous_response_id` the gateway issued goes upstream as the upstream's own id, and
-    /// only the deployment that holds it may serve (no fallback: no other has it).
-    fn new(body: ChatBody, group: &ModelGroup, routing: &mut RequestRouting) -> Result<Self> {
+    /// A `previous_response_id` of an OpenAI or Azure deployment goes upstream as the
+    /// upstream's own id, and only the deployment that holds it may serve (no fallback: no
+    /// other has it). Any other one names a stored translated response, whose conversation is
+    /// put in front of the input (any deployment may serve it).
+    async fn new(
+        app: &AppState,
+        principal: &Principal,
+        body: ChatBody,
+        group: &ModelGroup,
+        routing: &mut RequestRouting,
+    ) -> Result<Self> {
         const NAME: &[u8] = b"previous_response_id";
         let previous = if body.bytes().windows(NAME.len()).any(|w| w == NAME) {
             body.fields()?
                 .get("previous_response_id")
                 .and_then(Value::as_str)
-                .and_then(decode_id)
+                .map(str::to_owned)
         } else {
             None
         };
-        let body = match previous {
-            Some(previous) => {
-                if group
-                    .deployments
-                    .iter()
-                    .any(|d| d.id == previous.deployment)
-                {
-                    routing.only_deployment = Some(previous.deployment.clone());
+        let held_upstream = previous.as_deref().and_then(decode_id).filter(|decoded| {
+            app.router
+                .deployments()
+                .any(|d| d.id == decoded.deployment && passes_through(d))
+        });
+        let translated_here = group.deployments.iter().any(|d| !passes_through(d));
+        let fields = body.fields()?;
+        let mut history = Vec::new();
+        let mut continued = None;
+        match (&previous, held_upstream, &app.keys) {
+            (_, Some(held), _) => {
+                if group.deployments.iter().any(|d| d.id == held.deployment) {
+                    routing.only_deployment = Some(held.deployment.clone());
                     routing.disable_fallbacks = true;
                 }
-                let mut fields = body.fields()?.clone();
-                fields.insert("previous_response_id".into(), json!(previous.upstream));
-                ChatBody::from_fields(fields, body.model.clone())?
+                let mut fields = fields.clone();
+                fields.insert("previous_response_id".into(), json!(held.upstream));
+                let body = ChatBody::from_fields(fields, body.model.clone())?;
+                return Self::with(app, principal, body, None, &[]);
             }
-            None => body,
+            (Some(id), None, Some(keys)) if translated_here => {
+                history = stored_responses::previous(keys, principal, id).await?;
+                continued = Some(responses::continued(fields, history.clone()));
+            }
+            _ => {}
+        }
+        Self::with(app, principal, body, continued, &history)
+    }
+
+    fn with(
+        app: &AppState,
+        principal: &Principal,
+        body: ChatBody,
+        continued: Option<Map<String, Value>>,
+        history: &[Value],
+    ) -> Result<Self> {
+        let fields = body.fields()?;
+        let store =
+            app.keys.is_some() && fields.get("store").and_then(Value::as_bool) != Some(false);
+        let mut echo = responses::echoed(fields);
+        echo.insert("store".into(), json!(store));
+        let keep = match &app.keys {
+            Some(keys) if store => Some(Keep::new(keys, principal, history)),
+            _ => None,
         };
         Ok(Self {
             body,
+            echo,
+            continued,
+            keep,
             as_chat: Default::default(),
         })
     }
 
     fn as_chat(&self, drop_params: bool) -> &Result<ChatBody> {
         self.as_chat[usize::from(drop_params)].get_or_init(|| {
-            let fields = responses::responses_to_chat_request(self.body.fields()?, drop_params)?;
+            let fields = match &self.continued {
+                Some(continued) => continued,
+                None => self.body.fields()?,
+            };
+            let fields = responses::responses_to_chat_request(fields, drop_params)?;
             ChatBody::from_fields(fields, self.body.model.clone())
         })
     }
@@ -180,22 +236,28 @@ async fn attempt_responses(
         Arc::clone(&deployment),
     )
     .await?;
-    let fields = request.body.fields()?;
+    let echo = &request.echo;
     let model = &request.body.model;
+    let keep = match &request.keep {
+        Some(keep) => Some(keep.with_input(request.body.fields()?)),
+        None => None,
+    };
     reshape_chat_reply(
         reply,
         |json| {
-            let upstream = json.get("id").and_then(Value::as_str).unwrap_or("chatcmpl");
-            let id = encode_id(provider, &deployment.id, upstream);
-            chat_response_to_responses(json, fields, model, &id)
+            let id = translated_id(provider, &deployment.id);
+            let response = chat_response_to_responses(json, echo, model, &id);
+            if let Some(keep) = &keep {
+                keep.keep(&response);
+            }
+            response
         },
         || {
-            Box::new(ResponsesStreamTranslator::new(
-                fields,
-                model,
-                provider,
-                &deployment.id,
-            ))
+            let translator = ResponsesStreamTranslator::new(echo, model, provider, &deployment.id);
+            match &keep {
+                Some(keep) => Box::new(Keeping::new(translator, keep.clone())),
+                None => Box::new(translator),
+            }
         },
     )
 }
@@ -251,21 +313,12 @@ fn with_our_id(reply: Reply, deployment: &Deployment) -> Reply {
     }
 }
 
-/// A call about a stored response.
-#[derive(Clone, Copy)]
-enum Stored {
-    Retrieve,
-    Delete,
-    InputItems,
-}
-
-impl Stored {
-    fn call(self, upstream_id: &str) -> Call<'_> {
-        match self {
-            Self::Retrieve => Call::Retrieve(upstream_id),
-            Self::Delete => Call::Delete(upstream_id),
-            Self::InputItems => Call::InputItems(upstream_id),
-        }
+/// The pass-through call of a request about a stored response.
+fn upstream_call(ask: Ask, upstream_id: &str) -> Call<'_> {
+    match ask {
+        Ask::Retrieve => Call::Retrieve(upstream_id),
+        Ask::Delete => Call::Delete(upstream_id),
+        Ask::InputItems => Call::InputItems(upstream_id),
     }
 }
 
@@ -274,7 +327,7 @@ pub async fn retrieve(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    by_id(&app, &id, request, Stored::Retrieve).await
+    by_id(&app, &id, request, Ask::Retrieve).await
 }
 
 pub async fn delete(
@@ -282,7 +335,7 @@ pub async fn delete(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    by_id(&app, &id, request, Stored::Delete).await
+    by_id(&app, &id, request, Ask::Delete).await
 }
 
 pub async fn input_items(
@@ -290,10 +343,10 @@ pub async fn input_items(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    by_id(&app, &id, request, Stored::InputItems).await
+    by_id(&app, &id, request, Ask::InputItems).await
 }
 
-async fn by_id(app: &AppState, id: &str, request: Request, what: Stored) -> Response {
+async fn by_id(app: &AppState, id: &str, request: Request, what: Ask) -> Response {
     let started = std::time::Instant::now();
     let (parts, _) = request.into_parts();
     let mut model = None;
@@ -307,14 +360,15 @@ async fn by_id(app: &AppState, id: &str, request: Request, what: Stored) -> Resp
     response
 }
 
-/// A call about a stored response, sent to the deployment its id names, for callers that may
-/// use that deployment's model.
+/// A call about a stored response: sent to the OpenAI or Azure deployment its id names, for
+/// callers that may use that deployment's model, or answered from the gateway's own store for
+/// a translated response.
 async fn stored(
     app: &AppState,
     id: &str,
     headers: &HeaderMap,
     query: Option<&str>,
-    what: Stored,
+    what: Ask,
     model_label: &mut Option<String>,
 ) -> Result<Response> {
     let principal = app.authenticate(headers).await?;
@@ -324,18 +378,31 @@ async fn stored(
         .router
         .deployments()
         .find(|d| d.id == decoded.deployment)
-        .cloned()
-        .ok_or_else(|| not_found(""))?;
-    app.authorize(&principal, &deployment.model_name, None)?;
-    *model_label = Some(deployment.model_name.clone());
-    if !passes_through(&deployment) {
-        return Err(not_found(&format!(
-            ": responses of {} deployments are not stored (only OpenAI and Azure keep them)",
-            deployment.provider.as_str()
-        )));
+        .cloned();
+    if let Some(deployment) = &deployment {
+        app.authorize(&principal, &deployment.model_name, None)?;
+        *model_label = Some(deployment.model_name.clone());
     }
+    let deployment = match deployment {
+        Some(deployment) if passes_through(&deployment) => deployment,
+        // Translated: the gateway's own store has it, if anywhere.
+        _ => {
+            return match &app.keys {
+                Some(keys) => stored_responses::answer(keys, &principal, id, what, query).await,
+                None => Err(not_found(
+                    ": responses translated for non-OpenAI deployments are stored only with a database_url",
+                )),
+            };
+        }
+    };
     let reply = with_key_reread(app, &deployment, || {
-        call(app, &deployment, what.call(&decoded.upstream), query, None)
+        call(
+            app,
+            &deployment,
+            upstream_call(what, &decoded.upstream),
+            query,
+            None,
+        )
     })
     .await?;
     Ok(match with_our_id(reply, &deployment) {

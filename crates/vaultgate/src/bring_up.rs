@@ -308,6 +308,13 @@ async fn open_keys_limited(
         &config.general_settings,
     )?;
     options.spend_logs = spend_logs;
+    if let Some(period) = duration(
+        "responses_retention_period",
+        &config.general_settings.responses_retention_period,
+    )? {
+        // Zero would keep nothing and spin the deletion pass.
+        options.responses_retention = period.max(Duration::from_secs(1));
+    }
     if serving {
         options = options.with_limiter(crate::limits::limiter(config, secrets).await?);
     }
@@ -328,21 +335,23 @@ async fn open_keys_limited(
     KeyService::open(options).await.map(Some)
 }
 
+/// A `general_settings` duration (`30d`, `12h`…); one that is no duration stops the start.
+fn duration(name: &str, text: &Option<String>) -> Result<Option<Duration>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    vaultgate_keys::parse_duration(text)
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map(|ms| Some(Duration::from_millis(ms)))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "general_settings.{name} must be a duration like 30d, 12h or 90m, got {text:?}"
+            ))
+        })
+}
+
 /// LiteLLM's spend-log settings; a retention that is no duration stops the start.
 fn spend_log_options(general: &GeneralSettings) -> Result<SpendLogOptions> {
-    let duration = |name: &str, text: &Option<String>| -> Result<Option<Duration>> {
-        let Some(text) = text else {
-            return Ok(None);
-        };
-        vaultgate_keys::parse_duration(text)
-            .and_then(|ms| u64::try_from(ms).ok())
-            .map(|ms| Some(Duration::from_millis(ms)))
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "general_settings.{name} must be a duration like 30d, 12h or 90m, got {text:?}"
-                ))
-            })
-    };
     let mut options = SpendLogOptions {
         enabled: !general.disable_spend_logs,
         store_prompts: general.store_prompts_in_spend_logs,

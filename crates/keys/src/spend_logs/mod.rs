@@ -1,6 +1,6 @@
 //! Spend logs (LiteLLM_SpendLogs): one row per model request, queued by the request path
-//! without waiting ([`LogQueue::send`] never blocks: a full queue drops the row and counts it),
-//! written in batches by [`writer::LogWriter`], deleted after
+//! without waiting ([`crate::batch::LogQueue::send`] never blocks: a full queue drops the row
+//! and counts it), written in batches by [`crate::batch::LogWriter`], deleted after
 //! `maximum_spend_logs_retention_period` by a background pass, and read by LiteLLM's
 //! `/spend/*` and `/global/spend/*` routes.
 //!
@@ -12,13 +12,10 @@ mod query;
 mod report;
 pub(crate) mod routes;
 mod store;
-mod writer;
 
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-
-pub(crate) use writer::{LogQueue, LogWriter, purge, retention};
 
 /// `api_key` of requests made with the master key: LiteLLM's value under
 /// `disable_adding_master_key_hash_to_db`, so not even a hash of the master key is stored.
@@ -64,6 +61,24 @@ pub struct SpendLogRow {
     /// Only with `store_prompts_in_spend_logs`.
     pub messages: Option<Value>,
     pub response: Option<Value>,
+}
+
+/// Rows go to the store through the batch writer.
+#[async_trait::async_trait]
+impl crate::batch::Row for SpendLogRow {
+    const WHAT: &'static str = "spend-log rows";
+    const METRICS: &'static str = "vaultgate_spend_logs";
+
+    async fn insert(store: &crate::store::Store, rows: &[Self]) -> vaultgate_core::Result<()> {
+        store.insert_request_logs(rows).await
+    }
+
+    async fn delete_before(
+        store: &crate::store::Store,
+        cutoff_ms: i64,
+    ) -> vaultgate_core::Result<u64> {
+        store.delete_request_logs_before(cutoff_ms).await
+    }
 }
 
 /// Spend-log settings (LiteLLM's `general_settings` names).

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::{
-    call_item, custom_tool_names, echoed, encode_id, ending, item_id, response_object,
-    responses_usage,
+    call_item, custom_tool_names, echoed, ending, item_id, response_object, responses_usage,
+    translated_id,
 };
 use crate::now_secs;
 use crate::sse::{SseReader, Translate};
@@ -81,6 +81,8 @@ pub struct ResponsesStreamTranslator {
     tools: Vec<(u64, usize)>,
     finish_reason: Option<String>,
     usage: Option<Value>,
+    /// The response object of `response.completed` (or `.incomplete`), once sent.
+    completed: Option<Value>,
 }
 
 impl ResponsesStreamTranslator {
@@ -107,7 +109,14 @@ impl ResponsesStreamTranslator {
             tools: Vec::new(),
             finish_reason: None,
             usage: None,
+            completed: None,
         }
+    }
+
+    /// The whole response once the stream completed (`response.completed` or `.incomplete`
+    /// was sent), taken once; `None` before and after a failure.
+    pub fn take_completed(&mut self) -> Option<Value> {
+        self.completed.take()
     }
 
     fn emit(&mut self, kind: &str, data: Value, out: &mut Vec<Bytes>) {
@@ -146,7 +155,7 @@ impl ResponsesStreamTranslator {
         if let Some(created) = chunk.get("created").and_then(Value::as_u64) {
             self.created_at = created;
         }
-        let id = encode_id(&self.provider, &self.deployment, &upstream);
+        let id = translated_id(&self.provider, &self.deployment);
         self.id = Some((id, upstream));
         let response = Value::Object(self.response("in_progress"));
         self.emit(
@@ -402,6 +411,8 @@ impl ResponsesStreamTranslator {
         } else {
             "response.incomplete"
         };
+        let response = Value::Object(response);
+        self.completed = Some(response.clone());
         self.emit(kind, json!({ "response": response }), out);
         self.sse.close();
     }
