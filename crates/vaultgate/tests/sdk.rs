@@ -84,4 +84,16 @@ async fn openai_sdk_responses_create_stream_retrieve_and_delete() {
             .any(|p| p.starts_with("/v1/responses/resp_mock")),
         "{paths:?}"
     );
+    // The streamed follow-up on the translated model got both earlier turns as messages.
+    let last = mock
+        .requests()
+        .into_iter()
+        .rfind(|r| r.uri == "/v1/messages")
+        .unwrap();
+    assert_eq!(
+        last.body["messages"].as_array().unwrap().len(),
+        5,
+        "{}",
+        last.body
+    );
 }

@@ -1,7 +1,8 @@
 """Drives a running vaultgate's Responses API with the official openai SDK.
 
 Environment: GATEWAY_URL, GATEWAY_KEY, MODEL (passed through to an OpenAI deployment) and
-TRANSLATED_MODEL (served by a deployment that only speaks chat). Exits non-zero on the first
+TRANSLATED_MODEL (served by a deployment that only speaks chat; its responses are stored by
+the gateway). Exits non-zero on the first
 failed expectation.
 """
 
@@ -58,6 +59,34 @@ try:
     sys.exit("a deleted response was found")
 except openai.NotFoundError as error:
     assert error.status_code == 404, error
+
+# A translated model's responses are stored by the gateway: the same calls work on them.
+first = client.responses.create(model=translated, input="I am Ann.")
+assert first.store is True, first
+got = client.responses.retrieve(first.id)
+assert got.id == first.id and got.output_text == first.output_text, (got, first)
+items = client.responses.input_items.list(first.id)
+assert [item.type for item in items.data] == ["message"], items
+assert items.data[0].content[0].text == "I am Ann.", items
+follow_up = client.responses.create(model=translated, input="Who am I?", previous_response_id=first.id)
+assert follow_up.previous_response_id == first.id, follow_up
+assert follow_up.output_text, follow_up
+with client.responses.stream(model=translated, input="Again?", previous_response_id=follow_up.id) as stream:
+    for _ in stream:
+        pass
+    streamed = stream.get_final_response()
+assert client.responses.retrieve(streamed.id).output_text == streamed.output_text, streamed
+client.responses.delete(first.id)
+try:
+    client.responses.retrieve(first.id)
+    sys.exit("a deleted translated response was found")
+except openai.NotFoundError as error:
+    assert error.status_code == 404, error
+try:
+    client.responses.create(model=translated, input="x", previous_response_id=first.id)
+    sys.exit("a deleted response was continued")
+except openai.BadRequestError as error:
+    assert error.status_code == 400, error
 
 try:
     client.responses.create(model="no-such-model", input="x")
