@@ -27,7 +27,7 @@ use crate::deployment::{Target, bad_base, parse_url};
 use crate::{Deployment, Resolved, UpstreamRequest, Usage, post_json};
 
 pub use answer::chat_response_to_responses;
-pub use items::{continued, conversation, input_items};
+pub use items::{continued, conversation, for_openai, input_items};
 pub use passthrough::{IdRewriter, rewrite_answer_id};
 pub use request::responses_to_chat_request;
 pub use stream::ResponsesStreamTranslator;

@@ -107,6 +107,11 @@ struct ResponsesRequest {
     /// What a chat deployment gets translated, when it is not the body: the request with the
     /// stored conversation of its `previous_response_id` in front of its input.
     continued: Option<Map<String, Value>>,
+    /// The conversation of the `previous_response_id` (when `continued`), for an OpenAI or
+    /// Azure deployment, which knows nothing of that id: it gets the conversation in the
+    /// input too (built on first use).
+    history: Vec<Value>,
+    continued_upstream: std::sync::OnceLock<Result<ChatBody>>,
     /// Where a translated response is stored (`None`: not stored).
     keep: Option<Keep>,
     /// The chat request, without and with `drop_params` (built on first use of each).
@@ -139,6 +144,8 @@ impl ResponsesRequest {
                 .deployments()
                 .any(|d| d.id == decoded.deployment && passes_through(d))
         });
+        // Ours, but not held by an OpenAI or Azure deployment: a translated one.
+        let ours = previous.as_deref().and_then(decode_id).is_some();
         let translated_here = group.deployments.iter().any(|d| !passes_through(d));
         let fields = body.fields()?;
         let mut history = Vec::new();
@@ -154,13 +161,15 @@ impl ResponsesRequest {
                 let body = ChatBody::from_fields(fields, body.model.clone())?;
                 return Self::with(app, principal, body, None, &[]);
             }
-            (Some(id), None, Some(keys)) if translated_here => {
+            (Some(id), None, Some(keys)) if translated_here || ours => {
                 history = stored_responses::previous(keys, principal, id).await?;
                 continued = Some(responses::continued(fields, history.clone()));
             }
             _ => {}
         }
-        Self::with(app, principal, body, continued, &history)
+        let mut request = Self::with(app, principal, body, continued, &history)?;
+        request.history = history;
+        Ok(request)
     }
 
     fn with(
@@ -183,9 +192,27 @@ impl ResponsesRequest {
             body,
             echo,
             continued,
+            history: Vec::new(),
+            continued_upstream: std::sync::OnceLock::new(),
             keep,
             as_chat: Default::default(),
         })
+    }
+
+    /// What an OpenAI or Azure deployment gets.
+    fn upstream_body(&self) -> Result<&ChatBody> {
+        if self.continued.is_none() {
+            return Ok(&self.body);
+        }
+        let built = self.continued_upstream.get_or_init(|| {
+            let history = responses::for_openai(self.history.clone());
+            let fields = responses::continued(self.body.fields()?, history);
+            ChatBody::from_fields(fields, self.body.model.clone())
+        });
+        match built {
+            Ok(body) => Ok(body),
+            Err(error) => Err(copy_error(error)),
+        }
     }
 
     fn as_chat(&self, drop_params: bool) -> &Result<ChatBody> {
@@ -210,8 +237,9 @@ async fn attempt_responses(
 ) -> Result<Reply> {
     let mocked = params.mock_response.is_some() || deployment.mock_response.is_some();
     if passes_through(&deployment) && !mocked {
-        let dropped = drop_params(&request.body, params, &deployment)?;
-        let body = dropped.as_ref().unwrap_or(&request.body);
+        let body = request.upstream_body()?;
+        let dropped = drop_params(body, params, &deployment)?;
+        let body = dropped.as_ref().unwrap_or(body);
         let reply = with_key_reread(app, &deployment, || {
             call(app, &deployment, Call::Create, None, Some(body))
         })

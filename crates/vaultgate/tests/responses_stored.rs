@@ -1,9 +1,9 @@
 //! Responses translated for a non-OpenAI deployment (Anthropic here, via the recording mock)
 //! are stored in the key database as OpenAI stores its own: `previous_response_id` continues
-//! the conversation (the mock receives the earlier turns as messages), `GET`, `…/input_items`
-//! and `DELETE` answer in OpenAI's shapes, only the key that made a response sees it, and
-//! `store: false` keeps nothing. On SQLite (with a restart) and on PostgreSQL (with a second
-//! instance on the same database).
+//! the conversation (the mock receives the earlier turns as messages, or as input items on an
+//! OpenAI deployment), `GET`, `…/input_items` and `DELETE` answer in OpenAI's shapes, only the
+//! key that made a response sees it, and `store: false` keeps nothing. On SQLite (with a
+//! restart) and on PostgreSQL (with a second instance on the same database).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ fn start(mock: &MockUpstream, dir: &std::path::Path, database_url: &str) -> Gate
     let config = format!(
         r#"
 model_list:
+  - model_name: gpt
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{upstream}/v1', api_key: sk-openai-provider-stored}}
   - model_name: claude
     litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: '{upstream}', api_key: os.environ/TEST_ANTHROPIC_KEY}}
     model_info: {{id: claude-main}}
@@ -87,7 +89,7 @@ async fn generate(gateway: &Gateway) -> String {
         Method::POST,
         "/key/generate",
         MASTER,
-        Some(json!({"models": ["claude"]})),
+        Some(json!({"models": ["claude", "gpt"]})),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -167,6 +169,31 @@ async fn stored_responses(gateway: &Gateway, mock: &MockUpstream) -> (Value, Str
     assert_eq!(second["previous_response_id"], first_id);
     let second_id = second["id"].as_str().unwrap();
     assert_ne!(second_id, first_id);
+
+    // Continued on OpenAI, which knows nothing of the id: the conversation goes in the input.
+    let (status, on_openai) = create(
+        gateway,
+        &ann,
+        json!({"model": "gpt", "previous_response_id": first_id, "input": "Next?"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{on_openai}");
+    let seen = mock.last_request().unwrap();
+    assert_eq!(seen.uri, "/v1/responses");
+    assert!(
+        seen.body.get("previous_response_id").is_none(),
+        "{}",
+        seen.body
+    );
+    assert_eq!(
+        seen.body["input"],
+        json!([
+            {"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": "Hi, I am Ann."}]},
+            {"type": "message", "role": "assistant", "content": first["output"][0]["content"]},
+            {"role": "user", "content": "Next?"},
+        ])
+    );
 
     // A streamed third turn continues the whole chain, and is stored as it completes.
     let (status, text) = send(

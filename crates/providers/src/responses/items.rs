@@ -46,15 +46,36 @@ fn full_item(item: Value) -> Value {
 }
 
 /// `request` continuing the conversation `history` (the earlier turns' input and output items,
-/// oldest first): its `input` becomes the history followed by its own input items, and
+/// oldest first): its `input` becomes the history followed by its own input (as sent), and
 /// `previous_response_id` is gone, so the request stands on its own.
 pub fn continued(request: &Map<String, Value>, history: Vec<Value>) -> Map<String, Value> {
     let mut out = request.clone();
     let mut input = history;
-    input.extend(input_items(request));
+    match request.get("input") {
+        Some(Value::String(text)) => input.push(json!({"role": "user", "content": text})),
+        Some(Value::Array(items)) => input.extend(items.iter().cloned()),
+        _ => {}
+    }
     out.insert("input".into(), Value::Array(input));
     out.remove("previous_response_id");
     out
+}
+
+/// A stored conversation as OpenAI takes it back as input: without the ids and statuses the
+/// gateway gave its items (OpenAI knows none of them), and without reasoning items (OpenAI
+/// wants its own, encrypted).
+pub fn for_openai(history: Vec<Value>) -> Vec<Value> {
+    history
+        .into_iter()
+        .filter(|item| item.get("type").and_then(Value::as_str) != Some("reasoning"))
+        .map(|mut item| {
+            if let Some(item) = item.as_object_mut() {
+                item.remove("id");
+                item.remove("status");
+            }
+            item
+        })
+        .collect()
 }
 
 /// The items a follow-up of a stored response continues from: its history, its input items,
