@@ -125,17 +125,18 @@ impl StoredResponses {
         clock: &dyn Clock,
         id: &str,
     ) -> Result<Option<Arc<StoredResponse>>> {
+        let cutoff = cutoff(clock, self.retention);
         if let Ok(pending) = self.pending.lock()
             && let Some(found) = pending.map.get(id)
         {
-            return Ok(Some(Arc::clone(found)));
+            return Ok((found.created_ms >= cutoff).then(|| Arc::clone(found)));
         }
         let row = sqlx::query(
             "SELECT id, owner, created_at, response, input_items, history \
              FROM stored_responses WHERE id = $1 AND created_at >= $2",
         )
         .bind(id.to_owned())
-        .bind(cutoff(clock, self.retention))
+        .bind(cutoff)
         .fetch_optional(store.pool()?)
         .await
         .map_err(|e| store.fail(e))?;
@@ -295,18 +296,27 @@ mod tests {
         big.history = "x".repeat(MAX_STORED_RESPONSE_BYTES);
         assert!(!responses.keep(big));
         // Past the retention period: not found, then purged.
+        assert!(responses.keep(response("d", clock.now_ms())));
         clock.advance_ms(61_000);
         assert!(responses.get(&store, &clock, "a").await.unwrap().is_none());
+        assert!(
+            responses.get(&store, &clock, "d").await.unwrap().is_none(),
+            "expired while waiting for the writer"
+        );
         assert!(responses.keep(response("c", clock.now_ms())));
+        responses.queue.flush().await.unwrap();
         let deleted = purge::<Arc<StoredResponse>>(&store, &clock, responses.retention)
             .await
             .unwrap();
-        assert_eq!(deleted, 1);
-        // Deleting one still queued: written first, then deleted, and gone.
+        assert_eq!(deleted, 2);
+        // Deleting one: gone from the store (a queued one is written first, then deleted).
         assert!(responses.delete(&store, "c").await.unwrap());
         assert!(!responses.delete(&store, "c").await.unwrap());
         assert!(responses.get(&store, &clock, "c").await.unwrap().is_none());
-        assert_eq!(count(&store).await.unwrap(), 0);
+        assert!(responses.keep(response("e", clock.now_ms())));
+        assert!(responses.delete(&store, "e").await.unwrap(), "still queued");
+        assert!(responses.get(&store, &clock, "e").await.unwrap().is_none());
+        assert_eq!(count(&store).await.unwrap(), 0, "and not written back");
         task.abort();
     }
 }

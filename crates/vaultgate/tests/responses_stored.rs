@@ -20,6 +20,16 @@ const ANTHROPIC_KEY: &str = "sk-ant-provider-stored-9a7e";
 const ANSWER: &str = "Hello from the mock upstream.";
 
 fn start(mock: &MockUpstream, dir: &std::path::Path, database_url: &str) -> Gateway {
+    start_with(mock, dir, database_url, "").unwrap()
+}
+
+/// The gateway, with `general` appended to its `general_settings`.
+fn start_with(
+    mock: &MockUpstream,
+    dir: &std::path::Path,
+    database_url: &str,
+    general: &str,
+) -> Result<Gateway, String> {
     let upstream = mock.url();
     let config = format!(
         r#"
@@ -34,13 +44,12 @@ router_settings:
 general_settings:
   master_key: {MASTER}
   database_url: "{database_url}"
-"#
+{general}"#
     );
     Gateway::builder(BIN, &config)
         .env("TEST_ANTHROPIC_KEY", ANTHROPIC_KEY)
         .dir(dir)
         .start()
-        .unwrap()
 }
 
 async fn send(
@@ -387,4 +396,42 @@ async fn translated_responses_are_stored_in_postgres_for_every_instance() {
             turn("user", "Still there?"),
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stored_responses_expire_after_the_retention_period() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/keys.db", dir.path().display());
+    let failed = start_with(
+        &mock,
+        dir.path(),
+        &url,
+        "  responses_retention_period: soon\n",
+    )
+    .err()
+    .expect("a bad retention must stop the start");
+    assert!(
+        failed.contains("responses_retention_period must be a duration"),
+        "{failed}"
+    );
+
+    let gateway = start_with(
+        &mock,
+        dir.path(),
+        &url,
+        "  responses_retention_period: 1s\n",
+    )
+    .unwrap();
+    let key = generate(&gateway).await;
+    let (status, response) =
+        create(&gateway, &key, json!({"model": "claude", "input": "hi"})).await;
+    assert_eq!(status, 200, "{response}");
+    let path = format!("/v1/responses/{}", response["id"].as_str().unwrap());
+    let (status, _) = get(&gateway, &key, &path).await;
+    assert_eq!(status, 200);
+    // Older than the retention period: gone, whether or not the hourly deletion ran.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (status, _) = get(&gateway, &key, &path).await;
+    assert_eq!(status, 404);
 }

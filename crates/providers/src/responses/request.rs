@@ -15,7 +15,8 @@ const SAME_IN_CHAT: &[&str] = &[
     "service_tier",
 ];
 
-/// Members that need a stored response or conversation, which translated responses are not.
+/// Members that need a response or conversation kept by OpenAI. (A `previous_response_id`
+/// the gateway stored itself is resolved before translation and never reaches here.)
 const NEEDS_STORAGE: &[&str] = &["previous_response_id", "conversation"];
 
 /// Translates a Responses request into a chat completion request (`model` copied as is; the
@@ -32,7 +33,7 @@ pub fn responses_to_chat_request(
             return Err(Error::bad_param(
                 *name,
                 format!(
-                    "`{name}` needs a stored response, and only OpenAI and Azure deployments keep them: send the whole conversation in `input` instead"
+                    "`{name}` names what an OpenAI or Azure deployment keeps, which this model cannot read (or the gateway stores no responses: it has no key database): send the whole conversation in `input` instead"
                 ),
             ));
         }
