@@ -3,7 +3,7 @@
 //! routing and spend as chat; `GET`/`DELETE /v1/responses/{id}` and `GET …/{id}/input_items`
 //! go to the deployment that holds the response, which its id names.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 use vaultgate_core::{Error, Result};
+use vaultgate_keys::KeyService;
 use vaultgate_providers::responses::{
     self, Call, IdRewriter, ResponsesStreamTranslator, chat_response_to_responses, decode_id,
     passes_through, rewrite_answer_id, translated_id,
@@ -101,9 +102,6 @@ async fn forward(
 struct ResponsesRequest {
     /// The client's body; a `previous_response_id` the gateway issued is the upstream's again.
     body: ChatBody,
-    /// What translated response objects echo: the request's settings, with `store` as the
-    /// gateway keeps it and the client's `previous_response_id`.
-    echo: Map<String, Value>,
     /// What a chat deployment gets translated, when it is not the body: the request with the
     /// stored conversation of its `previous_response_id` in front of its input.
     continued: Option<Map<String, Value>>,
@@ -111,11 +109,24 @@ struct ResponsesRequest {
     /// Azure deployment, which knows nothing of that id: it gets the conversation in the
     /// input too (built on first use).
     history: Vec<Value>,
-    continued_upstream: std::sync::OnceLock<Result<ChatBody>>,
-    /// Where a translated response is stored (`None`: not stored).
-    keep: Option<Keep>,
+    continued_upstream: OnceLock<Result<ChatBody>>,
+    /// Who asks, and the store of translated responses (`None`: no key database).
+    principal: Principal,
+    keys: Option<KeyService>,
+    /// What a translated answer needs (built on first use: pass-through requests are never
+    /// parsed for it).
+    translated: OnceLock<Result<Translated>>,
     /// The chat request, without and with `drop_params` (built on first use of each).
-    as_chat: [std::sync::OnceLock<Result<ChatBody>>; 2],
+    as_chat: [OnceLock<Result<ChatBody>>; 2],
+}
+
+/// What a translated answer needs besides the chat answer.
+struct Translated {
+    /// What the response object echoes: the request's settings, with `store` as the gateway
+    /// keeps it and the client's `previous_response_id`.
+    echo: Map<String, Value>,
+    /// Where the response is stored (`None`: not stored).
+    keep: Option<Keep>,
 }
 
 impl ResponsesRequest {
@@ -139,64 +150,64 @@ impl ResponsesRequest {
         } else {
             None
         };
-        let held_upstream = previous.as_deref().and_then(decode_id).filter(|decoded| {
+        let mut request = Self {
+            body,
+            continued: None,
+            history: Vec::new(),
+            continued_upstream: OnceLock::new(),
+            principal: principal.clone(),
+            keys: app.keys.clone(),
+            translated: OnceLock::new(),
+            as_chat: Default::default(),
+        };
+        let Some(previous) = previous else {
+            return Ok(request);
+        };
+        let decoded = decode_id(&previous);
+        let held_upstream = decoded.as_ref().filter(|decoded| {
             app.router
                 .deployments()
                 .any(|d| d.id == decoded.deployment && passes_through(d))
         });
-        // Ours, but not held by an OpenAI or Azure deployment: a translated one.
-        let ours = previous.as_deref().and_then(decode_id).is_some();
         let translated_here = group.deployments.iter().any(|d| !passes_through(d));
-        let fields = body.fields()?;
-        let mut history = Vec::new();
-        let mut continued = None;
-        match (&previous, held_upstream, &app.keys) {
-            (_, Some(held), _) => {
+        let fields = request.body.fields()?;
+        match (held_upstream, &app.keys) {
+            (Some(held), _) => {
                 if group.deployments.iter().any(|d| d.id == held.deployment) {
                     routing.only_deployment = Some(held.deployment.clone());
                     routing.disable_fallbacks = true;
                 }
                 let mut fields = fields.clone();
                 fields.insert("previous_response_id".into(), json!(held.upstream));
-                let body = ChatBody::from_fields(fields, body.model.clone())?;
-                return Self::with(app, principal, body, None, &[]);
+                request.body = ChatBody::from_fields(fields, request.body.model.clone())?;
             }
-            (Some(id), None, Some(keys)) if translated_here || ours => {
-                history = stored_responses::previous(keys, principal, id).await?;
-                continued = Some(responses::continued(fields, history.clone()));
+            // Ours but not an upstream's (a translated one), or any id a chat model gets.
+            (None, Some(keys)) if translated_here || decoded.is_some() => {
+                let history = stored_responses::previous(keys, principal, &previous).await?;
+                request.continued = Some(responses::continued(fields, history.clone()));
+                request.history = history;
             }
             _ => {}
         }
-        let mut request = Self::with(app, principal, body, continued, &history)?;
-        request.history = history;
         Ok(request)
     }
 
-    fn with(
-        app: &AppState,
-        principal: &Principal,
-        body: ChatBody,
-        continued: Option<Map<String, Value>>,
-        history: &[Value],
-    ) -> Result<Self> {
-        let fields = body.fields()?;
-        let store =
-            app.keys.is_some() && fields.get("store").and_then(Value::as_bool) != Some(false);
-        let mut echo = responses::echoed(fields);
-        echo.insert("store".into(), json!(store));
-        let keep = match &app.keys {
-            Some(keys) if store => Some(Keep::new(keys, principal, history)),
-            _ => None,
-        };
-        Ok(Self {
-            body,
-            echo,
-            continued,
-            history: Vec::new(),
-            continued_upstream: std::sync::OnceLock::new(),
-            keep,
-            as_chat: Default::default(),
-        })
+    fn translated(&self) -> Result<&Translated> {
+        let built = self.translated.get_or_init(|| {
+            let fields = self.body.fields()?;
+            let store =
+                self.keys.is_some() && fields.get("store").and_then(Value::as_bool) != Some(false);
+            let mut echo = responses::echoed(fields);
+            echo.insert("store".into(), json!(store));
+            let keep = match &self.keys {
+                Some(keys) if store => {
+                    Some(Keep::new(keys, &self.principal, fields, &self.history))
+                }
+                _ => None,
+            };
+            Ok(Translated { echo, keep })
+        });
+        built.as_ref().map_err(copy_error)
     }
 
     /// What an OpenAI or Azure deployment gets.
@@ -209,10 +220,7 @@ impl ResponsesRequest {
             let fields = responses::continued(self.body.fields()?, history);
             ChatBody::from_fields(fields, self.body.model.clone())
         });
-        match built {
-            Ok(body) => Ok(body),
-            Err(error) => Err(copy_error(error)),
-        }
+        built.as_ref().map_err(copy_error)
     }
 
     fn as_chat(&self, drop_params: bool) -> &Result<ChatBody> {
@@ -264,25 +272,21 @@ async fn attempt_responses(
         Arc::clone(&deployment),
     )
     .await?;
-    let echo = &request.echo;
+    let Translated { echo, keep } = request.translated()?;
     let model = &request.body.model;
-    let keep = match &request.keep {
-        Some(keep) => Some(keep.with_input(request.body.fields()?)),
-        None => None,
-    };
     reshape_chat_reply(
         reply,
         |json| {
             let id = translated_id(provider, &deployment.id);
             let response = chat_response_to_responses(json, echo, model, &id);
-            if let Some(keep) = &keep {
+            if let Some(keep) = keep {
                 keep.keep(&response);
             }
             response
         },
         || {
             let translator = ResponsesStreamTranslator::new(echo, model, provider, &deployment.id);
-            match &keep {
+            match keep {
                 Some(keep) => Box::new(Keeping::new(translator, keep.clone())),
                 None => Box::new(translator),
             }

@@ -79,24 +79,21 @@ pub(crate) struct Keep {
 }
 
 impl Keep {
-    /// For responses of `principal` after `history` (the earlier turns, if any).
-    pub fn new(keys: &KeyService, principal: &Principal, history: &[Value]) -> Self {
+    /// For the response to `request` of `principal`, after `history` (the earlier turns, if
+    /// any): the input and history are made JSON once.
+    pub fn new(
+        keys: &KeyService,
+        principal: &Principal,
+        request: &Map<String, Value>,
+        history: &[Value],
+    ) -> Self {
         Self {
             keys: keys.clone(),
             owner: owner_of(principal).into(),
-            input_items: "[]".into(),
+            input_items: Value::Array(input_items(request)).to_string().into(),
             history: serde_json::to_string(history)
                 .unwrap_or_else(|_| "[]".into())
                 .into(),
-        }
-    }
-
-    /// For a response to `request`, whose input is stored with it (made only when a
-    /// translated answer is on its way: pass-through requests never pay for it).
-    pub fn with_input(&self, request: &Map<String, Value>) -> Self {
-        Self {
-            input_items: Value::Array(input_items(request)).to_string().into(),
-            ..self.clone()
         }
     }
 
