@@ -220,8 +220,9 @@ fn insert_float(headers: &mut HeaderMap, name: HeaderName, value: f64) {
 }
 
 /// A float as Python's `str()` writes it, as LiteLLM's headers carry it (`0.00015`, `3.5e-05`,
-/// `2.0`): the shortest digits that read back as the same number, in exponent form below 1e-4
-/// and from 1e16 up.
+/// `2.0`): the shortest digits that read back as the same number (ryu's), in exponent form
+/// below 1e-4 and from 1e16 up. Three per answer: std's formatting, twice each, cost more
+/// than the rest of the answer's headers.
 pub(crate) fn python_float(value: f64) -> String {
     if !value.is_finite() {
         return match value {
@@ -239,21 +240,100 @@ pub(crate) fn python_float(value: f64) -> String {
         }
         .to_owned();
     }
-    let scientific = format!("{value:e}");
-    let (mantissa, exponent) = scientific
-        .split_once('e')
-        .unwrap_or((scientific.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    if (-4..16).contains(&exponent) {
-        let plain = value.to_string();
-        if plain.contains('.') {
-            plain
-        } else {
-            plain + ".0"
+    let mut buffer = ryu::Buffer::new();
+    let (digits, exponent) = Shortest::of(buffer.format_finite(value.abs()));
+    let digits = digits.as_str();
+    let mut out = String::with_capacity(26);
+    if value < 0.0 {
+        out.push('-');
+    }
+    match usize::try_from(exponent) {
+        // 1 ≤ |value| < 1e16: the integer digits, padded with zeros, then the fraction or `.0`.
+        Ok(point) if exponent < 16 => {
+            let whole = point + 1;
+            match (digits.get(..whole), digits.get(whole..)) {
+                (Some(int), Some(fraction)) if !fraction.is_empty() => {
+                    out.push_str(int);
+                    out.push('.');
+                    out.push_str(fraction);
+                }
+                _ => {
+                    out.push_str(digits);
+                    out.extend(std::iter::repeat_n('0', whole.saturating_sub(digits.len())));
+                    out.push_str(".0");
+                }
+            }
         }
-    } else {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+        // 1e-4 ≤ |value| < 1.
+        Err(_) if exponent >= -4 => {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n(
+                '0',
+                (-exponent - 1).unsigned_abs() as usize,
+            ));
+            out.push_str(digits);
+        }
+        _ => {
+            let (first, rest) = digits.split_at(1.min(digits.len()));
+            out.push_str(first);
+            if !rest.is_empty() {
+                out.push('.');
+                out.push_str(rest);
+            }
+            out.push('e');
+            out.push(if exponent < 0 { '-' } else { '+' });
+            let magnitude = exponent.unsigned_abs();
+            if magnitude < 10 {
+                out.push('0');
+            }
+            out.push_str(itoa::Buffer::new().format(magnitude));
+        }
+    }
+    out
+}
+
+/// A number's shortest significant digits (no leading or trailing zeros) and the decimal
+/// exponent of the first, read from ryu's text (`123.456`, `0.00015`, `3.5e-5`, `1e16`).
+struct Shortest {
+    digits: [u8; 24],
+    len: usize,
+}
+
+impl Shortest {
+    fn of(text: &str) -> (Self, i32) {
+        let (mantissa, exponent) = text.split_once(['e', 'E']).unwrap_or((text, "0"));
+        let mut shortest = Shortest {
+            digits: [0; 24],
+            len: 0,
+        };
+        // Digits before the decimal point, less the leading zeros dropped.
+        let mut point: i32 = 0;
+        let mut seen_point = false;
+        for byte in mantissa.bytes() {
+            match byte {
+                b'.' => seen_point = true,
+                b'0' if shortest.len == 0 && seen_point => point -= 1,
+                b'0' if shortest.len == 0 => {}
+                b'0'..=b'9' => {
+                    if let Some(slot) = shortest.digits.get_mut(shortest.len) {
+                        *slot = byte;
+                        shortest.len += 1;
+                    }
+                    if !seen_point {
+                        point += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        while shortest.len > 1 && shortest.digits.get(shortest.len - 1) == Some(&b'0') {
+            shortest.len -= 1;
+        }
+        (shortest, point - 1 + exponent.parse::<i32>().unwrap_or(0))
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.digits.get(..self.len).unwrap_or_default()).unwrap_or("0")
     }
 }
 
@@ -279,6 +359,64 @@ mod tests {
             (-0.5, "-0.5"),
         ] {
             assert_eq!(python_float(value), python, "{value}");
+        }
+    }
+
+    /// Python's layout built from std's shortest formatting, as it was done before ryu.
+    fn layout_with_std(value: f64) -> String {
+        let scientific = format!("{value:e}");
+        let (mantissa, exponent) = scientific.split_once('e').unwrap();
+        let exponent: i32 = exponent.parse().unwrap();
+        if (-4..16).contains(&exponent) {
+            let plain = value.to_string();
+            if plain.contains('.') {
+                plain
+            } else {
+                plain + ".0"
+            }
+        } else {
+            let sign = if exponent < 0 { '-' } else { '+' };
+            format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+        }
+    }
+
+    #[test]
+    fn floats_match_std_shortest_digits_across_magnitudes() {
+        // A fixed pseudo-random walk over mantissas and exponents, and the edges of each form.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut values = vec![
+            1e-4,
+            9.999999999999999e-5,
+            1e16,
+            9999999999999998.0,
+            1.0,
+            10.0,
+            0.1,
+        ];
+        for _ in 0..20_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mantissa = (state >> 11) as f64 / (1u64 << 53) as f64;
+            let exponent = ((state >> 3) % 60) as i32 - 30;
+            values.push(mantissa * 10f64.powi(exponent));
+            values.push(-mantissa * 10f64.powi(exponent));
+            values.push(((state >> 20) % 100_000) as f64 / 1000.0);
+        }
+        for value in values.into_iter().filter(|v| *v != 0.0) {
+            let ours = python_float(value);
+            let std = layout_with_std(value);
+            assert_eq!(ours.parse::<f64>().unwrap(), value, "{ours}");
+            // Where two shortest forms are equally near (a tie in the last digit), std rounds
+            // half up and ryu, like Python, half to even: only that digit may differ.
+            let last_digit = ours.find('e').unwrap_or(ours.len()).saturating_sub(1);
+            let differing: Vec<usize> = (0..ours.len().max(std.len()))
+                .filter(|&i| ours.as_bytes().get(i) != std.as_bytes().get(i))
+                .collect();
+            assert!(
+                differing.is_empty() || differing == [last_digit] && ours.len() == std.len(),
+                "{value:e}: {ours} vs std {std}"
+            );
         }
     }
 

@@ -2,16 +2,20 @@
 //! grouped sums, in portable SQL (days are `start_time / 86400000`, never a date function).
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use vaultgate_core::Result;
 
 use super::SpendLogRow;
-use crate::store::{AnyQuery, Store, col, json_text, to_i64};
+use crate::store::{AnyQuery, Backend, Store, col, json_text, to_i64};
 
-/// Rows per INSERT statement (24 values each, well below both databases' parameter limits).
-const ROWS_PER_STATEMENT: usize = 100;
+/// Most rows per INSERT statement (24 values each, well below both databases' parameter
+/// limits). A batch goes in statements of powers of two rows (64, then 32, 16, … 1 for the
+/// rest), so each connection keeps at most seven of them prepared, and none is compiled per
+/// batch: preparing a statement for each batch's own size cost more than inserting its rows.
+const MAX_ROWS_PER_STATEMENT: usize = 64;
 pub(crate) const DAY_MS: i64 = 86_400_000;
 
 const COLUMNS: &str = "request_id, call_type, api_key, spend, total_tokens, prompt_tokens, \
@@ -128,28 +132,16 @@ impl Store {
     /// Inserts rows (and their tags) in one transaction.
     pub(crate) async fn insert_request_logs(&self, rows: &[SpendLogRow]) -> Result<()> {
         let mut tx = self.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = format!("INSERT INTO request_logs ({COLUMNS}) VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let first = i * COLUMN_COUNT + 1;
-                let marks: Vec<String> = (first..first + COLUMN_COUNT)
-                    .map(|n| format!("${n}"))
-                    .collect();
-                sql.push('(');
-                sql.push_str(&marks.join(", "));
-                sql.push(')');
-            }
-            // Only the full-size statement is kept prepared: each connection caches up to
-            // 100 statements, and one per batch remainder (1 to 99 rows of 24 values) held
-            // tens of MiB of compiled SQL.
-            let mut query = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let size = statement_rows(rest.len());
+            let (chunk, tail) = rest.split_at(size);
+            let mut query = sqlx::query(insert_sql(self.backend(), size));
             for row in chunk {
                 query = bind_row(query, row);
             }
             query.execute(&mut *tx).await.map_err(|e| self.fail(e))?;
+            rest = tail;
         }
         for row in rows {
             for tag in &row.request_tags {
@@ -329,12 +321,59 @@ impl Store {
     }
 }
 
-fn bind_row<'q>(query: AnyQuery<'q>, row: &SpendLogRow) -> AnyQuery<'q> {
+/// The rows of the next statement for `left` rows: the largest power of two that fits.
+fn statement_rows(left: usize) -> usize {
+    if left >= MAX_ROWS_PER_STATEMENT {
+        MAX_ROWS_PER_STATEMENT
+    } else {
+        1 << left.ilog2()
+    }
+}
+
+/// The INSERT of `rows` rows (a power of two up to the maximum), built once per backend.
+/// SQLite gets anonymous `?` marks: it looks numbered ones up by name in a list, once when the
+/// statement is compiled and again for every value bound, which is quadratic in the values.
+fn insert_sql(backend: Backend, rows: usize) -> &'static str {
+    static SQLITE: OnceLock<Vec<String>> = OnceLock::new();
+    static POSTGRES: OnceLock<Vec<String>> = OnceLock::new();
+    let cache = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    let statements = cache.get_or_init(|| {
+        (0..=MAX_ROWS_PER_STATEMENT.ilog2())
+            .map(|power| {
+                let count = 1usize << power;
+                let mut sql = format!("INSERT INTO request_logs ({COLUMNS}) VALUES ");
+                for row in 0..count {
+                    sql.push_str(if row == 0 { "(" } else { ", (" });
+                    for column in 0..COLUMN_COUNT {
+                        if column > 0 {
+                            sql.push_str(", ");
+                        }
+                        match backend {
+                            Backend::Sqlite => sql.push('?'),
+                            Backend::Postgres => {
+                                sql.push_str(&format!("${}", row * COLUMN_COUNT + column + 1));
+                            }
+                        }
+                    }
+                    sql.push(')');
+                }
+                sql
+            })
+            .collect()
+    });
+    &statements[rows.ilog2() as usize]
+}
+
+/// Binds a row's values, borrowing its text (the rows outlive the statement).
+fn bind_row<'q>(query: AnyQuery<'q>, row: &'q SpendLogRow) -> AnyQuery<'q> {
     let json = |value: &Option<Value>| value.as_ref().map(Value::to_string);
     query
-        .bind(row.request_id.clone())
-        .bind(row.call_type.clone())
-        .bind(row.api_key.clone())
+        .bind(row.request_id.as_str())
+        .bind(row.call_type.as_str())
+        .bind(row.api_key.as_str())
         .bind(row.spend)
         .bind(to_i64(
             row.prompt_tokens.saturating_add(row.completion_tokens),
@@ -343,19 +382,19 @@ fn bind_row<'q>(query: AnyQuery<'q>, row: &SpendLogRow) -> AnyQuery<'q> {
         .bind(to_i64(row.completion_tokens))
         .bind(row.start_ms)
         .bind(row.end_ms)
-        .bind(row.model.clone())
-        .bind(row.model_id.clone())
-        .bind(row.model_group.clone())
-        .bind(row.custom_llm_provider.clone())
-        .bind(row.api_base.clone())
-        .bind(row.user.clone())
-        .bind(row.team_id.clone())
-        .bind(row.organization_id.clone())
-        .bind(row.end_user.clone())
-        .bind(Value::Object(row.metadata.clone()).to_string())
+        .bind(row.model.as_str())
+        .bind(row.model_id.as_str())
+        .bind(row.model_group.as_str())
+        .bind(row.custom_llm_provider.as_str())
+        .bind(row.api_base.as_str())
+        .bind(row.user.as_str())
+        .bind(row.team_id.as_str())
+        .bind(row.organization_id.as_str())
+        .bind(row.end_user.as_str())
+        .bind(serde_json::to_string(&row.metadata).unwrap_or_else(|_| "{}".into()))
         .bind(json_text(&row.request_tags))
         .bind(if row.cache_hit { "True" } else { "False" })
-        .bind(row.status.clone())
+        .bind(row.status.as_str())
         .bind(json(&row.messages))
         .bind(json(&row.response))
 }
@@ -399,4 +438,36 @@ fn from_row(r: &AnyRow) -> Result<SpendLogRow> {
         messages: json("messages")?,
         response: json("response")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_go_in_power_of_two_statements_with_one_mark_per_value() {
+        for total in [1usize, 2, 3, 63, 64, 65, 100, 127, 1000] {
+            let mut left = total;
+            let mut statements = 0;
+            while left > 0 {
+                let size = statement_rows(left);
+                assert!(size.is_power_of_two() && size <= left && size <= MAX_ROWS_PER_STATEMENT);
+                left -= size;
+                statements += 1;
+            }
+            assert!(
+                statements <= total / MAX_ROWS_PER_STATEMENT + 6,
+                "{total}: {statements}"
+            );
+        }
+        for size in [1, 2, 4, 8, 16, 32, 64] {
+            let sqlite = insert_sql(Backend::Sqlite, size);
+            assert_eq!(sqlite.matches('?').count(), size * COLUMN_COUNT);
+            assert!(!sqlite.contains('$'));
+            let postgres = insert_sql(Backend::Postgres, size);
+            let last = format!("${}", size * COLUMN_COUNT);
+            assert!(postgres.ends_with(&format!("{last})")), "{postgres}");
+            assert_eq!(postgres.matches('$').count(), size * COLUMN_COUNT);
+        }
+    }
 }
