@@ -128,11 +128,18 @@ enum MigrateFrom {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.json_logs);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One serving thread is a single-threaded runtime: the same one thread, without the
+    // work-stealing scheduler's bookkeeping and cross-thread wake-ups.
+    let mut runtime = match cli.num_workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(usize::from(workers));
+            runtime
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     runtime.enable_all();
-    if let Some(workers) = cli.num_workers {
-        runtime.worker_threads(usize::from(workers));
-    }
     let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(error) => {
