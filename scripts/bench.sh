@@ -32,6 +32,7 @@
 #
 # Environment: OHA=path uses that oha binary; BENCH_BIN_DIR=dir takes vaultgate,
 # vaultgate-mock-upstream and vaultgate-bench-relay from dir instead of building them;
+# BENCH_SPEND_LOGS=off sets disable_spend_logs (what the per-request rows cost);
 # BENCH_OUT=file also copies the Markdown there; BENCH_GATEWAY_WORKERS=n runs the gateway with n
 # serving threads (default 1: the gateway's fair share of this two-core machine).
 set -euo pipefail
@@ -210,6 +211,10 @@ general_settings:
   key_management_settings:
     hosted_keys: [OPENAI_API_KEY, LITELLM_MASTER_KEY]
 YAML
+if [ "${BENCH_SPEND_LOGS:-on}" = off ]; then
+  # LiteLLM's switch for the per-request rows (key spend is still recorded): what they cost.
+  sed -i 's/^general_settings:$/general_settings:\n  disable_spend_logs: true/' "$state/config.yaml"
+fi
 
 if $redis; then
   # Shared limits: a private redis-server (no persistence), stopped by pid with the rest.
