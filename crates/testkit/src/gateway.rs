@@ -68,6 +68,41 @@ impl Gateway {
     }
 }
 
+/// Requests to a running gateway, as tests make them: the status and the JSON body (`Null`
+/// when the body is not JSON); `Err` only when no answer came.
+impl Gateway {
+    pub async fn get_json(
+        &self,
+        path: &str,
+        key: &str,
+    ) -> Result<(u16, serde_json::Value), String> {
+        let request = reqwest::Client::new().get(format!("{}{path}", self.url));
+        answer(request.bearer_auth(key)).await
+    }
+
+    pub async fn post_json(
+        &self,
+        path: &str,
+        key: &str,
+        body: &serde_json::Value,
+    ) -> Result<(u16, serde_json::Value), String> {
+        let request = reqwest::Client::new().post(format!("{}{path}", self.url));
+        answer(request.bearer_auth(key).json(body)).await
+    }
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> Result<(u16, serde_json::Value), String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("no answer: {e}"))?;
+    let status = response.status().as_u16();
+    Ok((
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    ))
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -25,28 +25,16 @@ fn config(mock: &MockUpstream, params: &str) -> String {
 }
 
 async fn chat(gateway: &Gateway) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", gateway.url))
-        .bearer_auth(MASTER)
-        .json(&json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
+    let body = json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}]});
+    gateway
+        .post_json("/v1/chat/completions", MASTER, &body)
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+        .unwrap()
 }
 
 /// The readiness line of the `claude` deployment's credentials, and the instance's status.
 async fn credentials_readiness(gateway: &Gateway) -> (Value, String) {
-    let ready: Value = reqwest::Client::new()
-        .get(format!("{}/health/readiness", gateway.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, ready) = gateway.get_json("/health/readiness", MASTER).await.unwrap();
     let line = ready["credentials"]
         .as_array()
         .unwrap()

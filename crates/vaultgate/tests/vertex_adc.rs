@@ -50,27 +50,16 @@ fn isolated(config: &str, gcloud: &Path, metadata: &str) -> GatewayBuilder {
 }
 
 async fn chat(gateway: &Gateway, model: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", gateway.url))
-        .bearer_auth(MASTER)
-        .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
+    let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    gateway
+        .post_json("/v1/chat/completions", MASTER, &body)
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+        .unwrap()
 }
 
 async fn readiness(gateway: &Gateway) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}/health/readiness", gateway.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let (_, ready) = gateway.get_json("/health/readiness", MASTER).await.unwrap();
+    ready
 }
 
 fn credentials_of<'a>(readiness: &'a Value, model: &str) -> &'a Value {
