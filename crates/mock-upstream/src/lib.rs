@@ -11,8 +11,10 @@
 
 pub mod bedrock;
 pub mod google;
+mod native;
 pub mod rabbitmq;
 pub mod responses;
+mod stream;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -25,6 +27,9 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
+
+use native::{gemini, ollama};
+use stream::{sse, stream_frames};
 
 /// One request as the upstream saw it.
 #[derive(Debug, Clone)]
@@ -550,236 +555,4 @@ fn default_stream(uri: &str, body: &Value, answer: &str, anthropic: bool) -> Vec
     }
     frames.push("[DONE]".into());
     frames
-}
-
-/// Gemini's API (AI Studio's `/v1beta/models/{m}:…` or Vertex's `…/publishers/google/models/{m}:…`).
-fn gemini(
-    shared: &Arc<Shared>,
-    path: &str,
-    method: &str,
-    body: &Value,
-    script: Script,
-) -> Response {
-    let model = path
-        .rsplit_once("/models/")
-        .and_then(|(_, m)| m.split(':').next())
-        .unwrap_or_default()
-        .to_owned();
-    if method == "batchEmbedContents" {
-        let count = body
-            .get("requests")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        let embeddings: Vec<Value> = (0..count)
-            .map(|_| json!({"values": [0.5, -0.25, 0.125]}))
-            .collect();
-        return respond(
-            200,
-            "application/json",
-            Body::from(json!({"embeddings": embeddings}).to_string()),
-        );
-    }
-    let answer = lock(&shared.answer).clone();
-    let usage = json!({"promptTokenCount": USAGE.0, "candidatesTokenCount": USAGE.1,
-        "totalTokenCount": USAGE.0 + USAGE.1});
-    let chunk = |text: &str, finish: Option<&str>| {
-        let mut candidate =
-            json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": 0});
-        let mut chunk =
-            json!({"candidates": [], "modelVersion": model, "responseId": "mock-response"});
-        if let Some(finish) = finish {
-            candidate["finishReason"] = json!(finish);
-            chunk["usageMetadata"] = usage.clone();
-        }
-        chunk["candidates"] = json!([candidate]);
-        chunk
-    };
-    if method == "streamGenerateContent" {
-        let frames = script.stream.unwrap_or_else(|| {
-            let words: Vec<&str> = answer.split_inclusive(' ').collect();
-            let last = words.len().saturating_sub(1);
-            words
-                .iter()
-                .enumerate()
-                .map(|(i, w)| chunk(w, (i == last).then_some("STOP")).to_string())
-                .collect()
-        });
-        return sse(
-            Arc::clone(shared),
-            frames,
-            script.chunk_delay,
-            script.cut_after,
-        );
-    }
-    if let Some(text) = script.body {
-        return respond(200, "application/json", Body::from(text));
-    }
-    respond(
-        200,
-        "application/json",
-        Body::from(chunk(&answer, Some("STOP")).to_string()),
-    )
-}
-
-/// Ollama's native API: `/api/chat`, `/api/generate`, `/api/embed`; streams are JSON lines.
-async fn ollama(shared: &Arc<Shared>, uri: &str, body: &Value, script: Script) -> Response {
-    let model = body.get("model").cloned().unwrap_or(Value::Null);
-    let answer = lock(&shared.answer).clone();
-    let path = uri.split('?').next().unwrap_or_default();
-    if path == "/api/embed" {
-        let inputs = body
-            .get("input")
-            .and_then(Value::as_array)
-            .map_or(1, Vec::len);
-        let embeddings: Vec<Value> = (0..inputs).map(|_| json!([0.5, -0.25, 0.125])).collect();
-        let json = json!({"model": model, "embeddings": embeddings, "prompt_eval_count": USAGE.0});
-        return respond(200, "application/json", Body::from(json.to_string()));
-    }
-    let chat = path == "/api/chat";
-    if !chat && path != "/api/generate" {
-        let json = json!({"error": format!("404 page not found: {path}")});
-        return respond(404, "application/json", Body::from(json.to_string()));
-    }
-    let piece = |text: &str, done: bool| {
-        let mut line = if chat {
-            json!({"model": model, "created_at": "2026-01-01T00:00:00Z",
-                "message": {"role": "assistant", "content": text}, "done": done})
-        } else {
-            json!({"model": model, "created_at": "2026-01-01T00:00:00Z", "response": text, "done": done})
-        };
-        if done {
-            line["done_reason"] = json!("stop");
-            line["prompt_eval_count"] = json!(USAGE.0);
-            line["eval_count"] = json!(USAGE.1);
-        }
-        line
-    };
-    if body.get("stream").and_then(Value::as_bool) == Some(true) || script.stream.is_some() {
-        let lines = script.stream.unwrap_or_else(|| {
-            let mut lines: Vec<String> = answer
-                .split_inclusive(' ')
-                .map(|w| piece(w, false).to_string())
-                .collect();
-            lines.push(piece("", true).to_string());
-            lines
-        });
-        return lines_stream(
-            Arc::clone(shared),
-            lines,
-            script.chunk_delay,
-            script.cut_after,
-        );
-    }
-    if let Some(text) = script.body {
-        return respond(200, "application/json", Body::from(text));
-    }
-    respond(
-        200,
-        "application/json",
-        Body::from(piece(&answer, true).to_string()),
-    )
-}
-
-/// A JSON-lines stream (Ollama's), one line per chunk.
-fn lines_stream(
-    shared: Arc<Shared>,
-    lines: Vec<String>,
-    delay: Duration,
-    cut_after: Option<usize>,
-) -> Response {
-    let encode: fn(&str) -> Bytes = |line| Bytes::from(format!("{line}\n"));
-    stream_frames(
-        shared,
-        lines,
-        delay,
-        cut_after,
-        ("application/x-ndjson", encode),
-    )
-}
-
-/// Counts a stream as cancelled if it is dropped before its last frame went out.
-struct CancelWatch {
-    shared: Arc<Shared>,
-    done: bool,
-}
-
-impl CancelWatch {
-    fn finish(mut self) {
-        self.done = true;
-    }
-}
-
-impl Drop for CancelWatch {
-    fn drop(&mut self) {
-        if !self.done {
-            self.shared.streams_cancelled.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
-
-fn sse(
-    shared: Arc<Shared>,
-    frames: Vec<String>,
-    delay: Duration,
-    cut_after: Option<usize>,
-) -> Response {
-    // Anthropic's and the Responses API's events are named in an `event:` line.
-    let named_events = frames
-        .first()
-        .is_some_and(|f| f.contains("\"message_start\"") || f.contains("\"response.created\""));
-    let encode: fn(&str) -> Bytes = if named_events {
-        named_frame
-    } else {
-        |frame| Bytes::from(format!("data: {frame}\n\n"))
-    };
-    stream_frames(
-        shared,
-        frames,
-        delay,
-        cut_after,
-        ("text/event-stream", encode),
-    )
-}
-
-fn named_frame(frame: &str) -> Bytes {
-    let kind = serde_json::from_str::<Value>(frame)
-        .ok()
-        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default();
-    Bytes::from(format!("event: {kind}\ndata: {frame}\n\n"))
-}
-
-/// Streams `frames` (each encoded by `format.1`) as a `format.0` body, `delay` apart, cut
-/// after `cut_after` of them.
-fn stream_frames(
-    shared: Arc<Shared>,
-    frames: Vec<String>,
-    delay: Duration,
-    cut_after: Option<usize>,
-    format: (&'static str, fn(&str) -> Bytes),
-) -> Response {
-    let (content_type, encode) = format;
-    let total = cut_after.unwrap_or(frames.len()).min(frames.len());
-    let watch = CancelWatch {
-        shared,
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(
-        (frames.into_iter(), 0usize, watch),
-        move |(mut frames, sent, watch)| async move {
-            if sent >= total {
-                watch.finish();
-                return None;
-            }
-            let frame = frames.next()?;
-            if sent > 0 && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Some((
-                Ok::<_, std::io::Error>(encode(&frame)),
-                (frames, sent + 1, watch),
-            ))
-        },
-    );
-    respond(200, content_type, Body::from_stream(stream))
 }
