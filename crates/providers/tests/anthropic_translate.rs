@@ -367,3 +367,23 @@ fn messages_url_accepts_the_three_spellings() {
         "http://127.0.0.1:9000/proxy/v1/messages"
     );
 }
+
+/// Numbers in a translated body read back exactly (serde_json's `float_roundtrip`). Found by
+/// fuzzing: an integer past u64's range came back one unit in the last place off.
+#[test]
+fn numbers_survive_translation_exactly() {
+    let mut body = json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}]})
+        .as_object()
+        .unwrap()
+        .clone();
+    let large: Value = serde_json::from_str("1111111111111111111111").unwrap();
+    body.insert("presence_penalty".into(), large);
+    let out = vaultgate_providers::text_completion::chat_to_completion(
+        &body,
+        "davinci",
+        &TranslateOptions::default(),
+    )
+    .unwrap();
+    let back: Value = serde_json::from_slice(&serde_json::to_vec(&out).unwrap()).unwrap();
+    assert_eq!(back, out);
+}
