@@ -164,11 +164,12 @@ impl KeyCache {
         } else {
             metrics::counter!("vaultgate_key_cache_total", "result" => "miss").increment(1);
             let epoch = self.epoch.load(Ordering::SeqCst);
+            let read = self.live.flushes.mark();
             let loaded = self.store.get_by_token(&token).await?;
             match loaded {
                 Some(record) => {
                     let record = Arc::new(record);
-                    self.live.observe(&record);
+                    self.live.observe(&record, read);
                     self.entries
                         .insert(token.clone(), Cached::new(record.clone()));
                     if self.epoch.load(Ordering::SeqCst) != epoch {
@@ -210,10 +211,11 @@ impl KeyCache {
     /// Re-reads a stale cached key in the background (the request that noticed does not wait).
     async fn refresh(self: Arc<Self>, token: String, cached: Arc<Cached>) {
         let epoch = self.epoch.load(Ordering::SeqCst);
+        let read = self.live.flushes.mark();
         match self.store.get_by_token(&token).await {
             Ok(Some(record)) => {
                 let record = Arc::new(record);
-                self.live.observe(&record);
+                self.live.observe(&record, read);
                 if self.epoch.load(Ordering::SeqCst) == epoch {
                     self.entries.insert(token.clone(), Cached::new(record));
                     if self.epoch.load(Ordering::SeqCst) != epoch {

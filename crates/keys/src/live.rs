@@ -3,6 +3,7 @@
 //! written by the request path (limits), the spend writer and the management API; never waits
 //! on the store.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use vaultgate_core::FastMap;
@@ -14,6 +15,44 @@ use crate::model::KeyRecord;
 #[derive(Default)]
 pub(crate) struct LiveMap {
     map: Mutex<FastMap<String, Arc<Live>>>,
+    /// The spend writer's flushes, shared with the directory.
+    pub flushes: Arc<FlushSeq>,
+}
+
+/// Counts the spend writer's flushes, odd while one is being written. A stored spend read while
+/// it moved may or may not hold what that flush wrote, which `unflushed` may or may not still
+/// count: such a read can neither lower nor raise the live figure (it could lose or double a
+/// flush). A sequence lock, read side only.
+#[derive(Default)]
+pub(crate) struct FlushSeq(AtomicU64);
+
+/// Taken before reading stored spend, to tell afterwards whether a flush overlapped the read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadMark(u64);
+
+/// A flush being written; ends when dropped (also if the writer's future is dropped mid-write).
+pub(crate) struct Flushing<'a>(&'a FlushSeq);
+
+impl FlushSeq {
+    pub fn mark(&self) -> ReadMark {
+        ReadMark(self.0.load(Ordering::SeqCst))
+    }
+
+    /// Whether no flush was written, or being written, since `mark` was taken.
+    pub fn exact(&self, mark: ReadMark) -> bool {
+        mark.0.is_multiple_of(2) && self.0.load(Ordering::SeqCst) == mark.0
+    }
+
+    pub fn begin(&self) -> Flushing<'_> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Flushing(self)
+    }
+}
+
+impl Drop for Flushing<'_> {
+    fn drop(&mut self) {
+        self.0.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 pub(crate) struct Live {
@@ -74,8 +113,19 @@ impl Live {
     }
 
     /// Takes in a freshly loaded record (spend, budget period, `updated_at`), which may carry
-    /// spend written by other instances or an admin's edit.
-    pub fn reconcile(&self, spend: f64, budget_reset_at: Option<i64>, updated_at: i64) {
+    /// spend written by other instances or an admin's edit. `exact`: no flush of this
+    /// instance overlapped the read (see [`FlushSeq`]); otherwise the record is left for the
+    /// next read, an edit included (`seen_updated_at` does not move).
+    pub fn reconcile(
+        &self,
+        spend: f64,
+        budget_reset_at: Option<i64>,
+        updated_at: i64,
+        exact: bool,
+    ) {
+        if !exact {
+            return;
+        }
         let mut s = self.lock();
         let stored = spend + s.unflushed;
         let edited = updated_at > s.seen_updated_at;
@@ -109,13 +159,20 @@ impl LiveMap {
     }
 
     /// The live state of a key, created from the record on first sight, otherwise reconciled with
-    /// a freshly loaded record (which may carry spend written by other instances).
-    pub fn observe(&self, record: &KeyRecord) -> Arc<Live> {
+    /// a freshly loaded record (which may carry spend written by other instances); `read` was
+    /// taken before the record was read.
+    pub fn observe(&self, record: &KeyRecord, read: ReadMark) -> Arc<Live> {
         let mut map = lock(&self.map);
         if let Some(live) = map.get(&record.key_id) {
             let live = live.clone();
             drop(map);
-            live.reconcile(record.spend, record.budget_reset_at, record.updated_at);
+            let exact = self.flushes.exact(read);
+            live.reconcile(
+                record.spend,
+                record.budget_reset_at,
+                record.updated_at,
+                exact,
+            );
             return live;
         }
         let live = Arc::new(Live::new(
@@ -146,7 +203,59 @@ impl LiveMap {
     pub fn observe_existing(&self, record: &KeyRecord) -> Arc<Live> {
         match self.get(&record.key_id) {
             Some(live) => live,
-            None => self.observe(record),
+            None => self.observe(record, self.flushes.mark()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live_with(spend: f64, unflushed: f64) -> Live {
+        let live = Live::new(QuotaScope::new(ScopeKind::Key, "k"), spend, None, 1);
+        live.lock().unflushed = unflushed;
+        live
+    }
+
+    /// An edited record read before this instance's flush committed, taken in after the flush:
+    /// its stored spend lacks what `unflushed` no longer counts (the lost update this prevents).
+    #[test]
+    fn a_read_overlapping_a_flush_loses_no_spend_and_the_edit_comes_with_the_next_read() {
+        let flushes = FlushSeq::default();
+        let live = live_with(0.5, 0.5);
+        let read = flushes.mark();
+        let stored_before_commit = 0.0;
+        {
+            let _flushing = flushes.begin();
+            live.flushed(0.5);
+        }
+        live.reconcile(stored_before_commit, None, 2, flushes.exact(read));
+        assert!((live.lock().spend - 0.5).abs() < 1e-12);
+        // The next read no flush overlaps takes the edit in (here: spend set to 0.25 elsewhere).
+        let read = flushes.mark();
+        live.reconcile(0.25, None, 2, flushes.exact(read));
+        assert!((live.lock().spend - 0.25).abs() < 1e-12);
+    }
+
+    /// A read taken while a flush is being written may already hold it while `unflushed` still
+    /// counts it: taking it would count the flush twice.
+    #[test]
+    fn a_read_during_a_flush_is_not_exact_even_after_it_ends() {
+        let flushes = FlushSeq::default();
+        let flushing = flushes.begin();
+        let read = flushes.mark();
+        assert!(!flushes.exact(read));
+        drop(flushing);
+        assert!(!flushes.exact(read));
+        let read = flushes.mark();
+        assert!(flushes.exact(read));
+        let live = live_with(0.5, 0.5);
+        let during = {
+            let _flushing = flushes.begin();
+            flushes.mark()
+        };
+        live.reconcile(0.5, None, 1, flushes.exact(during));
+        assert!((live.lock().spend - 0.5).abs() < 1e-12, "counted twice");
     }
 }

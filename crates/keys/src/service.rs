@@ -73,7 +73,7 @@ impl KeyService {
             options.clock.clone(),
             cluster.clone(),
         );
-        let directory = Arc::new(Directory::default());
+        let directory = Arc::new(Directory::new(live.flushes.clone()));
         directory.load_all(&store).await?;
         let stop = CancellationToken::new();
         let (writer, spend, spend_status) = SpendWriter::new(

@@ -328,6 +328,10 @@ impl SpendWriter {
                 .collect();
             scopes.sort_by(|a, b| a.0.cmp(b.0));
             let scope_batch = (scopes.as_slice(), segment.scope_resets.as_slice());
+            // Until the live figures no longer count what this writes (below), reads of stored
+            // spend cannot tell whether they hold it.
+            let flushes = self.live.flushes.clone();
+            let _flushing = flushes.begin();
             match self
                 .store
                 .apply_spend(&usage, &segment.resets, scope_batch)

@@ -138,11 +138,13 @@ async fn apply(inner: &Inner, message: Message) {
             .into_iter()
             .filter(|id| inner.live.get(id).is_some())
             .collect();
+        let read = inner.live.flushes.mark();
         match inner.store.key_spends(&known).await {
             Ok(rows) => {
+                let exact = inner.live.flushes.exact(read);
                 for (key_id, spend, reset_at, updated_at) in rows {
                     if let Some(live) = inner.live.get(&key_id) {
-                        live.reconcile(spend, reset_at, updated_at);
+                        live.reconcile(spend, reset_at, updated_at, exact);
                     }
                 }
             }
@@ -156,9 +158,11 @@ async fn apply(inner: &Inner, message: Message) {
         let Some(live) = inner.directory.live_of(&scope) else {
             continue;
         };
+        let read = inner.live.flushes.mark();
         match inner.store.scope_spend(&scope).await {
             Ok(Some((spend, reset_at, updated_at))) => {
-                live.reconcile(spend, reset_at, updated_at);
+                let exact = inner.live.flushes.exact(read);
+                live.reconcile(spend, reset_at, updated_at, exact);
             }
             Ok(None) => {}
             Err(e) => tracing::debug!(error = %e, "spend of other instances not read"),

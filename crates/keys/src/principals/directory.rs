@@ -10,7 +10,7 @@ use vaultgate_core::{FastMap, Result};
 
 use super::model::{BudgetRecord, EndUserRecord, MemberRecord, OrgRecord, TeamRecord, UserRecord};
 use super::store::{Row, Val};
-use crate::live::Live;
+use crate::live::{FlushSeq, Live};
 use crate::store::Store;
 
 /// What spend is added to besides the key, named as the spend writer stores it.
@@ -98,8 +98,9 @@ spending!(MemberRecord, |r: &MemberRecord| Scope::Member(
     r.user_id.as_str().into()
 ));
 
-/// A tracked record, keeping the live state of `old` (reconciled with what the store says).
-fn track<R: Spending>(record: R, old: Option<&Tracked<R>>) -> Tracked<R> {
+/// A tracked record, keeping the live state of `old` (reconciled with what the store says;
+/// `exact`: see [`Live::reconcile`]).
+fn track<R: Spending>(record: R, old: Option<&Tracked<R>>, exact: bool) -> Tracked<R> {
     let scope = record.scope();
     let live = match old {
         Some(old) => {
@@ -107,6 +108,7 @@ fn track<R: Spending>(record: R, old: Option<&Tracked<R>>) -> Tracked<R> {
                 record.spend(),
                 record.budget_reset_at(),
                 record.updated_at(),
+                exact,
             );
             old.live.clone()
         }
@@ -147,9 +149,18 @@ pub(crate) struct Directory {
     orgs: Map<Tracked<OrgRecord>>,
     budgets: Map<BudgetRecord>,
     end_users: Map<Tracked<EndUserRecord>>,
+    /// The spend writer's flushes: whether a read of stored spend overlapped one.
+    flushes: Arc<FlushSeq>,
 }
 
 impl Directory {
+    pub fn new(flushes: Arc<FlushSeq>) -> Self {
+        Self {
+            flushes,
+            ..Self::default()
+        }
+    }
+
     pub fn team(&self, team_id: &str) -> Option<Arc<TeamEntry>> {
         read(&self.teams).get(team_id).cloned()
     }
@@ -173,6 +184,7 @@ impl Directory {
     /// Reads everything from the store (at start and periodically). Live state of objects
     /// already known is kept and reconciled with the stored spend.
     pub async fn load_all(&self, store: &Store) -> Result<()> {
+        let mark = self.flushes.mark();
         let teams: Vec<TeamRecord> = store.select(None, &[], "team_id", None).await?;
         let members: Vec<MemberRecord> = store.select(None, &[], "team_id, user_id", None).await?;
         let users: Vec<UserRecord> = store.select(None, &[], "user_id", None).await?;
@@ -181,6 +193,7 @@ impl Directory {
         let end_users: Vec<EndUserRecord> = store
             .select(Some(CONFIGURED_END_USERS), &[], "user_id", None)
             .await?;
+        let exact = self.flushes.exact(mark);
 
         let mut by_team: FastMap<String, Vec<MemberRecord>> = FastMap::default();
         for member in members {
@@ -194,13 +207,13 @@ impl Directory {
         for team in teams {
             let members = by_team.remove(&team.team_id).unwrap_or_default();
             let old = old_teams.get(&team.team_id).cloned();
-            let entry = team_entry(team, members, old.as_deref());
+            let entry = team_entry(team, members, old.as_deref(), exact);
             new_teams.insert(entry.team.record.team_id.clone(), entry);
         }
         *write(&self.teams) = new_teams;
-        replace_all(&self.users, users, |u| u.user_id.clone());
-        replace_all(&self.orgs, orgs, |o| o.organization_id.clone());
-        replace_all(&self.end_users, end_users, |e| e.user_id.clone());
+        replace_all(&self.users, users, |u| u.user_id.clone(), exact);
+        replace_all(&self.orgs, orgs, |o| o.organization_id.clone(), exact);
+        replace_all(&self.end_users, end_users, |e| e.user_id.clone(), exact);
         *write(&self.budgets) = budgets
             .into_iter()
             .map(|b| (b.budget_id.clone(), Arc::new(b)))
@@ -210,6 +223,7 @@ impl Directory {
 
     /// Reloads one team and its members from the store (gone from the store: forgotten).
     pub async fn reload_team(&self, store: &Store, team_id: &str) -> Result<()> {
+        let mark = self.flushes.mark();
         let team: Option<TeamRecord> = store.find("team_id", team_id).await?;
         let Some(team) = team else {
             write(&self.teams).remove(team_id);
@@ -218,6 +232,7 @@ impl Directory {
         let members: Vec<MemberRecord> = store
             .select(Some("team_id = $1"), &[Val::text(team_id)], "user_id", None)
             .await?;
+        let exact = self.flushes.exact(mark);
         // The budgets the team and its members point to may have been written with them.
         let budget_ids: Vec<String> = team
             .team_member_budget_id
@@ -229,17 +244,25 @@ impl Directory {
             self.reload_budget(store, &budget_id).await?;
         }
         let old = self.team(team_id);
-        let entry = team_entry(team, members, old.as_deref());
+        let entry = team_entry(team, members, old.as_deref(), exact);
         write(&self.teams).insert(team_id.to_owned(), entry);
         Ok(())
     }
 
     pub async fn reload_user(&self, store: &Store, user_id: &str) -> Result<()> {
-        reload_one(&self.users, store, "user_id", user_id, None).await
+        reload_one(&self.users, store, "user_id", user_id, None, &self.flushes).await
     }
 
     pub async fn reload_org(&self, store: &Store, org_id: &str) -> Result<()> {
-        reload_one(&self.orgs, store, "organization_id", org_id, None).await
+        reload_one(
+            &self.orgs,
+            store,
+            "organization_id",
+            org_id,
+            None,
+            &self.flushes,
+        )
+        .await
     }
 
     pub async fn reload_end_user(&self, store: &Store, id: &str) -> Result<()> {
@@ -249,6 +272,7 @@ impl Directory {
             "user_id",
             id,
             Some(CONFIGURED_END_USERS),
+            &self.flushes,
         )
         .await
     }
@@ -298,6 +322,7 @@ fn team_entry(
     team: TeamRecord,
     members: Vec<MemberRecord>,
     old: Option<&TeamEntry>,
+    exact: bool,
 ) -> Arc<TeamEntry> {
     let members = members
         .into_iter()
@@ -305,23 +330,28 @@ fn team_entry(
             let previous = old.and_then(|o| o.members.get(&m.user_id));
             (
                 m.user_id.clone(),
-                Arc::new(track(m, previous.map(AsRef::as_ref))),
+                Arc::new(track(m, previous.map(AsRef::as_ref), exact)),
             )
         })
         .collect();
     Arc::new(TeamEntry {
-        team: track(team, old.map(|o| &o.team)),
+        team: track(team, old.map(|o| &o.team), exact),
         members,
     })
 }
 
-fn replace_all<R: Spending>(map: &Map<Tracked<R>>, records: Vec<R>, id: impl Fn(&R) -> String) {
+fn replace_all<R: Spending>(
+    map: &Map<Tracked<R>>,
+    records: Vec<R>,
+    id: impl Fn(&R) -> String,
+    exact: bool,
+) {
     let old = read(map).clone();
     let new = records
         .into_iter()
         .map(|r| {
             let key = id(&r);
-            let tracked = track(r, old.get(&key).map(AsRef::as_ref));
+            let tracked = track(r, old.get(&key).map(AsRef::as_ref), exact);
             (key, Arc::new(tracked))
         })
         .collect();
@@ -334,7 +364,9 @@ async fn reload_one<R: Spending>(
     column: &str,
     id: &str,
     only: Option<&str>,
+    flushes: &FlushSeq,
 ) -> Result<()> {
+    let mark = flushes.mark();
     let filter = match only {
         Some(only) => format!("{column} = $1 AND ({only})"),
         None => format!("{column} = $1"),
@@ -342,10 +374,11 @@ async fn reload_one<R: Spending>(
     let mut found: Vec<R> = store
         .select(Some(&filter), &[Val::text(id)], column, None)
         .await?;
+    let exact = flushes.exact(mark);
     match found.pop() {
         Some(record) => {
             let old = read(map).get(id).cloned();
-            let tracked = track(record, old.as_deref());
+            let tracked = track(record, old.as_deref(), exact);
             write(map).insert(id.to_owned(), Arc::new(tracked));
         }
         None => {
