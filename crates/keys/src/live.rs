@@ -27,25 +27,34 @@ pub(crate) struct LiveMap {
 pub(crate) struct FlushSeq(AtomicU64);
 
 /// Taken before reading stored spend, to tell afterwards whether a flush overlapped the read.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ReadMark(u64);
+#[derive(Clone, Copy)]
+pub(crate) struct ReadMark<'a> {
+    flushes: &'a FlushSeq,
+    at: u64,
+}
 
 /// A flush being written; ends when dropped (also if the writer's future is dropped mid-write).
 pub(crate) struct Flushing<'a>(&'a FlushSeq);
 
 impl FlushSeq {
-    pub fn mark(&self) -> ReadMark {
-        ReadMark(self.0.load(Ordering::SeqCst))
-    }
-
-    /// Whether no flush was written, or being written, since `mark` was taken.
-    pub fn exact(&self, mark: ReadMark) -> bool {
-        mark.0.is_multiple_of(2) && self.0.load(Ordering::SeqCst) == mark.0
+    pub fn mark(&self) -> ReadMark<'_> {
+        ReadMark {
+            flushes: self,
+            at: self.0.load(Ordering::SeqCst),
+        }
     }
 
     pub fn begin(&self) -> Flushing<'_> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Flushing(self)
+    }
+}
+
+impl ReadMark<'_> {
+    /// Whether no flush was written, or being written, since the mark was taken. Asked under
+    /// the live state's lock, which the writer takes to count a flush as written.
+    pub fn exact(&self) -> bool {
+        self.at.is_multiple_of(2) && self.flushes.0.load(Ordering::SeqCst) == self.at
     }
 }
 
@@ -113,20 +122,20 @@ impl Live {
     }
 
     /// Takes in a freshly loaded record (spend, budget period, `updated_at`), which may carry
-    /// spend written by other instances or an admin's edit. `exact`: no flush of this
-    /// instance overlapped the read (see [`FlushSeq`]); otherwise the record is left for the
-    /// next read, an edit included (`seen_updated_at` does not move).
+    /// spend written by other instances or an admin's edit; `read` was taken before the record
+    /// was read. A read a flush of this instance overlapped (see [`FlushSeq`]) is left for the
+    /// next one, an edit included (`seen_updated_at` does not move).
     pub fn reconcile(
         &self,
         spend: f64,
         budget_reset_at: Option<i64>,
         updated_at: i64,
-        exact: bool,
+        read: ReadMark<'_>,
     ) {
-        if !exact {
+        let mut s = self.lock();
+        if !read.exact() {
             return;
         }
-        let mut s = self.lock();
         let stored = spend + s.unflushed;
         let edited = updated_at > s.seen_updated_at;
         s.seen_updated_at = s.seen_updated_at.max(updated_at);
@@ -161,17 +170,16 @@ impl LiveMap {
     /// The live state of a key, created from the record on first sight, otherwise reconciled with
     /// a freshly loaded record (which may carry spend written by other instances); `read` was
     /// taken before the record was read.
-    pub fn observe(&self, record: &KeyRecord, read: ReadMark) -> Arc<Live> {
+    pub fn observe(&self, record: &KeyRecord, read: ReadMark<'_>) -> Arc<Live> {
         let mut map = lock(&self.map);
         if let Some(live) = map.get(&record.key_id) {
             let live = live.clone();
             drop(map);
-            let exact = self.flushes.exact(read);
             live.reconcile(
                 record.spend,
                 record.budget_reset_at,
                 record.updated_at,
-                exact,
+                read,
             );
             return live;
         }
@@ -230,11 +238,10 @@ mod tests {
             let _flushing = flushes.begin();
             live.flushed(0.5);
         }
-        live.reconcile(stored_before_commit, None, 2, flushes.exact(read));
+        live.reconcile(stored_before_commit, None, 2, read);
         assert!((live.lock().spend - 0.5).abs() < 1e-12);
         // The next read no flush overlaps takes the edit in (here: spend set to 0.25 elsewhere).
-        let read = flushes.mark();
-        live.reconcile(0.25, None, 2, flushes.exact(read));
+        live.reconcile(0.25, None, 2, flushes.mark());
         assert!((live.lock().spend - 0.25).abs() < 1e-12);
     }
 
@@ -245,17 +252,16 @@ mod tests {
         let flushes = FlushSeq::default();
         let flushing = flushes.begin();
         let read = flushes.mark();
-        assert!(!flushes.exact(read));
+        assert!(!read.exact());
         drop(flushing);
-        assert!(!flushes.exact(read));
-        let read = flushes.mark();
-        assert!(flushes.exact(read));
+        assert!(!read.exact());
+        assert!(flushes.mark().exact());
         let live = live_with(0.5, 0.5);
         let during = {
             let _flushing = flushes.begin();
             flushes.mark()
         };
-        live.reconcile(0.5, None, 1, flushes.exact(during));
+        live.reconcile(0.5, None, 1, during);
         assert!((live.lock().spend - 0.5).abs() < 1e-12, "counted twice");
     }
 }

@@ -141,10 +141,9 @@ async fn apply(inner: &Inner, message: Message) {
         let read = inner.live.flushes.mark();
         match inner.store.key_spends(&known).await {
             Ok(rows) => {
-                let exact = inner.live.flushes.exact(read);
                 for (key_id, spend, reset_at, updated_at) in rows {
                     if let Some(live) = inner.live.get(&key_id) {
-                        live.reconcile(spend, reset_at, updated_at, exact);
+                        live.reconcile(spend, reset_at, updated_at, read);
                     }
                 }
             }
@@ -161,8 +160,7 @@ async fn apply(inner: &Inner, message: Message) {
         let read = inner.live.flushes.mark();
         match inner.store.scope_spend(&scope).await {
             Ok(Some((spend, reset_at, updated_at))) => {
-                let exact = inner.live.flushes.exact(read);
-                live.reconcile(spend, reset_at, updated_at, exact);
+                live.reconcile(spend, reset_at, updated_at, read);
             }
             Ok(None) => {}
             Err(e) => tracing::debug!(error = %e, "spend of other instances not read"),

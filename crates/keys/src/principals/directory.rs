@@ -10,7 +10,7 @@ use vaultgate_core::{FastMap, Result};
 
 use super::model::{BudgetRecord, EndUserRecord, MemberRecord, OrgRecord, TeamRecord, UserRecord};
 use super::store::{Row, Val};
-use crate::live::{FlushSeq, Live};
+use crate::live::{FlushSeq, Live, ReadMark};
 use crate::store::Store;
 
 /// What spend is added to besides the key, named as the spend writer stores it.
@@ -99,8 +99,8 @@ spending!(MemberRecord, |r: &MemberRecord| Scope::Member(
 ));
 
 /// A tracked record, keeping the live state of `old` (reconciled with what the store says;
-/// `exact`: see [`Live::reconcile`]).
-fn track<R: Spending>(record: R, old: Option<&Tracked<R>>, exact: bool) -> Tracked<R> {
+/// `read`: see [`Live::reconcile`]).
+fn track<R: Spending>(record: R, old: Option<&Tracked<R>>, read: ReadMark<'_>) -> Tracked<R> {
     let scope = record.scope();
     let live = match old {
         Some(old) => {
@@ -108,7 +108,7 @@ fn track<R: Spending>(record: R, old: Option<&Tracked<R>>, exact: bool) -> Track
                 record.spend(),
                 record.budget_reset_at(),
                 record.updated_at(),
-                exact,
+                read,
             );
             old.live.clone()
         }
@@ -193,7 +193,6 @@ impl Directory {
         let end_users: Vec<EndUserRecord> = store
             .select(Some(CONFIGURED_END_USERS), &[], "user_id", None)
             .await?;
-        let exact = self.flushes.exact(mark);
 
         let mut by_team: FastMap<String, Vec<MemberRecord>> = FastMap::default();
         for member in members {
@@ -207,13 +206,13 @@ impl Directory {
         for team in teams {
             let members = by_team.remove(&team.team_id).unwrap_or_default();
             let old = old_teams.get(&team.team_id).cloned();
-            let entry = team_entry(team, members, old.as_deref(), exact);
+            let entry = team_entry(team, members, old.as_deref(), mark);
             new_teams.insert(entry.team.record.team_id.clone(), entry);
         }
         *write(&self.teams) = new_teams;
-        replace_all(&self.users, users, |u| u.user_id.clone(), exact);
-        replace_all(&self.orgs, orgs, |o| o.organization_id.clone(), exact);
-        replace_all(&self.end_users, end_users, |e| e.user_id.clone(), exact);
+        replace_all(&self.users, users, |u| u.user_id.clone(), mark);
+        replace_all(&self.orgs, orgs, |o| o.organization_id.clone(), mark);
+        replace_all(&self.end_users, end_users, |e| e.user_id.clone(), mark);
         *write(&self.budgets) = budgets
             .into_iter()
             .map(|b| (b.budget_id.clone(), Arc::new(b)))
@@ -232,7 +231,6 @@ impl Directory {
         let members: Vec<MemberRecord> = store
             .select(Some("team_id = $1"), &[Val::text(team_id)], "user_id", None)
             .await?;
-        let exact = self.flushes.exact(mark);
         // The budgets the team and its members point to may have been written with them.
         let budget_ids: Vec<String> = team
             .team_member_budget_id
@@ -244,7 +242,7 @@ impl Directory {
             self.reload_budget(store, &budget_id).await?;
         }
         let old = self.team(team_id);
-        let entry = team_entry(team, members, old.as_deref(), exact);
+        let entry = team_entry(team, members, old.as_deref(), mark);
         write(&self.teams).insert(team_id.to_owned(), entry);
         Ok(())
     }
@@ -322,7 +320,7 @@ fn team_entry(
     team: TeamRecord,
     members: Vec<MemberRecord>,
     old: Option<&TeamEntry>,
-    exact: bool,
+    read: ReadMark<'_>,
 ) -> Arc<TeamEntry> {
     let members = members
         .into_iter()
@@ -330,12 +328,12 @@ fn team_entry(
             let previous = old.and_then(|o| o.members.get(&m.user_id));
             (
                 m.user_id.clone(),
-                Arc::new(track(m, previous.map(AsRef::as_ref), exact)),
+                Arc::new(track(m, previous.map(AsRef::as_ref), read)),
             )
         })
         .collect();
     Arc::new(TeamEntry {
-        team: track(team, old.map(|o| &o.team), exact),
+        team: track(team, old.map(|o| &o.team), read),
         members,
     })
 }
@@ -344,14 +342,14 @@ fn replace_all<R: Spending>(
     map: &Map<Tracked<R>>,
     records: Vec<R>,
     id: impl Fn(&R) -> String,
-    exact: bool,
+    mark: ReadMark<'_>,
 ) {
     let old = read(map).clone();
     let new = records
         .into_iter()
         .map(|r| {
             let key = id(&r);
-            let tracked = track(r, old.get(&key).map(AsRef::as_ref), exact);
+            let tracked = track(r, old.get(&key).map(AsRef::as_ref), mark);
             (key, Arc::new(tracked))
         })
         .collect();
@@ -374,11 +372,10 @@ async fn reload_one<R: Spending>(
     let mut found: Vec<R> = store
         .select(Some(&filter), &[Val::text(id)], column, None)
         .await?;
-    let exact = flushes.exact(mark);
     match found.pop() {
         Some(record) => {
             let old = read(map).get(id).cloned();
-            let tracked = track(record, old.as_deref(), exact);
+            let tracked = track(record, old.as_deref(), mark);
             write(map).insert(id.to_owned(), Arc::new(tracked));
         }
         None => {
