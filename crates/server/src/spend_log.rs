@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use vaultgate_core::Error;
 use vaultgate_keys::{KeyRecord, KeyService, MASTER_KEY_LOG_NAME, SpendLogRow};
 use vaultgate_providers::{ChatBody, Deployment, Usage};
@@ -26,6 +27,34 @@ const MAX_TAGS: usize = 32;
 const MAX_TAG_LEN: usize = 128;
 /// Longest error message kept in a row.
 const MAX_ERROR_LEN: usize = 500;
+
+/// A row's `metadata` as LiteLLM writes it, in the (sorted) order of its keys.
+#[derive(Serialize)]
+struct RowMetadata<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_information: Option<ErrorInformation<'a>>,
+    spend_logs_metadata: &'a Value,
+    status: &'a str,
+    user_api_key: &'a str,
+    user_api_key_alias: Option<&'a str>,
+    user_api_key_team_alias: Option<&'a str>,
+    user_api_key_team_id: Option<&'a str>,
+    user_api_key_user_id: Option<&'a str>,
+}
+
+/// A failed request's `error_information` (LiteLLM's; the status code as text).
+#[derive(Serialize)]
+struct ErrorInformation<'a> {
+    error_class: &'static str,
+    #[serde(serialize_with = "status_text")]
+    error_code: u16,
+    error_message: String,
+    llm_provider: &'a str,
+}
+
+fn status_text<S: serde::Serializer>(code: &u16, out: S) -> Result<S::Ok, S::Error> {
+    out.collect_str(code)
+}
 
 /// A request's row before its outcome is known.
 pub(crate) struct LogDraft {
@@ -268,36 +297,28 @@ impl LogDraft {
         let Some(keys) = self.keys.as_ref().filter(|k| k.spend_logs_enabled()) else {
             return;
         };
-        let mut metadata = Map::new();
-        metadata.insert("user_api_key".into(), json!(key_hash));
-        metadata.insert("user_api_key_alias".into(), json!(key_alias));
-        metadata.insert("user_api_key_team_id".into(), json!(team_id));
-        metadata.insert("user_api_key_team_alias".into(), json!(team_alias));
-        metadata.insert("user_api_key_user_id".into(), json!(user));
-        metadata.insert(
-            "spend_logs_metadata".into(),
-            self.spend_logs_metadata.unwrap_or(Value::Null),
-        );
-        let status = match ending.error {
-            Some(error) => {
-                let message: String = error.to_string().chars().take(MAX_ERROR_LEN).collect();
-                metadata.insert("status".into(), json!("failure"));
-                metadata.insert(
-                    "error_information".into(),
-                    json!({
-                        "error_code": error.status().as_u16().to_string(),
-                        "error_class": error_class(error),
-                        "llm_provider": provider,
-                        "error_message": message,
-                    }),
-                );
-                "failure"
-            }
-            None => {
-                metadata.insert("status".into(), json!("success"));
-                "success"
-            }
+        let error_information = ending.error.map(|error| ErrorInformation {
+            error_class: error_class(error),
+            error_code: error.status().as_u16(),
+            error_message: error.to_string().chars().take(MAX_ERROR_LEN).collect(),
+            llm_provider: &provider,
+        });
+        let status = if ending.error.is_some() {
+            "failure"
+        } else {
+            "success"
         };
+        let metadata = serde_json::to_string(&RowMetadata {
+            error_information,
+            spend_logs_metadata: self.spend_logs_metadata.as_ref().unwrap_or(&Value::Null),
+            status,
+            user_api_key: &key_hash,
+            user_api_key_alias: key_alias.as_deref(),
+            user_api_key_team_alias: team_alias.as_deref(),
+            user_api_key_team_id: team_id.as_deref(),
+            user_api_key_user_id: user.as_deref(),
+        })
+        .unwrap_or_else(|_| "{}".to_owned());
         let response = ending
             .response
             .filter(|_| self.messages.is_some())
@@ -332,7 +353,38 @@ impl LogDraft {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    /// The text is what a `serde_json::Map` of the same values wrote before (sorted keys), so
+    /// rows stored earlier and now read alike.
+    #[test]
+    fn row_metadata_is_the_sorted_object_it_always_was() {
+        let text = serde_json::to_string(&RowMetadata {
+            error_information: Some(ErrorInformation {
+                error_class: "Timeout",
+                error_code: 504,
+                error_message: "slow".into(),
+                llm_provider: "openai",
+            }),
+            spend_logs_metadata: &json!({"job": "j1"}),
+            status: "failure",
+            user_api_key: "ab",
+            user_api_key_alias: Some("k-one"),
+            user_api_key_team_alias: None,
+            user_api_key_team_id: Some("t-eng"),
+            user_api_key_user_id: None,
+        })
+        .unwrap();
+        let map: Map<String, Value> = serde_json::from_str(&text).unwrap();
+        let sorted: std::collections::BTreeMap<_, _> = map.iter().collect();
+        assert_eq!(text, serde_json::to_string(&sorted).unwrap());
+        assert_eq!(map["error_information"]["error_code"], "504");
+        assert_eq!(map["error_information"]["llm_provider"], "openai");
+        assert_eq!(map["user_api_key_team_alias"], Value::Null);
+        assert_eq!(map.len(), 8);
+    }
 
     #[test]
     fn tags_are_bounded_and_unique() {

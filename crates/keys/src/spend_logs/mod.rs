@@ -15,7 +15,7 @@ mod store;
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// `api_key` of requests made with the master key: LiteLLM's value under
 /// `disable_adding_master_key_hash_to_db`, so not even a hash of the master key is stored.
@@ -51,9 +51,11 @@ pub struct SpendLogRow {
     pub organization_id: String,
     /// The request's `user` (LiteLLM's end user / customer).
     pub end_user: String,
-    /// LiteLLM's metadata: `user_api_key` (hash), `user_api_key_alias`, team, user,
-    /// `spend_logs_metadata`, and on failures `error_information`.
-    pub metadata: Map<String, Value>,
+    /// LiteLLM's metadata as JSON text (an object; empty is `{}`): `user_api_key` (hash),
+    /// `user_api_key_alias`, team, user, `spend_logs_metadata`, and on failures
+    /// `error_information`. Kept as text from the request to the database: a row waiting for
+    /// the writer holds one string, not a map of eight values.
+    pub metadata: String,
     pub request_tags: Vec<String>,
     pub cache_hit: bool,
     /// `success` or `failure`.

@@ -48,7 +48,7 @@ pub(crate) fn row_json(row: &SpendLogRow) -> Value {
         "custom_llm_provider": row.custom_llm_provider,
         "api_base": row.api_base,
         "user": row.user,
-        "metadata": Value::Object(row.metadata.clone()),
+        "metadata": metadata(&row.metadata),
         "cache_hit": if row.cache_hit { "True" } else { "False" },
         "cache_key": "",
         "request_tags": row.request_tags,
@@ -61,6 +61,14 @@ pub(crate) fn row_json(row: &SpendLogRow) -> Value {
         "session_id": Value::Null,
         "status": row.status,
     })
+}
+
+/// A row's metadata text as the object it holds (`{}` when empty or not an object).
+fn metadata(text: &str) -> Value {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Value::Object(map),
+        _ => Value::Object(Map::new()),
+    }
 }
 
 fn empty_is_null(text: &str) -> Value {

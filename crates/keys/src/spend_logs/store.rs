@@ -391,7 +391,10 @@ fn bind_row<'q>(query: AnyQuery<'q>, row: &'q SpendLogRow) -> AnyQuery<'q> {
         .bind(row.team_id.as_str())
         .bind(row.organization_id.as_str())
         .bind(row.end_user.as_str())
-        .bind(serde_json::to_string(&row.metadata).unwrap_or_else(|_| "{}".into()))
+        .bind(match row.metadata.as_str() {
+            "" => "{}",
+            text => text,
+        })
         .bind(json_text(&row.request_tags))
         .bind(if row.cache_hit { "True" } else { "False" })
         .bind(row.status.as_str())
@@ -404,10 +407,7 @@ fn from_row(r: &AnyRow) -> Result<SpendLogRow> {
         let text: Option<String> = col(r, name)?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     };
-    let metadata = match json("metadata")? {
-        Some(Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
+    let metadata: String = col::<Option<String>>(r, "metadata")?.unwrap_or_default();
     let tags: Vec<String> = json("request_tags")?
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
