@@ -330,8 +330,7 @@ impl SpendWriter {
             let scope_batch = (scopes.as_slice(), segment.scope_resets.as_slice());
             // Until the live figures no longer count what this writes (below), reads of stored
             // spend cannot tell whether they hold it.
-            let flushes = self.live.flushes.clone();
-            let _flushing = flushes.begin();
+            let _flushing = self.live.flushes.begin();
             match self
                 .store
                 .apply_spend(&usage, &segment.resets, scope_batch)
@@ -485,6 +484,35 @@ mod tests {
             at_ms: 0,
             scopes: Default::default(),
         }
+    }
+
+    /// A read of stored spend taken before a flush is not exact after it (the reconcile would
+    /// lose or double it), and the writer leaves no flush open, written or failed.
+    #[tokio::test]
+    async fn every_flush_is_bracketed_for_readers_of_stored_spend() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/spend.db?mode=rwc", dir.path().display());
+        let store = Store::open(&url, 1, Duration::from_secs(1)).await.unwrap();
+        let live = Arc::new(LiveMap::default());
+        let (mut writer, _queue, _status) = SpendWriter::new(
+            store.clone(),
+            live.clone(),
+            CancellationToken::new(),
+            &KeyServiceOptions::new(&url),
+            Announcer::default(),
+        );
+        let before = live.flushes.mark();
+        writer.handle(usage("a", 1.0)).await;
+        writer.flush().await.unwrap();
+        assert!(!before.exact(), "a written flush went unnoticed");
+        assert!(live.flushes.mark().exact(), "a written flush was left open");
+
+        let before = live.flushes.mark();
+        store.close().await;
+        writer.handle(usage("a", 1.0)).await;
+        assert!(writer.flush().await.is_err());
+        assert!(!before.exact(), "a failed flush went unnoticed");
+        assert!(live.flushes.mark().exact(), "a failed flush was left open");
     }
 
     #[tokio::test]

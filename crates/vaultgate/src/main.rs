@@ -24,9 +24,9 @@ use vaultgate_secrets::Env;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// glibc's malloc, which SQLite, aws-lc and the other C code use (Rust's allocations go to
-/// mimalloc), gives each thread that contends for it an arena of its own, up to eight per core,
-/// and keeps what is freed in each: with the SQLite connections' threads the gateway's RSS grew
-/// by 25 MiB over a 10-minute soak, and held flat with one arena (BENCHMARKS.md). Set before any
+/// mimalloc), gives each new thread an arena of its own, up to eight per core, and keeps what is
+/// freed in each: with the SQLite connections' threads the gateway's RSS grew by 25 MiB over a
+/// 10-minute soak, and held flat with one arena (BENCHMARKS.md). Set before any
 /// other thread starts; a `MALLOC_ARENA_MAX` in the environment is left to decide.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn one_malloc_arena() {
