@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{Either, Ready, ready};
@@ -19,6 +18,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use vaultgate_core::Error;
 use vaultgate_keys::key_from_headers;
+
+use crate::routes::Gateway;
 
 /// Seconds a client is told to wait before trying again.
 const RETRY_AFTER_SECS: u64 = 5;
@@ -37,11 +38,11 @@ pub struct DetailsAccess {
 pub struct Starting {
     shared: Arc<Shared>,
     /// The real app once this connection has seen it.
-    app: Option<Router>,
+    app: Option<Gateway>,
 }
 
 struct Shared {
-    app: OnceLock<Router>,
+    app: OnceLock<Gateway>,
     started: Instant,
     last_error: Mutex<(u32, String)>,
     details: DetailsAccess,
@@ -68,7 +69,7 @@ impl Starting {
     }
 
     /// Hands every connection the real app from its next request on.
-    pub fn ready(&self, app: Router) {
+    pub fn ready(&self, app: Gateway) {
         let _ = self.shared.app.set(app);
     }
 
@@ -126,7 +127,7 @@ impl tower::Service<Request> for Starting {
     type Response = Response;
     type Error = Infallible;
     type Future =
-        Either<<Router as tower::Service<Request>>::Future, Ready<Result<Response, Infallible>>>;
+        Either<<Gateway as tower::Service<Request>>::Future, Ready<Result<Response, Infallible>>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))

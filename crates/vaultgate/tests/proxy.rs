@@ -305,6 +305,65 @@ general_settings: {allow_unauthenticated: true}
     assert!(gateway.logs().contains("UNAUTHENTICATED"));
 }
 
+/// The model routes are dispatched before axum's router (for speed); every other way in must
+/// still answer as the router does.
+#[tokio::test(flavor = "multi_thread")]
+async fn model_routes_answer_on_every_path_and_refuse_other_methods() {
+    let mock = MockUpstream::start().await.unwrap();
+    let gateway = start(&config(&mock.url(), ""));
+    let chat = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]});
+    let prompt = json!({"model": "gpt-test", "prompt": "hi"});
+    let input = json!({"model": "gpt-test", "input": "hi"});
+    for (path, body, upstream) in [
+        ("/v1/chat/completions", &chat, "/v1/chat/completions"),
+        ("/chat/completions", &chat, "/v1/chat/completions"),
+        ("/v1/completions", &prompt, "/v1/completions"),
+        ("/completions", &prompt, "/v1/completions"),
+        ("/v1/embeddings", &input, "/v1/embeddings"),
+        ("/embeddings", &input, "/v1/embeddings"),
+    ] {
+        let response = client()
+            .post(format!("{}{path}", gateway.url))
+            .bearer_auth(MASTER)
+            .header("x-request-id", "req-dispatch-1")
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response.headers()["x-request-id"],
+            "req-dispatch-1",
+            "{path}"
+        );
+        assert_eq!(
+            response.headers()["x-litellm-call-id"],
+            "req-dispatch-1",
+            "{path}"
+        );
+        assert_eq!(mock.requests().last().unwrap().uri, upstream, "{path}");
+
+        let response = client()
+            .get(format!("{}{path}", gateway.url))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "GET {path}");
+        assert!(
+            response.headers().contains_key("x-request-id"),
+            "GET {path}"
+        );
+        assert_eq!(response.headers()["allow"], "POST", "GET {path}");
+    }
+    assert_eq!(mock.requests().len(), 6);
+    // Not a model route: the router's 404, in OpenAI's shape.
+    let (status, error) =
+        error_of(post(&gateway, "/v1/chat/completions/", chat.clone()).await).await;
+    assert_eq!(status, 404, "{error}");
+    assert_eq!(mock.requests().len(), 6);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn models_health_and_metrics() {
     let mock = MockUpstream::start().await.unwrap();
