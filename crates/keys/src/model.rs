@@ -109,7 +109,7 @@ impl KeyRecord {
 /// SHA-256 hex of a raw key: the only form in which a key is stored.
 pub fn hash_key(raw: &str) -> String {
     // Byte by byte into a buffer: `hex::encode` pushes one `char` at a time into a growing
-    // String, which cost four times the digest itself (with the CPU's SHA extensions).
+    // String, which cost several times the digest itself (with the CPU's SHA extensions).
     let mut digits = [0u8; 64];
     // Cannot fail: a digest's 32 bytes are exactly 64 digits.
     let _ = hex::encode_to_slice(Sha256::digest(raw.as_bytes()), &mut digits);
