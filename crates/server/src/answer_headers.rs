@@ -55,6 +55,8 @@ static ANTHROPIC_RATE_LIMITS: [(&str, HeaderName); 4] = [
 /// Prefixed names kept at most (providers send a few dozen distinct ones; a hostile upstream
 /// inventing names gets them built per answer instead of growing the table).
 const MAX_PREFIXED: usize = 512;
+/// Budgets kept formatted at most (keys share a few; past it a budget is formatted per answer).
+const MAX_BUDGETS: usize = 4096;
 
 /// `0`…`9` without formatting; larger counts are rare (retries and fallbacks are few).
 pub(crate) fn count(n: u32) -> HeaderValue {
@@ -149,8 +151,8 @@ pub(crate) fn with_served(
         return response;
     };
     insert_float(headers, KEY_SPEND, key.spend);
-    if let Some(budget) = key.max_budget {
-        insert_float(headers, KEY_MAX_BUDGET, budget);
+    if let Some(value) = key.max_budget.and_then(budget) {
+        headers.insert(KEY_MAX_BUDGET, value);
     }
     if let Some(rpm) = key.rpm_limit {
         headers.insert(KEY_RPM_LIMIT, HeaderValue::from(rpm));
@@ -197,20 +199,44 @@ fn pass_on(out: &mut HeaderMap, provider: &HeaderMap) {
 
 /// `llm_provider-{name}`, made once per name (a `HeaderName` clone is a reference count).
 fn prefixed(name: &HeaderName) -> Option<HeaderName> {
-    static NAMES: LazyLock<RwLock<FastMap<HeaderName, HeaderName>>> =
-        LazyLock::new(Default::default);
-    if let Ok(names) = NAMES.read()
-        && let Some(found) = names.get(name)
-    {
-        return Some(found.clone());
+    static NAMES: Memo<HeaderName, HeaderName> = Memo::new();
+    NAMES.get_or_make(name, MAX_PREFIXED, || {
+        HeaderName::try_from(format!("llm_provider-{}", name.as_str())).ok()
+    })
+}
+
+/// A key's budget as LiteLLM writes it, made once per budget: keys share a few budgets, and
+/// the float's formatting is most of a header's cost.
+fn budget(value: f64) -> Option<HeaderValue> {
+    static BUDGETS: Memo<u64, HeaderValue> = Memo::new();
+    BUDGETS.get_or_make(&value.to_bits(), MAX_BUDGETS, || {
+        HeaderValue::try_from(python_float(value)).ok()
+    })
+}
+
+/// Values made once per key and kept, up to a bound (past it they are made each time, so an
+/// unusual input cannot grow the table).
+struct Memo<K, V>(LazyLock<RwLock<FastMap<K, V>>>);
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> Memo<K, V> {
+    const fn new() -> Self {
+        Self(LazyLock::new(Default::default))
     }
-    let made = HeaderName::try_from(format!("llm_provider-{}", name.as_str())).ok()?;
-    if let Ok(mut names) = NAMES.write()
-        && names.len() < MAX_PREFIXED
-    {
-        names.insert(name.clone(), made.clone());
+
+    fn get_or_make(&self, key: &K, bound: usize, make: impl FnOnce() -> Option<V>) -> Option<V> {
+        if let Ok(table) = self.0.read()
+            && let Some(found) = table.get(key)
+        {
+            return Some(found.clone());
+        }
+        let made = make()?;
+        if let Ok(mut table) = self.0.write()
+            && table.len() < bound
+        {
+            table.insert(key.clone(), made.clone());
+        }
+        Some(made)
     }
-    Some(made)
 }
 
 fn insert_float(headers: &mut HeaderMap, name: HeaderName, value: f64) {
@@ -445,6 +471,26 @@ mod tests {
         assert_eq!(get("x-ratelimit-remaining-tokens").as_deref(), Some("500"));
         assert_eq!(get("openai-processing-ms"), None);
         assert_eq!(get("llm_provider-set-cookie"), None);
+    }
+
+    #[test]
+    fn budgets_are_formatted_once_each_and_the_table_stays_bounded() {
+        for value in [5.0, 0.5, 1e-5, 1_000_000.0, 5.0, -0.0, 0.0] {
+            assert_eq!(budget(value).unwrap(), python_float(value).as_str());
+        }
+        let memo: Memo<u32, String> = Memo::new();
+        let mut made = 0;
+        for key in [1, 2, 3, 1, 2, 3] {
+            let value = memo.get_or_make(&key, 2, || {
+                made += 1;
+                Some(key.to_string())
+            });
+            assert_eq!(value.as_deref(), Some(key.to_string().as_str()));
+        }
+        // 1 and 2 were kept; 3, past the bound, was made each time.
+        assert_eq!(made, 4);
+        assert_eq!(memo.0.read().unwrap().len(), 2);
+        assert_eq!(memo.get_or_make(&9, 2, || None), None);
     }
 
     #[test]
