@@ -69,13 +69,12 @@ impl tower::Service<Request> for Dispatch {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let proxied = (request.method() == Method::POST)
-            .then(|| {
-                PROXIED
-                    .iter()
-                    .find(|(path, _)| *path == request.uri().path())
-            })
-            .flatten();
+        let proxied = match *request.method() {
+            Method::POST => PROXIED
+                .iter()
+                .find(|(path, _)| *path == request.uri().path()),
+            _ => None,
+        };
         match proxied {
             Some(&(_, endpoint)) => {
                 let app = Arc::clone(&self.app);
